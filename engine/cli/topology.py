@@ -1,0 +1,110 @@
+"""`tensorflux validate` and `tensorflux describe`: check specs and show the compiled graph.
+
+Nothing here touches Kafka. Topic names follow `--topic-prefix`/`--namespace`
+(or `TENSORFLUX_TOPIC_PREFIX`/`TENSORFLUX_NAMESPACE`, as for the other commands).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from engine.errors import TensorfluxError
+from engine.topology import (
+    TopicNames,
+    compile_collecting,
+    describe_mermaid,
+    describe_text,
+    read_files,
+)
+from engine.topology.errors import Problem, TopologyError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    validate = subparsers.add_parser(
+        "validate",
+        help="check Model/Pipeline/Experiment YAML without touching Kafka",
+        description="Load and compile every resource; print one OK line per resource, "
+        "or every problem (file:line, resource, step, how to fix) on stderr and exit 1.",
+    )
+    validate.add_argument("files", nargs="+", metavar="FILE", help="YAML files or directories")
+    _topic_options(validate)
+    validate.set_defaults(handler=run_validate)
+
+    describe = subparsers.add_parser(
+        "describe",
+        help="show a pipeline's compiled graph (steps, edges, joins, topics)",
+        description="Compile the specs and print one pipeline's graph as text or Mermaid.",
+    )
+    describe.add_argument("pipeline", metavar="PIPELINE", help="pipeline name")
+    describe.add_argument(
+        "-f",
+        "--file",
+        dest="files",
+        nargs="+",
+        action="extend",
+        required=True,
+        metavar="FILE",
+        help="YAML files or directories (repeatable)",
+    )
+    describe.add_argument("--mermaid", action="store_true", help="print a Mermaid flowchart")
+    _topic_options(describe)
+    describe.set_defaults(handler=run_describe)
+
+
+def _topic_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--topic-prefix",
+        default=os.environ.get("TENSORFLUX_TOPIC_PREFIX") or "tensorflux",
+        help="first part of every topic name (default: tensorflux)",
+    )
+    parser.add_argument(
+        "--namespace",
+        default=os.environ.get("TENSORFLUX_NAMESPACE") or "default",
+        help="second part of every topic name (default: default)",
+    )
+
+
+def _topics(args: argparse.Namespace) -> TopicNames:
+    return TopicNames(prefix=args.topic_prefix, namespace=args.namespace)
+
+
+def _print_warnings(warnings: list[Problem]) -> None:
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    specs = read_files(args.files)
+    _, problems, warnings = compile_collecting(specs, _topics(args))
+    _print_warnings(warnings)
+    failed = {problem.resource for problem in problems}
+    for kind, name in specs.resources():
+        resource = f"{kind.lower()} '{name}'"
+        if resource not in failed:
+            file, line = specs.origin(kind, name)  # type: ignore[arg-type]
+            print(f"OK {kind} {name} ({file}:{line})")
+    if problems:
+        count = len(problems)
+        print(f"{count} problem{'s' if count != 1 else ''}:", file=sys.stderr)
+        for problem in problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_describe(args: argparse.Namespace) -> int:
+    specs = read_files(args.files)
+    topology, problems, warnings = compile_collecting(specs, _topics(args))
+    _print_warnings(warnings)
+    if problems:
+        raise TopologyError(problems)
+    graph = topology.pipelines.get(args.pipeline)
+    if graph is None:
+        known = ", ".join(sorted(topology.pipelines)) or "(none)"
+        raise TensorfluxError(
+            f"no pipeline '{args.pipeline}' in {' '.join(args.files)}; pipelines: {known}"
+        )
+    print(describe_mermaid(graph) if args.mermaid else describe_text(graph), end="")
+    return 0
