@@ -121,7 +121,7 @@ def compile_collecting(
             spec, topics, report, pipeline_steps, invalid_pipelines, declared_models
         ).compile()
         problems.extend(report.problems)
-        if graph is not None and not report.problems:
+        if graph is not None and not report.problems and ("Pipeline", name) not in specs.invalid:
             graphs[name] = graph
 
     experiments: dict[str, ExperimentSpec] = {}
@@ -190,7 +190,9 @@ def _check_experiment(
     _check_name(experiment.name, "experiment", report, ("metadata", "name"))
     kind = experiment.resource_type
     if not experiment.candidates:
-        report.error(("spec",), "spec.candidates is empty; list at least one {name, weight}")
+        report.error(
+            ("spec", "candidates"), "spec.candidates is empty; list at least one {name, weight}"
+        )
     seen: set[str] = set()
     names = [candidate.name for candidate in experiment.candidates]
 
@@ -269,7 +271,9 @@ class _PipelineCompiler:
         spec, report = self.spec, self.report
         _check_name(self.name, "pipeline", report, ("metadata", "name"))
         if not spec.steps:
-            report.error(("spec",), "the pipeline has no steps; add at least one under spec.steps")
+            report.error(
+                ("spec", "steps"), "the pipeline has no steps; add at least one under spec.steps"
+            )
         self._check_step_names()
         input_node = self._input_node()
         steps = [self._step_node(index) for index in range(len(spec.steps))]
@@ -492,7 +496,7 @@ class _PipelineCompiler:
                 return parse_internal(text, self.name, self.step_names)
             except ReferenceProblem:
                 head = text.split(".")[0]
-                if head in self.pipeline_steps and head not in self.step_names:
+                if head in self.pipeline_steps and head not in (*self.step_names, self.name):
                     raise ReferenceProblem(
                         f"'{text}' reads pipeline '{head}'; steps read only their own pipeline, "
                         f"so list it under spec.input.externalInputs and read '{self.name}.inputs'"

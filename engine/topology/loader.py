@@ -8,6 +8,7 @@ together with the compiler's).
 
 from __future__ import annotations
 
+import copy
 import difflib
 import warnings
 from collections.abc import Iterable
@@ -213,11 +214,8 @@ def _read_document(specs: SpecSet, doc: Document, base_dir: Path) -> None:
             )
         )
         return
-    try:
-        parsed = SPEC_CLASSES[kind].model_validate({**spec, "name": name})
-    except ValidationError as error:
-        specs.problems.extend(_validation_problems(error, doc, resource, spec))
-        specs.invalid.add((kind, name))
+    parsed = _validate(specs, kind, name, spec, doc, resource)
+    if parsed is None:
         return
     updates: dict[str, Any] = {"origin": doc}
     if isinstance(parsed, ModelSpec):
@@ -225,6 +223,51 @@ def _read_document(specs: SpecSet, doc: Document, base_dir: Path) -> None:
         updates["storage_uri"] = resolve_storage_uri(parsed.storage_uri, base_dir)
     table[name] = parsed.model_copy(update=updates)
     specs.warnings.extend(_unknown_field_warnings(parsed, doc, resource, ("spec",)))
+
+
+def _validate(
+    specs: SpecSet, kind: str, name: str, spec: dict[str, Any], doc: Document, resource: str
+) -> ModelSpec | PipelineSpec | ExperimentSpec | None:
+    """The validated spec, or None. A spec with bad fields is reported, then validated
+    again without them, so that the compiler still finds the resource's other problems
+    (all problems in one run); it stays marked invalid and never compiles to a graph."""
+    data: dict[str, Any] = copy.deepcopy({**spec, "name": name})
+    for attempt in range(10):
+        try:
+            return SPEC_CLASSES[kind].model_validate(data)
+        except ValidationError as error:
+            if attempt == 0:  # later rounds only repeat what is already reported
+                specs.problems.extend(_validation_problems(error, doc, resource, spec))
+            specs.invalid.add((kind, name))
+            if not _drop_bad_fields(data, error):
+                return None
+    return None
+
+
+def _drop_bad_fields(data: dict[str, Any], error: ValidationError) -> bool:
+    dropped = False
+    # Deepest and highest index first, so deleting one list item keeps the others' indices.
+    locs = sorted(
+        (tuple(item["loc"]) for item in error.errors() if item["type"] != "missing"),
+        key=lambda loc: [(0, part) if isinstance(part, int) else (1, part) for part in loc],
+        reverse=True,
+    )
+    for loc in locs:
+        parent: Any = data
+        for part in loc[:-1]:
+            try:
+                parent = parent[part]
+            except (KeyError, IndexError, TypeError):
+                parent = None
+                break
+        last = loc[-1] if loc else None
+        if isinstance(parent, dict) and last in parent:
+            del parent[last]
+            dropped = True
+        elif isinstance(parent, list) and isinstance(last, int) and last < len(parent):
+            del parent[last]
+            dropped = True
+    return dropped
 
 
 def resolve_storage_uri(uri: str | None, base_dir: Path) -> str | None:

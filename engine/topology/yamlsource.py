@@ -62,6 +62,8 @@ class _Builder:
                         )
                     )
                 result[key] = self.build(value_node, (*path, key))
+                # A field's line is its key's line (its value may start lines later).
+                self.lines[(*path, key)] = key_node.start_mark.line + 1
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
