@@ -176,7 +176,8 @@ def describe_mermaid(graph: PipelineGraph) -> str:
         parts = []
         if source.ref.step is not None and source.ref.port == "inputs":
             parts.append("inputs")
-        if source.ref.tensor is not None:
+        renamed = {old for old, _ in source.renames}
+        if source.ref.tensor is not None and source.ref.tensor not in renamed:
             parts.append(source.ref.tensor)
         parts.extend(f"{old} as {new}" for old, new in source.renames)
         return f'|"{_quote(", ".join(parts))}"|' if parts else ""
