@@ -621,7 +621,7 @@ class _PipelineCompiler:
         except graphlib.CycleError as error:
             if self.spec.allow_cycles:
                 return names
-            cycle = " -> ".join(error.args[1][::-1])
+            cycle = " -> ".join(error.args[1])  # in data-flow order
             index = position[error.args[1][0]]
             self.report.error(
                 ("spec", "steps", index),

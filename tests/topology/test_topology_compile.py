@@ -24,7 +24,9 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def example_topology(topics: TopicNames | None = None):
-    return compile_topology(load_files([EXAMPLES / "models", EXAMPLES / "pipelines"]), topics or TopicNames())
+    return compile_topology(
+        load_files([EXAMPLES / "models", EXAMPLES / "pipelines"]), topics or TopicNames()
+    )
 
 
 def test_chain_sources_topics_and_renames() -> None:

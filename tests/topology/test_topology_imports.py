@@ -8,7 +8,7 @@ import sys
 
 def test_import_engine_topology_pulls_in_no_kafka_client() -> None:
     code = (
-        "import sys, engine.topology, engine.cli.topology\n"
+        "import sys, engine.topology\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
         "('confluent_kafka', 'kafka', 'aiokafka'))\n"
         "print(bad)\n"

@@ -434,6 +434,23 @@ CASES: list[tuple[str, str, str]] = [
         "steps form a cycle",
     ),
     (
+        "three-step cycle named in data-flow order",
+        pipeline(
+            "p",
+            """
+            steps:
+            - name: a  # <-
+              inputs: [c]
+            - name: b
+              inputs: [a]
+            - name: c
+              inputs: [b]
+            output: {steps: [c]}
+        """,
+        ),
+        "steps form a cycle a -> b -> c -> a",
+    ),
+    (
         "step reading itself",
         pipeline(
             "p",
