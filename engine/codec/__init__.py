@@ -8,7 +8,7 @@ spoken by the HTTP gateway. Every failure is a `CodecError`.
 
 from __future__ import annotations
 
-from engine.codec import fast_avro  # noqa: I001  (after the tables it needs)
+from engine.codec import fast_avro
 from engine.codec.dtypes import DATATYPE_TO_DTYPE, DATATYPES, datatype_of, dtype_of
 from engine.codec.envelope import (
     SCHEMA_VERSION,

@@ -25,15 +25,15 @@ import numpy as np
 from engine.codec import parameters as params
 from engine.codec.dtypes import BOOL, BYTES, DATATYPE_TO_DTYPE, DATATYPES
 from engine.codec.errors import (
-    CodecError,
     ContentsMismatch,
     DuplicateTensor,
+    InvalidMessage,
     InvalidShape,
     MalformedPayload,
     UnknownDatatype,
 )
 from engine.codec.raw import _bytes_array, raw_from_array
-from engine.messages import EMPTY, InferenceMessage, MessageKind, Tensor, new_message, new_tensor
+from engine.messages import EMPTY, InferenceMessage, MessageKind, Tensor
 
 # ---------------------------------------------------------------- encoding
 
@@ -256,83 +256,175 @@ def _read_parameters(
 
 
 def _read_shape(buf: bytes, pos: int, size: int, tensor: str) -> tuple[tuple[int, ...], int, int]:
-    """Shape, element count and the position after the shape."""
+    """Shape, element count and the position after the shape (general case)."""
     dims: list[int] = []
-    elements = 1
     count, pos = _read_count(buf, pos, size)
     while count:
         for _ in range(count):
-            b = buf[pos]
-            if b < 0x80:
-                dim = (b >> 1) ^ -(b & 1)
-                pos += 1
-            else:
-                dim, pos = _read_long(buf, pos)
+            dim, pos = _read_long(buf, pos)
             dims.append(dim)
-            elements *= dim
         count, pos = _read_count(buf, pos, size)
-    shape = tuple(dims)
-    if elements < 0 or (elements == 0 and any(d < 0 for d in dims)):
+    if any(d < 0 for d in dims):
         raise InvalidShape(f"shape {dims} has a negative dimension", tensor=tensor)
-    return shape, elements, pos
+    elements = 1
+    for dim in dims:
+        elements *= dim
+    return tuple(dims), elements, pos
+
+
+# Per tensor name (its raw bytes): the bytes that followed it last time
+# (datatype, shape, empty parameters) and what they decode to. Producers send
+# the same tensors again and again, so the common case checks one
+# `startswith` instead of parsing three fields. Bounded, like the encoder's memos.
+_header_memo: dict[bytes, tuple[bytes, int, str, str, np.dtype, int, tuple[int, ...], int]] = {}
+
+_Header = tuple[str, str, np.dtype, int, tuple[int, ...], int, Mapping[str, Any], int]
+
+
+def _read_header(
+    buf: bytes, start: int, end: int, size: int, raw_name: bytes, index: int
+) -> _Header:
+    """Name (at buf[start:end]), datatype, shape and parameters of a tensor,
+    parsed field by field, and the position of its contents."""
+    try:
+        name = raw_name.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedPayload(
+            f"tensor #{index} has a name that is not UTF-8: {raw_name!r}"
+        ) from None
+    try:
+        datatype_start, datatype_end = _read_span(buf, end, size)
+        wire_datatype = buf[datatype_start:datatype_end]
+        shape, elements, pos = _read_shape(buf, datatype_end, size, name)
+        parameters, pos = _read_parameters(buf, pos, size, name)
+    except (_Truncated, IndexError):
+        raise MalformedPayload("the payload ends inside this tensor", tensor=name) from None
+    except UnicodeDecodeError as exc:
+        raise MalformedPayload(f"a string is not UTF-8: {exc}", tensor=name) from None
+    entry = _DATATYPE_BY_WIRE.get(wire_datatype)
+    if entry is None:
+        raise UnknownDatatype(
+            wire_datatype.decode("utf-8", "backslashreplace"), tensor=name, known=DATATYPES
+        )
+    datatype, dtype, itemsize = entry
+    if parameters is EMPTY and len(_header_memo) < _MEMO_LIMIT:
+        tail = buf[end:pos]
+        _header_memo[raw_name] = (tail, len(tail), name, datatype, dtype, itemsize, shape, elements)
+    return name, datatype, dtype, itemsize, shape, elements, parameters, pos
+
+
+def _contents_mismatch(
+    datatype: str, shape: tuple[int, ...], elements: int, itemsize: int, got: int, name: str
+) -> ContentsMismatch:
+    return ContentsMismatch(
+        f"{datatype} shape {list(shape)} needs {elements * itemsize} bytes of contents "
+        f"({elements} elements x {itemsize} bytes), got {got}",
+        tensor=name,
+    )
+
+
+_ndarray = np.ndarray
+_BOOL_BYTES: Final = b"\x00\x01"
 
 
 def _read_tensors(buf: bytes, pos: int, size: int) -> tuple[tuple[Tensor, ...], int]:
+    """The tensors array, read inline for the common encodings (one-byte name
+    length, a header seen before, contents under 8 KiB); anything else goes
+    through the general readers above."""
     tensors: list[Tensor] = []
-    count, pos = _read_count(buf, pos, size)
-    while count:
-        for _ in range(count):
-            start, end = _read_span(buf, pos, size)
-            try:
-                name = buf[start:end].decode("utf-8")
-            except UnicodeDecodeError:
-                raise MalformedPayload(
-                    f"tensor #{len(tensors)} has a name that is not UTF-8: {buf[start:end]!r}"
-                ) from None
-            try:
-                tensor, pos = _read_tensor(buf, end, size, name)
-            except (_Truncated, IndexError):
-                raise MalformedPayload("the payload ends inside this tensor", tensor=name) from None
-            except UnicodeDecodeError as exc:
-                raise MalformedPayload(f"a string is not UTF-8: {exc}", tensor=name) from None
-            tensors.append(tensor)
-        count, pos = _read_count(buf, pos, size)
+    names: list[str] = []
+    name = None
+    try:
+        b = buf[pos]
+        if b < 0x80 and not b & 1 and (b >> 1) <= size - pos:
+            count = b >> 1
+            pos += 1
+        else:
+            count, pos = _read_count(buf, pos, size)
+        while count:
+            for _ in range(count):
+                name = None
+                # name: string
+                b = buf[pos]
+                if b < 0x80 and not b & 1:
+                    start = pos + 1
+                    end = start + (b >> 1)
+                    if end > size:
+                        raise _Truncated
+                else:
+                    start, end = _read_span(buf, pos, size)
+                raw_name = buf[start:end]
+                # datatype, shape, parameters
+                known = _header_memo.get(raw_name)
+                if known is not None and buf.startswith(known[0], end):
+                    _, length, name, datatype, dtype, itemsize, shape, elements = known
+                    parameters: Mapping[str, Any] = EMPTY
+                    pos = end + length
+                else:
+                    name, datatype, dtype, itemsize, shape, elements, parameters, pos = (
+                        _read_header(buf, start, end, size, raw_name, len(tensors))
+                    )
+                # contents: bytes; lengths up to 8191 take one or two bytes
+                b = buf[pos]
+                if b < 0x80 and not b & 1:
+                    start = pos + 1
+                    end = start + (b >> 1)
+                elif b >= 0x80 and not b & 1 and buf[pos + 1] < 0x80:
+                    start = pos + 2
+                    end = start + (((b & 0x7F) | (buf[pos + 1] << 7)) >> 1)
+                else:
+                    start, end = _read_span(buf, pos, size)
+                if end > size:
+                    raise _Truncated
+                pos = end
+                if datatype == BYTES:
+                    data = _bytes_array(buf, start, end, elements, shape, tensor=name)
+                else:
+                    if end - start != elements * itemsize:
+                        raise _contents_mismatch(
+                            datatype, shape, elements, itemsize, end - start, name
+                        )
+                    try:
+                        data = _ndarray(shape, dtype, buf, start)
+                    except ValueError as exc:  # over 64 dimensions, or too big to index
+                        raise InvalidShape(
+                            f"shape {list(shape)} cannot be built: {exc}", tensor=name
+                        ) from None
+                    if datatype == BOOL and buf[start:end].translate(None, _BOOL_BYTES):
+                        raise ContentsMismatch(
+                            "BOOL contents hold a byte that is neither 0 nor 1", tensor=name
+                        )
+                tensor = _new_object(Tensor)
+                _set_name(tensor, name)
+                _set_datatype(tensor, datatype)
+                _set_shape(tensor, shape)
+                _set_data(tensor, data)
+                _set_parameters(tensor, parameters)
+                tensors.append(tensor)
+                names.append(name)
+            if buf[pos] == 0:  # the usual single block ends here
+                count = 0
+                pos += 1
+            else:
+                count, pos = _read_count(buf, pos, size)
+    except (_Truncated, IndexError):
+        if name is None:
+            raise _Truncated from None
+        raise MalformedPayload("the payload ends inside this tensor", tensor=name) from None
+    if len(names) > 1 and len(set(names)) != len(names):
+        duplicate = next(n for n in names if names.count(n) > 1)
+        raise DuplicateTensor("appears twice in one message", tensor=duplicate)
     return tuple(tensors), pos
 
 
-def _read_tensor(buf: bytes, pos: int, size: int, name: str) -> tuple[Tensor, int]:
-    start, end = _read_span(buf, pos, size)
-    wire_datatype = buf[start:end]
-    entry = _DATATYPE_BY_WIRE.get(wire_datatype)
-    shape, elements, pos = _read_shape(buf, end, size, name)
-    if buf[pos] == 0:
-        parameters: Mapping[str, Any] = EMPTY
-        pos += 1
-    else:
-        parameters, pos = _read_parameters(buf, pos, size, name)
-    start, end = _read_span(buf, pos, size)
-    if entry is None:
-        raise UnknownDatatype(
-            wire_datatype.decode("utf-8"), tensor=name, known=DATATYPES
-        )  # not UTF-8 -> UnicodeDecodeError -> malformed, as fastavro says
-    datatype, dtype, itemsize = entry
-    if datatype == BYTES:
-        data = _bytes_array(buf, start, end, elements, shape, tensor=name)
-    else:
-        if end - start != elements * itemsize:
-            raise ContentsMismatch(
-                f"{datatype} shape {list(shape)} needs {elements * itemsize} bytes of contents "
-                f"({elements} elements x {itemsize} bytes), got {end - start}",
-                tensor=name,
-            )
-        data = np.frombuffer(buf, dtype, elements, start)
-        if datatype == BOOL and elements and data.view(np.uint8).max() > 1:
-            raise ContentsMismatch("BOOL contents hold a byte that is neither 0 nor 1", tensor=name)
-        try:
-            data = data.reshape(shape)
-        except ValueError as exc:
-            raise InvalidShape(f"shape {list(shape)} cannot be built: {exc}", tensor=name) from None
-    return new_tensor(name, datatype, shape, data, parameters), end
+# Slot setters of the frozen dataclasses: decoded tensors are already checked,
+# and setting slots directly costs a third less than object.__setattr__.
+_new_object = object.__new__
+_set_name = Tensor.name.__set__  # type: ignore[attr-defined]
+_set_datatype = Tensor.datatype.__set__  # type: ignore[attr-defined]
+_set_shape = Tensor.shape.__set__  # type: ignore[attr-defined]
+_set_data = Tensor.data.__set__  # type: ignore[attr-defined]
+_set_parameters = Tensor.parameters.__set__  # type: ignore[attr-defined]
 
 
 def _read_strings(buf: bytes, pos: int, size: int) -> tuple[tuple[str, ...], int]:
@@ -355,22 +447,40 @@ def decode(payload: bytes, kind: MessageKind) -> InferenceMessage:
     size = len(buf)
     where = "id"
     try:
-        start, end = _read_span(buf, 0, size)
-        message_id = buf[start:end].decode("utf-8")
+        b = buf[0]
+        if b < 0x80 and not b & 1:
+            end = 1 + (b >> 1)
+            if end > size:
+                raise _Truncated
+            message_id = buf[1:end].decode("utf-8")
+        else:
+            start, end = _read_span(buf, 0, size)
+            message_id = buf[start:end].decode("utf-8")
         where = "model_name"
-        model_name, pos = _read_string(buf, end, size)
+        if buf[end] == 0:  # empty strings are common: skip the slice and decode
+            model_name, pos = "", end + 1
+        else:
+            model_name, pos = _read_string(buf, end, size)
         where = "model_version"
-        model_version, pos = _read_string(buf, pos, size)
+        if buf[pos] == 0:
+            model_version, pos = "", pos + 1
+        else:
+            model_version, pos = _read_string(buf, pos, size)
         where = "parameters"
-        parameters, pos = _read_parameters(buf, pos, size, None)
+        if buf[pos] == 0:
+            parameters: Mapping[str, Any] = EMPTY
+            pos += 1
+        else:
+            parameters, pos = _read_parameters(buf, pos, size, None)
         where = "tensors"
         tensors, pos = _read_tensors(buf, pos, size)
         where = "outputs"
         requested: tuple[str, ...] = ()
         if kind == "request":
-            requested, pos = _read_strings(buf, pos, size)
-    except CodecError:
-        raise
+            if buf[pos] == 0:
+                pos += 1
+            else:
+                requested, pos = _read_strings(buf, pos, size)
     except (_Truncated, IndexError):
         raise MalformedPayload(
             f"payload ends in the middle of the {kind}'s {where} ({size} bytes)"
@@ -381,11 +491,26 @@ def decode(payload: bytes, kind: MessageKind) -> InferenceMessage:
         ) from None
     if pos != size:
         raise MalformedPayload(f"{size - pos} bytes left over after the {kind} record")
-    if len(tensors) > 1 and len({t.name for t in tensors}) != len(tensors):
-        names = [t.name for t in tensors]
-        duplicate = next(n for n in names if names.count(n) > 1)
-        raise DuplicateTensor(f"appears twice in {kind} {message_id!r}", tensor=duplicate)
-    return new_message(message_id, tensors, kind, model_name, model_version, parameters, requested)
+    if kind != "request" and kind != "response":
+        raise InvalidMessage(f"kind must be 'request' or 'response', got {kind!r}")
+    message = _new_object(InferenceMessage)
+    _set_id(message, message_id)
+    _set_tensors(message, tensors)
+    _set_kind(message, kind)
+    _set_model_name(message, model_name)
+    _set_model_version(message, model_version)
+    _set_message_parameters(message, parameters)
+    _set_requested_outputs(message, requested)
+    return message
+
+
+_set_id = InferenceMessage.id.__set__  # type: ignore[attr-defined]
+_set_tensors = InferenceMessage.tensors.__set__  # type: ignore[attr-defined]
+_set_kind = InferenceMessage.kind.__set__  # type: ignore[attr-defined]
+_set_model_name = InferenceMessage.model_name.__set__  # type: ignore[attr-defined]
+_set_model_version = InferenceMessage.model_version.__set__  # type: ignore[attr-defined]
+_set_message_parameters = InferenceMessage.parameters.__set__  # type: ignore[attr-defined]
+_set_requested_outputs = InferenceMessage.requested_outputs.__set__  # type: ignore[attr-defined]
 
 
 __all__ = ["decode", "encode"]

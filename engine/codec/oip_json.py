@@ -26,7 +26,7 @@ import numpy as np
 
 from engine.codec.dtypes import BOOL, BYTES, INTEGER_DATATYPES, dtype_of
 from engine.codec.errors import ContentsMismatch, DuplicateTensor, InvalidJson, InvalidShape
-from engine.codec.raw import element_count
+from engine.codec.raw import element_count, reshaped
 from engine.messages import EMPTY, InferenceMessage, MessageKind, Tensor, new_message, new_tensor
 
 CONTENT_TYPE_PARAMETER: Final = "content_type"
@@ -144,7 +144,7 @@ def _tensor_from_item(item: Any, index: int, key: str) -> Tensor:
             )
     else:
         data = _numeric_data(flat, datatype, dtype, tensor=name)
-    return new_tensor(name, datatype, shape, data.reshape(shape), parameters)
+    return new_tensor(name, datatype, shape, reshaped(data, shape, tensor=name), parameters)
 
 
 def _shape(value: Any, *, tensor: str) -> tuple[int, ...]:

@@ -51,7 +51,7 @@ def array_from_raw(
     if datatype == BOOL and count and array.view(np.uint8).max() > 1:
         # numpy would keep the odd byte and compare unequal to True; refuse it.
         raise ContentsMismatch("BOOL contents hold a byte that is neither 0 nor 1", tensor=tensor)
-    return array.reshape(shape)
+    return reshaped(array, shape, tensor=tensor)
 
 
 def _bytes_array(
@@ -82,7 +82,14 @@ def _bytes_array(
         )
     array = np.empty(count, dtype=object)
     array[:] = elements
-    return array.reshape(shape)
+    return reshaped(array, shape, tensor=tensor)
+
+
+def reshaped(array: np.ndarray, shape: tuple[int, ...], *, tensor: str) -> np.ndarray:
+    try:
+        return array.reshape(shape)
+    except ValueError as exc:  # over 64 dimensions, or a size numpy cannot index
+        raise InvalidShape(f"shape {list(shape)} cannot be built: {exc}", tensor=tensor) from None
 
 
 def raw_from_array(datatype: str, data: np.ndarray, *, tensor: str) -> bytes:
