@@ -100,7 +100,7 @@ def record_to_message(record: dict[str, Any], kind: MessageKind) -> InferenceMes
         model_name=record["model_name"],
         model_version=record["model_version"],
         parameters=params.from_record_values(record["parameters"], tensor=None),
-        requested_outputs=tuple(record.get("outputs", ())),
+        requested_outputs=tuple(record["outputs"]) if kind == "request" else (),
     )
 
 
