@@ -1,0 +1,95 @@
+"""Topic administration: create topics idempotently and wait until clients can see them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from engine.config import KafkaSettings
+from engine.errors import TensorfluxError
+
+VISIBLE_TIMEOUT_S = 15.0
+
+
+class TopicAdminError(TensorfluxError):
+    """A topic could not be created, found or deleted."""
+
+
+class TopicAdmin:
+    def __init__(self, settings: KafkaSettings) -> None:
+        self.settings = settings
+        self._client = AdminClient(settings.client_config())
+
+    def existing(self, timeout: float = 5.0) -> dict[str, int]:
+        """Topic name → partition count, as the cluster reports it now."""
+        metadata = self._client.list_topics(timeout=timeout)
+        return {
+            name: len(topic.partitions)
+            for name, topic in metadata.topics.items()
+            if not topic.error
+        }
+
+    def ensure(
+        self,
+        topics: Iterable[str],
+        partitions: int | None = None,
+        config: Mapping[str, str] | None = None,
+    ) -> None:
+        """Create whatever is missing; an existing topic is left as it is.
+
+        Returns once every topic shows in metadata with its partitions, so a
+        consumer subscribing right after sees them all.
+        """
+        wanted = sorted(set(topics))
+        partitions = partitions or self.settings.partitions
+        missing = [name for name in wanted if name not in self.existing()]
+        if missing:
+            futures = self._client.create_topics(
+                [
+                    NewTopic(
+                        name,
+                        partitions,
+                        self.settings.replication_factor,
+                        config=dict(config or {}),
+                    )
+                    for name in missing
+                ]
+            )
+            for name, future in futures.items():
+                try:
+                    future.result()
+                except KafkaException as error:
+                    if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                        raise TopicAdminError(
+                            f"cannot create topic {name!r}: {error.args[0].str()}"
+                        ) from None
+        self._wait_visible(wanted)
+
+    def _wait_visible(self, names: list[str]) -> None:
+        deadline = time.monotonic() + VISIBLE_TIMEOUT_S
+        while True:
+            existing = self.existing()
+            absent = [name for name in names if existing.get(name, 0) == 0]
+            if not absent:
+                return
+            if time.monotonic() > deadline:
+                raise TopicAdminError(
+                    f"topics not visible after {VISIBLE_TIMEOUT_S}s: {', '.join(absent)}"
+                )
+            time.sleep(0.05)
+
+    def delete(self, topics: Iterable[str]) -> None:
+        names = sorted(set(topics) & set(self.existing()))
+        if not names:
+            return
+        for name, future in self._client.delete_topics(names).items():
+            try:
+                future.result()
+            except KafkaException as error:
+                if error.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    raise TopicAdminError(
+                        f"cannot delete topic {name!r}: {error.args[0].str()}"
+                    ) from None

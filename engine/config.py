@@ -1,0 +1,142 @@
+"""Kafka settings: one typed object for every client tensorflux creates.
+
+Values come, lowest precedence first, from defaults that suit the embedded
+broker, a librdkafka properties file (`key=value` lines), environment variables
+(`TENSORFLUX_BOOTSTRAP`, `TENSORFLUX_TOPIC_PREFIX`, `TENSORFLUX_NAMESPACE`,
+`TENSORFLUX_PARTITIONS`, and `TENSORFLUX_KAFKA_<LIBRDKAFKA_KEY>` with `_` for
+`.`), and explicit arguments (the command line).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from engine.errors import TensorfluxError
+
+ENV_PREFIX = "TENSORFLUX_"
+KAFKA_ENV_PREFIX = "TENSORFLUX_KAFKA_"
+
+# librdkafka keys whose values must never be printed.
+SECRET_KEYS = frozenset(
+    {"sasl.password", "ssl.key.password", "ssl.keystore.password", "sasl.oauthbearer.client.secret"}
+)
+
+# Defaults measured against the embedded broker: a group's first join waits
+# about half of session.timeout.ms there, so keep it short in development.
+DEV_CONSUMER_DEFAULTS: Mapping[str, Any] = {
+    "session.timeout.ms": 6000,
+    "heartbeat.interval.ms": 1000,
+    "auto.offset.reset": "earliest",
+    "enable.auto.commit": False,
+    # Keeps partition i of every co-partitioned topic on one member (joins).
+    "partition.assignment.strategy": "range",
+}
+
+
+class ConfigError(TensorfluxError):
+    """A setting is malformed: names the setting and where it came from."""
+
+
+class KafkaSettings(BaseModel):
+    """Where the broker is and how tensorflux names and sizes its topics."""
+
+    model_config = ConfigDict(frozen=True)
+
+    bootstrap: str = "127.0.0.1:9092"
+    """Kafka bootstrap servers, `HOST:PORT[,HOST:PORT...]`."""
+    topic_prefix: str = "tensorflux"
+    """First segment of every topic name."""
+    namespace: str = "default"
+    """Second segment of every topic name: isolates tenants or test runs on one cluster."""
+    partitions: int = Field(default=1, ge=1)
+    """Partition count of every topic tensorflux creates (all topics of a pipeline share it)."""
+    replication_factor: int = Field(default=1, ge=1)
+    """Replication factor of topics tensorflux creates."""
+    librdkafka: Mapping[str, str | SecretStr] = Field(default_factory=dict)
+    """librdkafka pass-through (SASL, TLS, anything): applied to every client."""
+
+    @field_validator("topic_prefix", "namespace")
+    @classmethod
+    def _topic_segment(cls, value: str) -> str:
+        allowed = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+        if not value or not set(value) <= allowed:
+            raise ValueError(f"{value!r} may only hold letters, digits, '-' and '_'")
+        return value
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        config_file: str | Path | None = None,
+        environ: Mapping[str, str] | None = None,
+        **overrides: Any,
+    ) -> KafkaSettings:
+        """Settings from a properties file, the environment and explicit overrides."""
+        environ = os.environ if environ is None else environ
+        librdkafka: dict[str, str | SecretStr] = {}
+        if config_file is not None:
+            librdkafka.update(_read_properties(Path(config_file)))
+        fields: dict[str, Any] = {}
+        for name in ("bootstrap", "topic_prefix", "namespace", "partitions", "replication_factor"):
+            value = environ.get(ENV_PREFIX + name.upper())
+            if value:
+                fields[name] = value
+        for key, value in environ.items():
+            if key.startswith(KAFKA_ENV_PREFIX):
+                librdkafka[key[len(KAFKA_ENV_PREFIX) :].lower().replace("_", ".")] = value
+        # bootstrap.servers given as a librdkafka key wins over the default only.
+        if "bootstrap.servers" in librdkafka and "bootstrap" not in fields:
+            fields["bootstrap"] = str(librdkafka["bootstrap.servers"])
+        librdkafka.pop("bootstrap.servers", None)
+        fields.update({k: v for k, v in overrides.items() if v is not None})
+        fields["librdkafka"] = {
+            key: SecretStr(str(value)) if key in SECRET_KEYS else value
+            for key, value in {**librdkafka, **fields.get("librdkafka", {})}.items()
+        }
+        try:
+            return cls(**fields)
+        except ValueError as error:
+            raise ConfigError(f"invalid Kafka settings: {error}") from None
+
+    def client_config(self) -> dict[str, Any]:
+        """librdkafka settings common to producers, consumers and admin clients."""
+        config: dict[str, Any] = {"bootstrap.servers": self.bootstrap}
+        for key, value in self.librdkafka.items():
+            config[key] = value.get_secret_value() if isinstance(value, SecretStr) else value
+        return config
+
+    def producer_config(self, **extra: Any) -> dict[str, Any]:
+        config = {"linger.ms": 1, "enable.idempotence": False, **self.client_config()}
+        config.update(extra)
+        return config
+
+    def consumer_config(self, group_id: str, **extra: Any) -> dict[str, Any]:
+        config = {**DEV_CONSUMER_DEFAULTS, "group.id": group_id, **self.client_config()}
+        config.update(extra)
+        return config
+
+    def with_namespace(self, namespace: str) -> KafkaSettings:
+        return self.model_copy(update={"namespace": namespace})
+
+
+def _read_properties(path: Path) -> dict[str, str]:
+    """`key=value` lines as librdkafka and Java clients write them; `#` starts a comment."""
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise ConfigError(f"cannot read Kafka config file {path}: {error.strerror}") from None
+    properties: dict[str, str] = {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith(("#", "!")):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{path}:{number}: expected 'key=value', got {raw!r}")
+        properties[key.strip()] = value.strip()
+    return properties

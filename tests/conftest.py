@@ -1,0 +1,109 @@
+"""Shared fixtures: one broker per session, a fresh namespace per test.
+
+The broker is the embedded tansu by default; `TENSORFLUX_BOOTSTRAP=host:port`
+points the suite at an external Kafka, and `TENSORFLUX_TEST_DOCKER=1` starts
+Kafka with testcontainers where a Docker engine works (skipped where none does).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from confluent_kafka import Consumer, Producer
+
+from engine.admin import TopicAdmin
+from engine.broker import EmbeddedBroker
+from engine.config import KafkaSettings
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Any test that needs the broker is a broker test: `-m "not broker"` runs the fast tier.
+    for item in items:
+        if "kafka_bootstrap" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.broker)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    external = os.environ.get("TENSORFLUX_BOOTSTRAP")
+    if external:
+        yield external
+        return
+    if os.environ.get("TENSORFLUX_TEST_DOCKER") == "1":
+        yield from _docker_kafka()
+        return
+    with EmbeddedBroker() as broker:
+        yield broker.bootstrap
+
+
+def _docker_kafka() -> Iterator[str]:
+    try:
+        from testcontainers.kafka import KafkaContainer
+
+        container = KafkaContainer().with_kraft()
+        container.start()
+    except Exception as error:  # no Docker engine: skip, don't fail
+        pytest.skip(f"TENSORFLUX_TEST_DOCKER=1 but Kafka in Docker could not start: {error}")
+    try:
+        yield container.get_bootstrap_server()
+    finally:
+        container.stop()
+
+
+@pytest.fixture
+def namespace() -> str:
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def kafka_settings(kafka_bootstrap: str, namespace: str) -> KafkaSettings:
+    return KafkaSettings(bootstrap=kafka_bootstrap, namespace=namespace)
+
+
+@pytest.fixture
+def topic_factory(kafka_settings: KafkaSettings) -> Callable[..., str]:
+    """Creates a fresh uuid-named topic and returns its name."""
+    admin = TopicAdmin(kafka_settings)
+
+    def create(partitions: int = 1, name: str | None = None) -> str:
+        topic = (
+            name
+            or f"{kafka_settings.topic_prefix}.{kafka_settings.namespace}.{uuid.uuid4().hex[:8]}"
+        )
+        admin.ensure([topic], partitions=partitions)
+        return topic
+
+    return create
+
+
+@pytest.fixture
+def producer_factory(kafka_settings: KafkaSettings) -> Iterator[Callable[..., Producer]]:
+    producers: list[Producer] = []
+
+    def create(**extra: object) -> Producer:
+        producer = Producer(kafka_settings.producer_config(**extra))
+        producers.append(producer)
+        return producer
+
+    yield create
+    for producer in producers:
+        producer.flush(10)
+
+
+@pytest.fixture
+def consumer_factory(kafka_settings: KafkaSettings) -> Iterator[Callable[..., Consumer]]:
+    consumers: list[Consumer] = []
+
+    def create(group_id: str | None = None, **extra: object) -> Consumer:
+        consumer = Consumer(
+            kafka_settings.consumer_config(group_id or f"g-{uuid.uuid4().hex[:8]}", **extra)
+        )
+        consumers.append(consumer)
+        return consumer
+
+    yield create
+    for consumer in consumers:
+        consumer.close()
