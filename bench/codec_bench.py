@@ -42,6 +42,29 @@ def _best_us(stmt, repeat: int, number: int) -> float:
     return min(timeit.repeat(stmt, repeat=repeat, number=number)) / number * 1e6
 
 
+MESSAGES = ("2x INT32[1,16]", "8x FP32[1,16]", "1x FP32[1,1024]", "BYTES[4]")
+
+
+def _row(name, n, r, fastavro_write, fastavro_read) -> tuple:
+    message = _message(name)
+    record = avro.message_to_record(message)
+    payload = fast_avro.encode(message)
+    assert payload == fastavro_write(record), "fast path must match fastavro byte for byte"
+    text = encode_json(message)
+    return (
+        name,
+        len(payload),
+        _best_us(lambda: fastavro_write(record), r, n),
+        _best_us(lambda: fastavro_read(payload), r, n),
+        _best_us(lambda: avro.reference_encode(message), r, n // 4),
+        _best_us(lambda: avro.reference_decode(payload, "request"), r, n // 4),
+        _best_us(lambda: fast_avro.encode(message), r, n),
+        _best_us(lambda: fast_avro.decode(payload, "request"), r, n),
+        _best_us(lambda: encode_json(message), r, n // 4),
+        _best_us(lambda: decode_json(text), r, n // 4),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=7)
@@ -57,28 +80,9 @@ def main() -> None:
     def fastavro_read(payload):
         return fastavro.schemaless_reader(io.BytesIO(payload), schema, None)
 
-    rows = []
-    for name in ("2x INT32[1,16]", "8x FP32[1,16]", "1x FP32[1,1024]", "BYTES[4]"):
-        message = _message(name)
-        record = avro.message_to_record(message)
-        payload = fast_avro.encode(message)
-        assert payload == fastavro_write(record)
-        text = encode_json(message)
-        n, r = args.number, args.repeat
-        rows.append(
-            (
-                name,
-                len(payload),
-                _best_us(lambda: fastavro_write(record), r, n),
-                _best_us(lambda: fastavro_read(payload), r, n),
-                _best_us(lambda: avro.reference_encode(message), r, n // 4),
-                _best_us(lambda: avro.reference_decode(payload, "request"), r, n // 4),
-                _best_us(lambda: fast_avro.encode(message), r, n),
-                _best_us(lambda: fast_avro.decode(payload, "request"), r, n),
-                _best_us(lambda: encode_json(message), r, n // 4),
-                _best_us(lambda: decode_json(text), r, n // 4),
-            )
-        )
+    rows = [
+        _row(name, args.number, args.repeat, fastavro_write, fastavro_read) for name in MESSAGES
+    ]
     header = (
         "message",
         "bytes",
@@ -91,7 +95,10 @@ def main() -> None:
         "json enc",
         "json dec",
     )
-    print("us per message (best of %d x %d); 'fastavro wr/rd' = bare schemaless_writer/reader" % (args.repeat, args.number))
+    print(
+        f"us per message (best of {args.repeat} x {args.number}); "
+        "'fastavro wr/rd' = bare schemaless_writer/reader"
+    )
     print("on the record dict; 'ref enc/dec' = fastavro + message<->record mapping")
     print(" | ".join(f"{h:>15}" if i == 0 else f"{h:>11}" for i, h in enumerate(header)))
     for row in rows:
