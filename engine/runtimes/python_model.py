@@ -83,7 +83,12 @@ class PythonModel(ModelRuntime):
         if isinstance(value, np.ndarray):
             return value
         if isinstance(value, _CONVERTIBLE):
-            array = np.asarray(value)
+            try:
+                array = np.asarray(value)
+            except ValueError as error:  # ragged lists
+                raise ModelFailure(
+                    self.name, f"cannot make an array: {error}", output=name
+                ) from error
             if array.dtype != object:
                 return array
         raise ModelFailure(
