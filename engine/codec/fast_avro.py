@@ -249,7 +249,9 @@ def _read_parameters(
                 text, pos = _read_string(buf, pos, size)
                 value = params.from_json_text(text, name=name, tensor=tensor)
             else:
-                raise MalformedPayload(f"parameter {name!r} has union branch {branch}, not 0..5")
+                raise MalformedPayload(
+                    f"parameter {name!r} has union branch {branch}, not 0..5", tensor=tensor
+                )
             values[name] = value
         count, pos = _read_count(buf, pos, size)
     return MappingProxyType(values), pos

@@ -46,6 +46,8 @@ def decode_json(
         document = json.loads(payload)
     except (ValueError, TypeError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise InvalidJson(f"payload is not JSON: {exc}") from None
+    except RecursionError:
+        raise InvalidJson("payload nests JSON arrays/objects too deeply") from None
     if not isinstance(document, dict):
         raise InvalidJson(f"an OIP {kind} is a JSON object, got {type(document).__name__}")
     return message_from_document(document, kind, default_id=default_id)
@@ -60,7 +62,9 @@ def message_from_document(
         message_id = default_id if default_id is not None else str(uuid.uuid4())
     elif not isinstance(message_id, str):
         raise InvalidJson(f"'id' must be a string, got {type(message_id).__name__}")
-    key = _TENSORS_KEY[kind]
+    key = _TENSORS_KEY.get(kind)
+    if key is None:
+        raise InvalidJson(f"kind must be 'request' or 'response', got {kind!r}")
     items = document.get(key)
     if not isinstance(items, list):
         raise InvalidJson(f"an OIP {kind} needs a list '{key}', got {type(items).__name__}")
@@ -128,7 +132,10 @@ def _tensor_from_item(item: Any, index: int, key: str) -> Tensor:
     parameters = _parameters(item.get("parameters"), where=f"tensor {name!r}", tensor=name)
     if "data" not in item:
         raise InvalidJson("needs 'data' (binary tensor data is not supported)", tensor=name)
-    flat = _flatten(item["data"])
+    try:
+        flat = _flatten(item["data"])
+    except RecursionError:
+        raise InvalidJson("'data' nests too deeply", tensor=name) from None
     count = element_count(shape, tensor=name)
     if len(flat) != count:
         raise ContentsMismatch(

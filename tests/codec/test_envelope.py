@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from engine import headers as h
 from engine.codec import (
@@ -115,3 +117,11 @@ def test_error_records_round_trip():
 def test_bad_error_records_raise_codec_errors(payload):
     with pytest.raises(MalformedPayload):
         decode_error(payload)
+
+
+@given(st.binary(max_size=80))
+def test_random_error_record_bytes_raise_only_codec_errors(payload):
+    try:
+        decode_error(payload)
+    except CodecError:
+        pass

@@ -7,8 +7,11 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.codec import (
+    CodecError,
     ContentsMismatch,
     InvalidJson,
     InvalidShape,
@@ -217,3 +220,46 @@ def test_bad_tensors_raise_codec_errors_naming_the_tensor(tensor, error, match):
 def test_malformed_documents_raise_invalid_json(payload):
     with pytest.raises(InvalidJson):
         decode_json(payload)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+tensor_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "name": st.text(max_size=3) | json_values,
+        "datatype": st.sampled_from(["INT8", "UINT64", "FP16", "BOOL", "BYTES", "X"]) | json_values,
+        "shape": st.lists(st.integers(-1, 3) | st.just(2**62), max_size=3) | json_values,
+        "parameters": json_values,
+        "data": json_values,
+    },
+)
+
+
+@settings(max_examples=300)
+@given(
+    st.one_of(
+        st.binary(max_size=60),
+        json_values.map(json.dumps),
+        st.fixed_dictionaries(
+            {"inputs": st.lists(tensor_like, max_size=3)},
+            optional={"id": json_values, "outputs": json_values, "parameters": json_values},
+        ).map(json.dumps),
+    ),
+    st.sampled_from(["request", "response"]),
+)
+def test_arbitrary_payloads_raise_only_codec_errors(payload, kind):
+    try:
+        decode_json(payload, kind)
+    except CodecError:
+        pass
+
+
+def test_deep_nesting_is_a_codec_error():
+    with pytest.raises(InvalidJson):
+        decode_json("[" * 100_000 + "]" * 100_000)
