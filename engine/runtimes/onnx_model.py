@@ -62,6 +62,20 @@ class OnnxModel(ModelRuntime):
         )
         self._output_names = [spec.name for spec in self.outputs]
         self._dtypes = {spec.name: DATATYPE_TO_DTYPE[spec.datatype] for spec in self.inputs}
+        self._bytes_inputs = [s.name for s in self.inputs if s.datatype == "BYTES"]
+        self._bytes_outputs = [s.name for s in self.outputs if s.datatype == "BYTES"]
+        self._fast = tuple(
+            (
+                spec.name,
+                self._dtypes[spec.name],
+                len(spec.shape),
+                tuple((axis, size) for axis, size in enumerate(spec.shape) if size != DYNAMIC),
+            )
+            for spec in self.inputs
+            # BYTES takes object, bytes or str arrays: left out here, so the
+            # length test in _fits fails and _explain decides.
+            if spec.datatype != "BYTES"
+        )
 
     def _spec(self, arg: ort.NodeArg) -> TensorSpec:
         datatype = _ORT_TO_DATATYPE.get(arg.type)
@@ -80,15 +94,43 @@ class OnnxModel(ModelRuntime):
         session = self._session
         if session is None:
             raise ModelFailure(self.name, "the model is closed")
-        self._check(inputs)
+        if not self._fits(inputs):
+            self._explain(inputs)  # raises ModelInputError naming the tensor
+        if self._bytes_inputs:
+            inputs = dict(inputs)
+            for name in self._bytes_inputs:
+                inputs[name] = _decoded(self.name, name, inputs[name])
         try:
             results = session.run(self._output_names, inputs)
         except Exception as error:
             raise ModelFailure(self.name, f"onnxruntime failed: {error}") from error
         # Optional outputs a graph did not produce come back as None.
-        return {n: r for n, r in zip(self._output_names, results, strict=True) if r is not None}
+        outputs = {n: r for n, r in zip(self._output_names, results, strict=True) if r is not None}
+        for name in self._bytes_outputs:
+            if name in outputs:
+                outputs[name] = _encoded(outputs[name])
+        return outputs
 
-    def _check(self, inputs: dict[str, np.ndarray]) -> None:
+    def _fits(self, inputs: dict[str, np.ndarray]) -> bool:
+        # The per-call fast path (half of predict's own cost was checking):
+        # a yes/no from precomputed tables; _explain finds out what is wrong.
+        if len(inputs) != len(self._fast):
+            return False
+        for name, dtype, rank, fixed in self._fast:
+            array = inputs.get(name)
+            if type(array) is not np.ndarray:
+                return False
+            if array.dtype is not dtype and array.dtype != dtype:
+                return False
+            shape = array.shape
+            if len(shape) != rank:
+                return False
+            for axis, size in fixed:
+                if shape[axis] != size:
+                    return False
+        return True
+
+    def _explain(self, inputs: dict[str, np.ndarray]) -> None:
         missing = [spec.name for spec in self.inputs if spec.name not in inputs]
         if missing:
             raise MissingInputs(self.name, missing, self._dtypes, inputs)
@@ -103,6 +145,7 @@ class OnnxModel(ModelRuntime):
             )
         for spec in self.inputs:
             _check_tensor(self.name, spec, self._dtypes[spec.name], inputs[spec.name])
+        # Models with BYTES inputs get here with nothing wrong (see _fast).
 
     def close(self) -> None:
         self._session = None
@@ -141,3 +184,24 @@ def _datatype(dtype: np.dtype) -> str:
         return datatype_of(dtype)
     except Exception:
         return "none"
+
+
+# BYTES tensors hold bytes elements (engine.codec); onnxruntime's string
+# tensors take and give str, and would turn bytes into the text "b'...'".
+
+
+def _decoded(model: str, tensor: str, array: np.ndarray) -> np.ndarray:
+    if array.dtype.kind == "U":
+        return array
+    try:
+        items = [e.decode() if isinstance(e, bytes | bytearray) else e for e in array.ravel()]
+    except UnicodeDecodeError as error:
+        raise ModelInputError(
+            model, f"ONNX string tensors need UTF-8 text: {error}", tensor=tensor
+        ) from error
+    return np.array(items, dtype=object).reshape(array.shape)
+
+
+def _encoded(array: np.ndarray) -> np.ndarray:
+    items = [e.encode() if isinstance(e, str) else e for e in array.ravel()]
+    return np.array(items, dtype=object).reshape(array.shape)

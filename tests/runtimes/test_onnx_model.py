@@ -80,3 +80,28 @@ def test_closed_model(example) -> None:
     model.close()
     with pytest.raises(ModelFailure, match="closed"):
         model.predict({"INPUT0": A, "INPUT1": A})
+
+
+def test_bytes_tensors_travel_as_bytes(tmp_path) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    from engine.runtimes import load_model
+    from tests.runtimes.conftest import spec
+
+    string = lambda n: helper.make_tensor_value_info(n, TensorProto.STRING, ["batch"])  # noqa: E731
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["S"], ["T"])], "s", [string("S")], [string("T")]
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=7)
+    onnx.save(model, tmp_path / "model.onnx")
+    runtime = load_model(spec(tmp_path, "onnx", name="echo"))
+    assert runtime.inputs[0].datatype == "BYTES"
+    out = runtime.predict({"S": np.array([b"caf\xc3\xa9", b""], dtype=object)})["T"]
+    assert out.dtype == object and list(out) == [b"caf\xc3\xa9", b""]
+    assert list(runtime.predict({"S": np.array(["x"])})["T"]) == [b"x"]
+    with pytest.raises(ModelInputError, match="UTF-8") as caught:
+        runtime.predict({"S": np.array([b"\xff"], dtype=object)})
+    assert caught.value.tensor == "S"
+    with pytest.raises(ModelInputError, match="expects BYTES"):
+        runtime.predict({"S": np.array([1], np.int32)})
