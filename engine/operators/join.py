@@ -1,0 +1,144 @@
+"""Join a request's arrivals from a node's sources, gated on its triggers.
+
+A node reads data sources (joined by `inputs_join`) and trigger sources
+(joined by `triggers_join`); both groups must be satisfied for the same key:
+
+  inner  every source of the group has arrived
+  outer  every source has arrived, or at the end of the window at least one
+  any    at least one source has arrived (the first arrival emits)
+
+A pending key lives for the node's window, measured on the wall clock, so an
+outer join emits what it has even when no further traffic comes. Once a key
+has emitted, later arrivals for it within the window are released unused.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from engine.topology.graph import JoinType
+
+Item = TypeVar("Item")
+
+
+@dataclass
+class Emission(Generic[Item]):
+    """A key whose sources satisfied the node: data arrivals and trigger arrivals, in source order."""
+
+    key: Hashable
+    inputs: list[Item]
+    triggers: list[Item]
+
+
+@dataclass
+class JoinResult(Generic[Item]):
+    emitted: list[Emission[Item]] = field(default_factory=list)
+    released: list[Item] = field(default_factory=list)
+    """Arrivals that will never be used (duplicates, late arrivals, expired joins)."""
+    expired: list[Hashable] = field(default_factory=list)
+    """Keys whose window closed without emitting."""
+
+
+@dataclass
+class _Pending(Generic[Item]):
+    deadline_ms: int
+    arrivals: dict[int, Item] = field(default_factory=dict)
+    emitted: bool = False
+
+
+class Join(Generic[Item]):
+    """Join state of one node; sources are numbered inputs first, then triggers."""
+
+    def __init__(
+        self,
+        n_inputs: int,
+        n_triggers: int,
+        inputs_join: JoinType,
+        triggers_join: JoinType,
+        window_ms: int,
+    ) -> None:
+        self.n_inputs = n_inputs
+        self.n_triggers = n_triggers
+        self.inputs_join = inputs_join
+        self.triggers_join = triggers_join
+        self.window_ms = window_ms
+        # Insertion order is deadline order: every key gets the same window.
+        self._pending: OrderedDict[Hashable, _Pending[Item]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def passes_through(self) -> bool:
+        """One source, no triggers: every arrival emits at once and nothing is kept."""
+        return self.n_inputs == 1 and self.n_triggers == 0
+
+    def process(self, key: Hashable, source: int, item: Item, now_ms: int) -> JoinResult[Item]:
+        result: JoinResult[Item] = JoinResult()
+        if self.passes_through():
+            result.emitted.append(Emission(key, [item], []))
+            return result
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = self._pending[key] = _Pending(now_ms + self.window_ms)
+        if pending.emitted or source in pending.arrivals:
+            # Already answered, or a duplicate of a source we hold: the first one wins.
+            result.released.append(item)
+            return result
+        pending.arrivals[source] = item
+        if self._satisfied(pending.arrivals, closing=False):
+            self._emit(key, pending, result)
+        return result
+
+    def expire(self, now_ms: int) -> JoinResult[Item]:
+        """Close every window that ended by `now_ms`."""
+        result: JoinResult[Item] = JoinResult()
+        while self._pending:
+            key, pending = next(iter(self._pending.items()))
+            if pending.deadline_ms > now_ms:
+                break
+            del self._pending[key]
+            if pending.emitted:
+                continue
+            if self._satisfied(pending.arrivals, closing=True):
+                self._emit(key, pending, result)
+            else:
+                result.expired.append(key)
+                result.released.extend(pending.arrivals.values())
+        return result
+
+    def next_deadline_ms(self) -> int | None:
+        if not self._pending:
+            return None
+        return next(iter(self._pending.values())).deadline_ms
+
+    def drop(self, predicate: Any) -> list[Item]:
+        """Forget keys for which `predicate(key)` holds (their partition was revoked)."""
+        dropped: list[Item] = []
+        for key in [key for key in self._pending if predicate(key)]:
+            dropped.extend(self._pending.pop(key).arrivals.values())
+        return dropped
+
+    def _satisfied(self, arrivals: dict[int, Item], *, closing: bool) -> bool:
+        inputs = sum(1 for source in arrivals if source < self.n_inputs)
+        triggers = len(arrivals) - inputs
+        return _group_ok(self.inputs_join, inputs, self.n_inputs, closing) and (
+            self.n_triggers == 0
+            or _group_ok(self.triggers_join, triggers, self.n_triggers, closing)
+        )
+
+    def _emit(self, key: Hashable, pending: _Pending[Item], result: JoinResult[Item]) -> None:
+        pending.emitted = True
+        ordered = sorted(pending.arrivals.items())
+        inputs = [item for source, item in ordered if source < self.n_inputs]
+        triggers = [item for source, item in ordered if source >= self.n_inputs]
+        pending.arrivals = {}
+        result.emitted.append(Emission(key, inputs, triggers))
+
+
+def _group_ok(join: JoinType, arrived: int, expected: int, closing: bool) -> bool:
+    if join == "any" or (join == "outer" and closing):
+        return arrived >= 1
+    return arrived == expected

@@ -1,0 +1,1 @@
+"""The dataflow runtime: step agents driven by a confluent-kafka worker loop."""

@@ -1,0 +1,299 @@
+"""One node of a pipeline at work: join → trigger gate → tensor map → batch → model → topics.
+
+An agent is fed the records of its source topics and returns what to write;
+it never touches Kafka itself, so it runs the same under the worker and in
+tests. Records it keeps across consumed chunks are held in the offset
+tracker until their effects are written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass
+
+from engine import headers as h
+from engine.codec import SCHEMA_VERSION, CodecError, encode_avro, encode_error
+from engine.errors import TensorfluxError
+from engine.messages import ErrorKind, ErrorRecord, InferenceMessage, MessageKind, Tensor
+from engine.operators import revisits
+from engine.operators.batch import Batcher
+from engine.operators.join import Emission, Join, JoinResult
+from engine.operators.model_call import call_model
+from engine.operators.tensor_map import merge, select
+from engine.runtime.offsets import OffsetTracker
+from engine.runtime.records import Record
+from engine.runtimes.base import ModelRuntime
+from engine.runtimes.errors import ModelInputError
+from engine.topology.graph import Node, Source
+
+
+@dataclass(slots=True)
+class Outgoing:
+    topic: str
+    key: str
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+@dataclass(slots=True)
+class Arrival:
+    record: Record
+    tensors: tuple[Tensor, ...]
+    visits: dict[str, int]
+
+
+@dataclass(slots=True)
+class Ready:
+    """A joined request on its way to the model."""
+
+    message: InferenceMessage
+    headers: list[tuple[str, bytes]]
+    records: list[Record]
+
+
+def kind_of(source: Source) -> MessageKind:
+    """Inputs topics carry requests, outputs topics responses."""
+    return "request" if source.ref.port == "inputs" else "response"
+
+
+class NodeAgent:
+    def __init__(
+        self,
+        node: Node,
+        *,
+        errors_topic: str,
+        failure_topic: str,
+        tracker: OffsetTracker,
+        model: ModelRuntime | None = None,
+        max_visits: int | None = None,
+    ) -> None:
+        self.node = node
+        self.model = model
+        self.errors_topic = errors_topic
+        self.failure_topic = failure_topic
+        """Where a waiting caller learns of a failure: the pipeline's (or model's) outputs."""
+        self.tracker = tracker
+        self.max_visits = max_visits
+        """1 + maxStepRevisits in a cyclic pipeline; None when visits are not counted."""
+        self.sources = node.sources()
+        self.join: Join[Arrival] = Join(
+            len(node.inputs),
+            len(node.triggers),
+            node.inputs_join,
+            node.triggers_join,
+            node.join_window_ms,
+        )
+        self.batcher: Batcher[Ready] = Batcher(node.batch)
+        self.kinds = [kind_of(source) for source in self.sources]
+        self.output_kind: MessageKind = "request" if node.kind == "input" else "response"
+        self.forwards_raw = (
+            node.kind == "output"
+            and self.join.passes_through()
+            and self.sources[0].ref.tensor is None
+            and not self.sources[0].renames
+            and self.max_visits is None
+        )
+        self.label = (
+            f"pipeline '{node.pipeline}' step '{node.name}'"
+            if node.pipeline
+            else f"model '{node.name}'"
+        )
+
+    # -- records in --------------------------------------------------------------------
+
+    def process(self, source_index: int, record: Record, now_ms: int, out: list[Outgoing]) -> None:
+        if record.is_error():
+            return  # failures travel on their own; a downstream pipeline does not consume them
+        if self.forwards_raw:
+            out.append(
+                Outgoing(
+                    self.node.output_topic,
+                    record.key,
+                    record.value,
+                    self._headers(record.headers, record.request_id),
+                )
+            )
+            return
+        source = self.sources[source_index]
+        try:
+            message = record.message(self.kinds[source_index])
+        except CodecError as error:
+            out.extend(self._error(record.request_id, "decode", error, "bad-input", record))
+            return
+        tensors = select(source, message.tensors)
+        if tensors is None:
+            return  # the tensor this edge reads is absent: conditional routing drops it here
+        visits = revisits.parse(record.header(revisits.VISITS_HEADER)) if self.max_visits else {}
+        key: Hashable = (record.partition, message.id, visits.get(self.node.name, 0))
+        result = self.join.process(key, source_index, Arrival(record, tensors, visits), now_ms)
+        if not self.join.passes_through():
+            self.tracker.hold(record.ref)
+        self._joined(result, now_ms, out)
+
+    def tick(self, now_ms: int, out: list[Outgoing], *, end_of_chunk: bool) -> None:
+        """Close join windows and send due batches."""
+        if len(self.join):
+            self._joined(self.join.expire(now_ms), now_ms, out)
+        for batch in self.batcher.flush(now_ms, end_of_chunk=end_of_chunk):
+            self._call(batch, out)
+
+    def next_deadline_ms(self) -> int | None:
+        deadlines = [
+            d
+            for d in (self.join.next_deadline_ms(), self.batcher.next_deadline_ms())
+            if d is not None
+        ]
+        return min(deadlines) if deadlines else None
+
+    def drop_partitions(self, partitions: set[int]) -> None:
+        """Revoked partitions: forget their half-joined and waiting requests."""
+        self.join.drop(lambda key: key[0] in partitions)
+        kept = [
+            ready for ready in self.batcher.drain() if ready.records[0].partition not in partitions
+        ]
+        for ready in kept:
+            self.batcher.process(ready, 0)
+
+    # -- joined requests ---------------------------------------------------------------
+
+    def _joined(self, result: JoinResult[Arrival], now_ms: int, out: list[Outgoing]) -> None:
+        held = not self.join.passes_through()
+        for arrival in result.released:
+            if held:
+                self.tracker.release(arrival.record.ref)
+        for emission in result.emitted:
+            self._emitted(emission, now_ms, out)
+            if held:
+                for arrival in emission.inputs + emission.triggers:
+                    self.tracker.release(arrival.record.ref)
+
+    def _emitted(self, emission: Emission[Arrival], now_ms: int, out: list[Outgoing]) -> None:
+        first = emission.inputs[0] if emission.inputs else emission.triggers[0]
+        request_id = first.record.request_id
+        records = [arrival.record for arrival in emission.inputs + emission.triggers]
+        try:
+            tensors = merge((self._source_label(a), a.tensors) for a in emission.inputs)
+        except TensorfluxError as error:
+            out.extend(self._error(request_id, "join", error, "bad-input", first.record))
+            return
+        headers = self._headers(first.record.headers, request_id)
+        if self.max_visits is not None:
+            visits = revisits.combine(a.visits for a in emission.inputs + emission.triggers)
+            if self.node.kind == "step":
+                count = visits.get(self.node.name, 0)
+                if count >= self.max_visits:
+                    reason = TensorfluxError(
+                        f"request visited step '{self.node.name}' {count} times; "
+                        f"maxStepRevisits is {self.max_visits - 1}"
+                    )
+                    out.extend(
+                        self._error(request_id, "revisits", reason, "bad-input", first.record)
+                    )
+                    return
+                visits[self.node.name] = count + 1
+            headers = h.with_headers(
+                headers, **{revisits.VISITS_HEADER: revisits.format_visits(visits)}
+            )
+        message = InferenceMessage(
+            request_id, tensors, self.output_kind, model_name=self.node.model or self.node.pipeline
+        )
+        if self.node.kind != "step":
+            out.append(Outgoing(self.node.output_topic, request_id, encode_avro(message), headers))
+            return
+        ready = Ready(message, headers, records)
+        if self.node.request_topic is not None:
+            out.append(Outgoing(self.node.request_topic, request_id, encode_avro(message), headers))
+        if self.batcher.holds():
+            for record in records:
+                self.tracker.hold(record.ref)
+        for batch in self.batcher.process(ready, now_ms):
+            self._call(batch, out)
+
+    def _call(self, batch: list[Ready], out: list[Outgoing]) -> None:
+        assert self.model is not None, f"{self.label} has no model"
+        results = call_model(self.model, [ready.message.as_arrays() for ready in batch])
+        for ready, result in zip(batch, results, strict=True):
+            if self.batcher.holds():
+                for record in ready.records:
+                    self.tracker.release(record.ref)
+            request_id = ready.message.id
+            if isinstance(result, Exception):
+                kind: ErrorKind = (
+                    "bad-input" if isinstance(result, ModelInputError) else "model-failure"
+                )
+                out.extend(
+                    self._error(request_id, "model", result, kind, ready.records[0], ready.headers)
+                )
+                continue
+            if not result:
+                continue  # an empty response is not forwarded (Seldon: passEmptyResponses false)
+            try:
+                tensors = tuple(Tensor.from_array(name, array) for name, array in result.items())
+                response = InferenceMessage(
+                    request_id, tensors, "response", model_name=self.model.name
+                )
+                value = encode_avro(response)
+            except CodecError as error:
+                out.extend(
+                    self._error(
+                        request_id, "model-output", error, "model-failure", ready.records[0]
+                    )
+                )
+                continue
+            out.append(Outgoing(self.node.output_topic, request_id, value, ready.headers))
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _source_label(self, arrival: Arrival) -> str:
+        for source in self.sources:
+            if source.topic == arrival.record.topic:
+                return f"'{source.ref.spelled(self.node.pipeline)}'"
+        return f"'{arrival.record.topic}'"
+
+    def _headers(
+        self, incoming: list[tuple[str, bytes]], request_id: str
+    ) -> list[tuple[str, bytes]]:
+        headers = [
+            (key, value)
+            for key, value in incoming
+            if key in (h.REQUEST_ID, h.TRACEPARENT, revisits.VISITS_HEADER)
+        ]
+        if not any(key == h.REQUEST_ID for key, _ in headers):
+            headers.append((h.REQUEST_ID, request_id.encode()))
+        headers.append((h.PIPELINE, self.node.pipeline.encode()))
+        headers.append((h.STEP, self.node.name.encode()))
+        headers.append((h.SCHEMA_VERSION, str(SCHEMA_VERSION).encode()))
+        return headers
+
+    def _error(
+        self,
+        request_id: str,
+        stage: str,
+        error: BaseException,
+        kind: ErrorKind,
+        record: Record,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> list[Outgoing]:
+        """An error record, to the errors topic and to where a caller waits for the answer."""
+        error_record = ErrorRecord.from_exception(
+            error,
+            pipeline=self.node.pipeline,
+            step=self.node.name,
+            request_id=request_id,
+            stage=stage,
+            payload=record.value,
+            kind=kind,
+            source_topic=record.topic,
+            source_partition=record.partition,
+            source_offset=record.offset,
+            payload_content_type=h.header_value(record.headers, h.CONTENT_TYPE) or "",
+        )
+        value = encode_error(error_record)
+        error_headers = [
+            *(headers or self._headers(record.headers, request_id)),
+            (h.ERROR, kind.encode()),
+        ]
+        return [
+            Outgoing(self.errors_topic, request_id, value, error_headers),
+            Outgoing(self.failure_topic, request_id, value, error_headers),
+        ]

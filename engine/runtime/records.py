@@ -1,0 +1,45 @@
+"""A consumed Kafka record as agents see it: decoded at most once, however many agents read it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from engine import headers as h
+from engine.codec import decode_payload
+from engine.messages import InferenceMessage, MessageKind
+
+RecordRef = tuple[str, int, int]
+"""(topic, partition, offset): what a commit needs to know about a record."""
+
+
+@dataclass(slots=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: str
+    value: bytes
+    headers: list[tuple[str, bytes]]
+    _decoded: dict[str, InferenceMessage] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> RecordRef:
+        return (self.topic, self.partition, self.offset)
+
+    def header(self, name: str) -> bytes | None:
+        return h.header_bytes(self.headers, name)
+
+    def is_error(self) -> bool:
+        return h.is_error(self.headers)
+
+    def message(self, kind: MessageKind) -> InferenceMessage:
+        """The record's value decoded as `kind` (cached); raises CodecError."""
+        message = self._decoded.get(kind)
+        if message is None:
+            message = decode_payload(self.value, self.headers, kind, default_id=self.key or None)
+            self._decoded[kind] = message
+        return message
+
+    @property
+    def request_id(self) -> str:
+        return self.key or h.header_value(self.headers, h.REQUEST_ID) or ""
