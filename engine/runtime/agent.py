@@ -85,7 +85,9 @@ class NodeAgent:
         )
         self.batcher: Batcher[Ready] = Batcher(node.batch)
         self.kinds = [kind_of(source) for source in self.sources]
-        self.output_kind: MessageKind = "request" if node.kind == "input" else "response"
+        # A step writes the request it sends its model (to its inputs topic); only the
+        # output node writes a response.
+        self.output_kind: MessageKind = "response" if node.kind == "output" else "request"
         self.forwards_raw = (
             node.kind == "output"
             and self.join.passes_through()
