@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/tensorflux broker
+	$(BIN)/tensorflux up -f examples/
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

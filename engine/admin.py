@@ -25,7 +25,12 @@ class TopicAdmin:
 
     def existing(self, timeout: float = 5.0) -> dict[str, int]:
         """Topic name → partition count, as the cluster reports it now."""
-        metadata = self._client.list_topics(timeout=timeout)
+        try:
+            metadata = self._client.list_topics(timeout=timeout)
+        except KafkaException as error:
+            raise TopicAdminError(
+                f"cannot reach Kafka at {self.settings.bootstrap}: {error.args[0].str()}"
+            ) from None
         return {
             name: len(topic.partitions)
             for name, topic in metadata.topics.items()

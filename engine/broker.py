@@ -41,6 +41,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 def _check_port_free(host: str, port: int) -> None:
     # tansu panics and still exits 0 on a taken port: check first, name the port.
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # As servers do: a port whose last connections linger in TIME_WAIT is free.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as error:

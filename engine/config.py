@@ -9,7 +9,9 @@ broker, a librdkafka properties file (`key=value` lines), environment variables
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,27 @@ DEV_CONSUMER_DEFAULTS: Mapping[str, Any] = {
     # Keeps partition i of every co-partitioned topic on one member (joins).
     "partition.assignment.strategy": "range",
 }
+
+
+class _OncePerInterval(logging.Filter):
+    """librdkafka repeats a failing connection every few ms: say each thing once in a while."""
+
+    def __init__(self, interval_s: float = 30.0) -> None:
+        super().__init__()
+        self.interval_s = interval_s
+        self._last: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage().split("]: ", 1)[-1]
+        now = time.monotonic()
+        if now - self._last.get(text, -self.interval_s) < self.interval_s:
+            return False
+        self._last[text] = now
+        return True
+
+
+KAFKA_LOG = logging.getLogger("tensorflux.kafka")
+KAFKA_LOG.addFilter(_OncePerInterval())
 
 
 class ConfigError(TensorfluxError):
@@ -105,7 +128,12 @@ class KafkaSettings(BaseModel):
 
     def client_config(self) -> dict[str, Any]:
         """librdkafka settings common to producers, consumers and admin clients."""
-        config: dict[str, Any] = {"bootstrap.servers": self.bootstrap}
+        # A broker going away is reported through errors, not logged by every client.
+        config: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap,
+            "log.connection.close": False,
+            "logger": KAFKA_LOG,
+        }
         for key, value in self.librdkafka.items():
             config[key] = value.get_secret_value() if isinstance(value, SecretStr) else value
         return config

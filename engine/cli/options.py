@@ -1,0 +1,48 @@
+"""Options every command that talks to Kafka shares, and the settings they make."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from engine.config import KafkaSettings
+
+
+def add_kafka_options(
+    parser: argparse.ArgumentParser, *, bootstrap_default: str | None = None
+) -> None:
+    group = parser.add_argument_group("Kafka")
+    group.add_argument(
+        "--bootstrap",
+        default=bootstrap_default,
+        metavar="HOST:PORT",
+        help="Kafka bootstrap servers (default: TENSORFLUX_BOOTSTRAP, else 127.0.0.1:9092)",
+    )
+    group.add_argument(
+        "--namespace", help="topic namespace (default: TENSORFLUX_NAMESPACE, else 'default')"
+    )
+    group.add_argument("--topic-prefix", help="first segment of every topic (default 'tensorflux')")
+    group.add_argument(
+        "--partitions", type=int, help="partitions of topics tensorflux creates (default 1)"
+    )
+    group.add_argument(
+        "--kafka-config", metavar="FILE", help="librdkafka properties file (key=value lines)"
+    )
+
+
+def settings_from(args: argparse.Namespace, **overrides: object) -> KafkaSettings:
+    values = {
+        "bootstrap": getattr(args, "bootstrap", None),
+        "namespace": getattr(args, "namespace", None),
+        "topic_prefix": getattr(args, "topic_prefix", None),
+        "partitions": getattr(args, "partitions", None),
+        **overrides,
+    }
+    return KafkaSettings.load(config_file=getattr(args, "kafka_config", None), **values)
+
+
+def configure_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )

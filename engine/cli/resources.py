@@ -1,0 +1,103 @@
+"""`tensorflux model|pipeline load|unload|status|list` (and infer/inspect from the client module)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+from engine.cli.options import add_kafka_options, settings_from
+from engine.runtime.control import ControlPlane
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    for kind in ("model", "pipeline"):
+        parser = subparsers.add_parser(
+            kind, help=f"load, unload and inspect {kind}s on a running engine"
+        )
+        commands = parser.add_subparsers(dest=f"{kind}_command", metavar="COMMAND", required=True)
+
+        load = commands.add_parser("load", help=f"validate and load {kind} specs (hot: no restart)")
+        load.add_argument(
+            "-f", "--file", dest="files", action="append", required=True, metavar="FILE"
+        )
+        load.set_defaults(handler=_load, kind=kind)
+
+        unload = commands.add_parser("unload", help=f"stop a {kind}; its topics stay")
+        unload.add_argument("name")
+        unload.set_defaults(handler=_unload, kind=kind)
+
+        status = commands.add_parser("status", help=f"state of {kind}s as the workers report it")
+        status.add_argument("name", nargs="?")
+        status.add_argument("-o", "--output", choices=("table", "json"), default="table")
+        status.set_defaults(handler=_status, kind=kind)
+
+        listing = commands.add_parser("list", help=f"the {kind}s loaded")
+        listing.set_defaults(handler=_list, kind=kind)
+
+        for sub in (load, unload, status, listing):
+            add_kafka_options(sub)
+        _register_client_commands(kind, commands)
+
+
+def _register_client_commands(kind: str, commands: argparse._SubParsersAction) -> None:
+    try:
+        from engine.cli import client
+    except ImportError:  # the client commands are optional until the gateway lands
+        return
+    getattr(client, f"register_{kind}")(commands)
+
+
+def _load(args: argparse.Namespace) -> int:
+    plane = ControlPlane(settings_from(args))
+    try:
+        for key in plane.load(args.files, kind=args.kind):
+            print(f"loaded {key}")
+    finally:
+        plane.close()
+    return 0
+
+
+def _unload(args: argparse.Namespace) -> int:
+    plane = ControlPlane(settings_from(args))
+    try:
+        plane.unload(args.kind, args.name)
+    finally:
+        plane.close()
+    print(f"unloaded {args.kind}/{args.name}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    plane = ControlPlane(settings_from(args))
+    try:
+        statuses = [
+            s for s in plane.status() if s.kind == args.kind and args.name in (None, s.name)
+        ]
+    finally:
+        plane.close()
+    if args.name and not statuses:
+        print(f"tensorflux: no {args.kind} '{args.name}' is loaded")
+        return 1
+    if args.output == "json":
+        print(json.dumps([s.__dict__ | {"workers": list(s.workers)} for s in statuses], indent=2))
+        return 0
+    table = Table("name", "state", "workers", "reason")
+    for s in statuses:
+        table.add_row(s.name, s.state, str(len(s.workers)), s.reason)
+    Console().print(table)
+    return 0 if all(s.state != "Failed" for s in statuses) else 1
+
+
+def _list(args: argparse.Namespace) -> int:
+    plane = ControlPlane(settings_from(args))
+    try:
+        for key in sorted(plane.loaded()):
+            kind, _, name = key.partition("/")
+            if kind == args.kind:
+                print(name)
+    finally:
+        plane.close()
+    return 0

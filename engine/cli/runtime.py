@@ -1,0 +1,148 @@
+"""`tensorflux up` (everything in one process) and `tensorflux worker` (a scale-out unit)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+
+from engine.broker import EmbeddedBroker
+from engine.cli.options import add_kafka_options, configure_logging, settings_from
+from engine.config import KafkaSettings
+from engine.runtime.control import ControlPlane
+from engine.runtime.service import WorkerService
+
+log = logging.getLogger("tensorflux")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    up = subparsers.add_parser(
+        "up",
+        help="all in one: embedded broker (unless --bootstrap), a worker, the HTTP gateway",
+        description="Start the engine: the embedded broker unless --bootstrap is given, load "
+        "the specs, run a worker and the Open Inference Protocol gateway until Ctrl-C.",
+    )
+    up.add_argument("-f", "--file", dest="files", action="append", default=[], metavar="SPECS")
+    up.add_argument(
+        "--broker-port", type=int, default=9092, help="embedded broker port (0: any free)"
+    )
+    up.add_argument("--http-port", type=int, default=9000, help="gateway port")
+    up.add_argument("--http-host", default="127.0.0.1")
+    up.add_argument("--no-gateway", action="store_true", help="run no HTTP gateway")
+    up.add_argument("-v", "--verbose", action="store_true")
+    add_kafka_options(up)
+    up.set_defaults(handler=run_up)
+
+    worker = subparsers.add_parser(
+        "worker",
+        help="run a worker: it follows the control topic; -f loads specs first",
+        description="Run one worker of the namespace's consumer group. Workers split the "
+        "partitions between them; start as many as you have cores.",
+    )
+    worker.add_argument("-f", "--file", dest="files", action="append", default=[], metavar="SPECS")
+    worker.add_argument(
+        "--worker-id", help="name in status reports (default: host and a random suffix)"
+    )
+    worker.add_argument("-v", "--verbose", action="store_true")
+    add_kafka_options(worker)
+    worker.set_defaults(handler=run_worker)
+
+
+def _stop_on_signals() -> threading.Event:
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    return stop
+
+
+def load_specs(settings: KafkaSettings, files: list[str]) -> None:
+    if not files:
+        return
+    plane = ControlPlane(settings)
+    try:
+        for key in plane.load(files):
+            log.info("loaded %s", key)
+    finally:
+        plane.close()
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    configure_logging(args.verbose)
+    stop = _stop_on_signals()
+    settings = settings_from(args)
+    load_specs(settings, args.files)
+    service = WorkerService(settings, worker_id=args.worker_id)
+    log.info(
+        "worker %s serving namespace '%s' on %s",
+        service.worker_id,
+        settings.namespace,
+        settings.bootstrap,
+    )
+    service.run(stop)
+    return 0
+
+
+def run_up(args: argparse.Namespace) -> int:
+    configure_logging(args.verbose)
+    stop = _stop_on_signals()
+    broker = None
+    if not args.bootstrap:
+        broker = EmbeddedBroker(port=args.broker_port).start()
+        args.bootstrap = broker.bootstrap
+        log.info("embedded broker ready: bootstrap %s (memory only)", broker.bootstrap)
+    threads: list[threading.Thread] = []
+    try:
+        settings = settings_from(args)
+        load_specs(settings, args.files)
+        service = WorkerService(settings)
+        threads.append(threading.Thread(target=service.run, args=(stop,), name="worker"))
+        if not args.no_gateway:
+            gateway = _gateway_thread(settings, args, stop)
+            if gateway is None:
+                args.no_gateway = True
+            else:
+                threads.append(gateway)
+        for thread in threads:
+            thread.start()
+        print(
+            f"tensorflux up: bootstrap {settings.bootstrap}, namespace '{settings.namespace}'"
+            + ("" if args.no_gateway else f", gateway http://{args.http_host}:{args.http_port}/v2")
+            + " (Ctrl-C stops)",
+            flush=True,
+        )
+        while not stop.wait(0.5):
+            if broker is not None and not broker.running():
+                log.error("embedded broker exited: %s", broker.log_tail())
+                stop.set()
+                return 1
+            if not all(thread.is_alive() for thread in threads):
+                log.error("a component stopped unexpectedly; shutting down")
+                stop.set()
+                return 1
+        return 0
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+        if broker is not None:
+            broker.stop()
+        print("tensorflux stopped", flush=True)
+
+
+def _gateway_thread(
+    settings: KafkaSettings, args: argparse.Namespace, stop: threading.Event
+) -> threading.Thread | None:
+    try:
+        from engine.gateway import run_gateway
+        from engine.gateway.catalog import ControlCatalog
+    except ImportError as error:
+        log.warning("no HTTP gateway in this build (%s)", error)
+        return None
+
+    catalog = ControlCatalog(settings)
+    return threading.Thread(
+        target=run_gateway,
+        args=(settings, catalog, args.http_host, args.http_port, stop),
+        name="gateway",
+    )

@@ -1,0 +1,235 @@
+"""The control plane on Kafka: what is loaded, and what the workers say of it.
+
+Specs live on a compacted control topic, one record per resource (key
+`model/<name>`, `pipeline/<name>` or `experiment/<name>`, value its YAML, a
+tombstone for unloaded), so every worker rebuilds the same set by reading it
+from the start and follows loads and unloads as they come. Workers report
+each resource's state on a compacted status topic, keyed by worker.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import yaml
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+
+from engine.admin import TopicAdmin
+from engine.config import KafkaSettings
+from engine.errors import TensorfluxError
+from engine.topology import Problem, SpecSet, TopicNames, Topology, compile_collecting, read_text
+from engine.topology.loader import read_files
+
+COMPACTED = {"cleanup.policy": "compact"}
+KINDS = {"Model": "model", "Pipeline": "pipeline", "Experiment": "experiment"}
+IDLE_END_S = 0.3
+"""Reading "to the end": the embedded broker's high watermark is approximate,
+so the end is where partition EOF was seen and nothing more came for a moment."""
+READ_TIMEOUT_S = 15.0
+
+
+class ControlError(TensorfluxError):
+    """A control-plane request could not be carried out."""
+
+
+def status_topic(topics: TopicNames) -> str:
+    return f"{topics.prefix}.{topics.namespace}.status"
+
+
+def topic_names(settings: KafkaSettings) -> TopicNames:
+    return TopicNames(settings.topic_prefix, settings.namespace)
+
+
+def resource_key(kind: str, name: str) -> str:
+    return f"{kind}/{name}"
+
+
+def documents_of(specs: SpecSet) -> dict[str, str]:
+    """Each resource as a YAML document, keyed for the control topic.
+
+    A model's relative storageUri is written resolved (absolute), so a worker
+    started elsewhere in the file system finds the same artifact.
+    """
+    documents: dict[str, str] = {}
+    for kind, resources in (
+        ("model", specs.models),
+        ("pipeline", specs.pipelines),
+        ("experiment", specs.experiments),
+    ):
+        for name, spec in resources.items():
+            data = dict(spec.origin.data)
+            if kind == "model" and getattr(spec, "storage_uri", None):
+                data["spec"] = {**data.get("spec", {}), "storageUri": spec.storage_uri}
+            documents[resource_key(kind, name)] = yaml.safe_dump(data, sort_keys=False)
+    return documents
+
+
+def compile_documents(
+    documents: Mapping[str, str], topics: TopicNames
+) -> tuple[Topology, dict[str, str]]:
+    """The topology of what compiles, and a reason for each resource that does not."""
+    text = "\n---\n".join(documents[key] for key in sorted(documents))
+    specs = read_text(text, source="control topic")
+    topology, problems, _ = compile_collecting(specs, topics)
+    return topology, failures_by_resource(problems)
+
+
+def failures_by_resource(problems: Iterable[Problem]) -> dict[str, str]:
+    reasons: dict[str, list[str]] = {}
+    for problem in problems:
+        if not problem.resource:
+            continue
+        kind, _, quoted = problem.resource.partition(" ")
+        step = f"step '{problem.step}': " if problem.step else ""
+        reasons.setdefault(resource_key(kind, quoted.strip("'")), []).append(step + problem.message)
+    return {key: "; ".join(messages) for key, messages in reasons.items()}
+
+
+class TopicReader:
+    """Reads a compacted topic from the beginning, then follows it (no consumer group)."""
+
+    def __init__(self, settings: KafkaSettings, topic: str) -> None:
+        self.topic = topic
+        self.values: dict[str, bytes] = {}
+        TopicAdmin(settings).ensure([topic], partitions=1, config=COMPACTED)
+        self._consumer = Consumer(
+            settings.consumer_config(
+                f"{topic}.reader.{uuid.uuid4().hex}", **{"enable.partition.eof": True}
+            )
+        )
+        self._consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        self._at_end = False
+
+    def poll(self, timeout: float = 0.0) -> bool:
+        """Apply what arrived; True when anything changed."""
+        changed = False
+        for message in self._consumer.consume(1000, timeout=timeout):
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    self._at_end = True
+                continue
+            key = (message.key() or b"").decode()
+            value = message.value()
+            if value is None:
+                changed |= self.values.pop(key, None) is not None
+            elif self.values.get(key) != value:
+                self.values[key] = value
+                changed = True
+        return changed
+
+    def read_to_end(self) -> dict[str, bytes]:
+        deadline = time.monotonic() + READ_TIMEOUT_S
+        self._at_end = False
+        while not self._at_end:
+            if time.monotonic() > deadline:
+                raise ControlError(f"could not read {self.topic} to its end in {READ_TIMEOUT_S}s")
+            self.poll(timeout=0.1)
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < IDLE_END_S:
+            if self.poll(timeout=0.1):
+                quiet_since = time.monotonic()
+        return self.values
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+@dataclass(frozen=True)
+class ResourceStatus:
+    kind: str
+    name: str
+    state: str
+    reason: str
+    workers: tuple[str, ...]
+
+
+class ControlPlane:
+    """What the CLI uses: load, unload, list and status."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self.settings = settings
+        self.topics = topic_names(settings)
+        TopicAdmin(settings).ensure(
+            [self.topics.control(), status_topic(self.topics)], partitions=1, config=COMPACTED
+        )
+        self._producer = Producer(settings.producer_config())
+
+    def loaded(self) -> dict[str, str]:
+        reader = TopicReader(self.settings, self.topics.control())
+        try:
+            return {key: value.decode() for key, value in reader.read_to_end().items()}
+        finally:
+            reader.close()
+
+    def load(self, paths: Iterable[str], *, kind: str | None = None) -> list[str]:
+        """Validate the files against what is loaded, then publish them; returns the keys loaded."""
+        specs = read_files(paths)
+        documents = documents_of(specs)
+        if kind is not None:
+            wrong = sorted(key for key in documents if not key.startswith(kind + "/"))
+            if wrong:
+                raise ControlError(
+                    f"'{kind} load' got other resources: {', '.join(wrong)}; use their own load command"
+                )
+        merged = {**self.loaded(), **documents}
+        _, failures = compile_documents(merged, self.topics)
+        problems = list(specs.problems) + [
+            problem for key, problem in failures.items() if key in documents
+        ]
+        if problems:
+            raise ControlError("nothing loaded: " + "; ".join(str(p) for p in problems))
+        self._publish(documents)
+        return sorted(documents)
+
+    def unload(self, kind: str, name: str) -> None:
+        key = resource_key(kind, name)
+        if key not in self.loaded():
+            raise ControlError(f"no {kind} '{name}' is loaded")
+        self._publish({key: None})
+
+    def _publish(self, documents: Mapping[str, str | None]) -> None:
+        for key, text in documents.items():
+            self._producer.produce(
+                self.topics.control(), None if text is None else text.encode(), key
+            )
+        if self._producer.flush(15):
+            raise ControlError("the control topic did not acknowledge the change")
+
+    def status(self) -> list[ResourceStatus]:
+        loaded = self.loaded()
+        reader = TopicReader(self.settings, status_topic(self.topics))
+        try:
+            reports = [json.loads(value) for value in reader.read_to_end().values()]
+        finally:
+            reader.close()
+        by_resource: dict[str, list[dict]] = {}
+        for report in reports:
+            by_resource.setdefault(resource_key(report["kind"], report["name"]), []).append(report)
+        statuses = []
+        for key in sorted(loaded):
+            kind, _, name = key.partition("/")
+            found = by_resource.get(key, [])
+            failed = [r for r in found if r["state"] == "Failed"]
+            if failed:
+                state, reason = "Failed", failed[0]["reason"]
+            elif any(r["state"] == "Ready" for r in found):
+                state, reason = "Ready", ""
+            else:
+                state, reason = ("Loading", "") if found else ("Pending", "no worker has reported")
+            statuses.append(
+                ResourceStatus(kind, name, state, reason, tuple(sorted(r["worker"] for r in found)))
+            )
+        return statuses
+
+    def close(self) -> None:
+        self._producer.flush(5)
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"

@@ -1,0 +1,90 @@
+"""A worker process: follows the control topic, runs what it names, reports status."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+
+from confluent_kafka import Producer
+
+from engine.config import KafkaSettings
+from engine.runtime.control import (
+    TopicReader,
+    compile_documents,
+    new_worker_id,
+    resource_key,
+    status_topic,
+    topic_names,
+)
+from engine.runtime.worker import Status, Worker
+
+log = logging.getLogger("tensorflux.worker")
+
+
+class WorkerService:
+    def __init__(self, settings: KafkaSettings, worker_id: str | None = None) -> None:
+        self.settings = settings
+        self.worker_id = worker_id or new_worker_id()
+        self.topics = topic_names(settings)
+        self._status_producer = Producer(settings.producer_config())
+        self._reported: set[str] = set()
+        self.control = TopicReader(settings, self.topics.control())
+        self.worker = Worker(settings, on_status=self._report)
+
+    def run(self, stop: threading.Event) -> None:
+        self.control.read_to_end()
+        self._apply()
+        try:
+            self.worker.run(stop, between_chunks=self._follow_control)
+        finally:
+            self._withdraw()
+            self.control.close()
+
+    def _follow_control(self) -> None:
+        if self.control.poll():
+            self.control.read_to_end()  # take a multi-resource load whole, not half of it
+            self._apply()
+
+    def _apply(self) -> None:
+        documents = {key: value.decode() for key, value in self.control.values.items()}
+        topology, failures = compile_documents(documents, self.topics)
+        statuses = self.worker.apply(topology)
+        known = {resource_key(s.kind, s.name) for s in statuses}
+        failed = [
+            Status(*key.split("/", 1), "Failed", reason)
+            for key, reason in failures.items()
+            if key not in known and key in documents
+        ]
+        if failed:
+            self._report(failed)
+        # Resources no longer loaded: withdraw this worker's word on them.
+        self._withdraw(keep=known | {resource_key(s.kind, s.name) for s in failed})
+
+    def _report(self, statuses: list[Status]) -> None:
+        for status in statuses:
+            key = resource_key(status.kind, status.name)
+            value = {
+                "worker": self.worker_id,
+                "kind": status.kind,
+                "name": status.name,
+                "state": status.state,
+                "reason": status.reason,
+                "time": time.time(),
+            }
+            self._status_producer.produce(
+                status_topic(self.topics), json.dumps(value).encode(), f"{self.worker_id}|{key}"
+            )
+            self._reported.add(key)
+            if status.state == "Failed":
+                log.error("%s %s failed: %s", status.kind, status.name, status.reason)
+        self._status_producer.flush(10)
+
+    def _withdraw(self, keep: set[str] = frozenset()) -> None:
+        for key in sorted(self._reported - set(keep)):
+            self._status_producer.produce(
+                status_topic(self.topics), None, f"{self.worker_id}|{key}"
+            )
+            self._reported.discard(key)
+        self._status_producer.flush(10)
