@@ -43,7 +43,8 @@ class Batcher(Generic[Item]):
             return []
         if not self.holds() and end_of_chunk:
             return [self._take()]
-        if self.window_ms is not None and now_ms - (self._oldest_ms or now_ms) >= self.window_ms:
+        oldest_ms = self._oldest_ms if self._oldest_ms is not None else now_ms
+        if self.window_ms is not None and now_ms - oldest_ms >= self.window_ms:
             return [self._take()]
         if self.size is not None and self.window_ms is None and end_of_chunk:
             # A size without a window would wait forever at low traffic; Seldon's
