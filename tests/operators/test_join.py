@@ -9,7 +9,9 @@ from engine.operators.join import Join
 WINDOW = 1000
 
 
-def join(n_inputs: int, inputs: str = "inner", n_triggers: int = 0, triggers: str = "inner") -> Join[str]:
+def join(
+    n_inputs: int, inputs: str = "inner", n_triggers: int = 0, triggers: str = "inner"
+) -> Join[str]:
     return Join(n_inputs, n_triggers, inputs, triggers, WINDOW)  # type: ignore[arg-type]
 
 
@@ -63,7 +65,7 @@ def test_any_emits_on_first_arrival_and_releases_later_ones() -> None:
     late = j.process("k", 0, "a", 1)
     assert not late.emitted and late.released == ["a"]
     # The emitted key is forgotten at its window end without emitting again.
-    assert j.expire(now_ms=WINDOW) .emitted == []
+    assert j.expire(now_ms=WINDOW).emitted == []
     assert len(j) == 0
 
 
