@@ -7,6 +7,7 @@ until `size` are gathered or the oldest has waited `window_ms`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from engine.topology.graph import Batch
@@ -60,6 +61,12 @@ class Batcher(Generic[Item]):
     def drain(self) -> list[Item]:
         items, self._waiting, self._oldest_ms = self._waiting, [], None
         return items
+
+    def retain(self, keep: Callable[[Item], bool]) -> None:
+        """Keep only the waiting requests for which `keep` holds (the rest went elsewhere)."""
+        self._waiting = [item for item in self._waiting if keep(item)]
+        if not self._waiting:
+            self._oldest_ms = None
 
     def _take(self) -> list[Item]:
         if self.size is not None and len(self._waiting) > self.size:

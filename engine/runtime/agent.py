@@ -150,11 +150,18 @@ class NodeAgent:
     def drop_partitions(self, partitions: set[int]) -> None:
         """Revoked partitions: forget their half-joined and waiting requests."""
         self.join.drop(lambda key: key[0] in partitions)
-        kept = [
-            ready for ready in self.batcher.drain() if ready.records[0].partition not in partitions
-        ]
-        for ready in kept:
-            self.batcher.process(ready, 0)
+        self.batcher.retain(lambda ready: ready.records[0].partition not in partitions)
+
+    def abandon(self) -> None:
+        """The agent is discarded: release every record it holds."""
+        held = self.join.drop(lambda key: True)
+        if not self.join.passes_through():
+            for arrival in held:
+                self.tracker.release(arrival.record.ref)
+        for ready in self.batcher.drain():
+            if self.batcher.holds():
+                for record in ready.records:
+                    self.tracker.release(record.ref)
 
     # -- joined requests ---------------------------------------------------------------
 

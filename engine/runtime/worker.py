@@ -129,14 +129,7 @@ class Worker:
             if isinstance(runtime, Exception):
                 continue
             node = model_node(name, self.topics)
-            agent = NodeAgent(
-                node,
-                errors_topic=errors,
-                failure_topic=node.output_topic,
-                tracker=self.tracker,
-                model=runtime,
-            )
-            self._add(plan, agent)
+            self._add(plan, self._agent(node, node.output_topic, runtime, None))
             needed |= {node.inputs[0].topic, node.output_topic}
         for name, graph in topology.pipelines.items():
             failed = self._failed_models(graph)
@@ -145,19 +138,16 @@ class Worker:
                 continue
             for node in graph.nodes():
                 model = self._models[node.model][1] if node.model else None
-                agent = NodeAgent(
-                    node,
-                    errors_topic=errors,
-                    failure_topic=graph.output_topic,
-                    tracker=self.tracker,
-                    model=model,  # type: ignore[arg-type]
-                    max_visits=graph.max_step_revisits + 1 if graph.allow_cycles else None,
-                )
-                self._add(plan, agent)
+                max_visits = graph.max_step_revisits + 1 if graph.allow_cycles else None
+                self._add(plan, self._agent(node, graph.output_topic, model, max_visits))
             needed |= graph.owned_topics() | graph.read_topics()
             statuses[("pipeline", name)] = Status("pipeline", name, "Loading")
         self.admin.ensure(needed)
         self._flush_and_commit(force=True)
+        kept = {id(agent) for agent in plan.agents}
+        for agent in self._plan.agents:
+            if id(agent) not in kept:
+                agent.abandon()  # its pipeline changed or went: what it held is let go
         self._plan = plan
         subscription = sorted(plan.routes)
         if subscription != self._subscription:
@@ -171,6 +161,27 @@ class Worker:
                 self._consumer.unsubscribe()
         self.on_status(list(statuses.values()))
         return list(statuses.values())
+
+    def _agent(
+        self, node: Node, failure_topic: str, model: ModelRuntime | None, max_visits: int | None
+    ) -> NodeAgent:
+        """The running agent when nothing about it changed (its join state lives on), else a new one."""
+        for agent in self._plan.agents:
+            if (
+                agent.node == node
+                and agent.model is model
+                and agent.failure_topic == failure_topic
+                and agent.max_visits == max_visits
+            ):
+                return agent
+        return NodeAgent(
+            node,
+            errors_topic=self.topics.errors(),
+            failure_topic=failure_topic,
+            tracker=self.tracker,
+            model=model,
+            max_visits=max_visits,
+        )
 
     def _load(self, name: str, spec: ModelSpec) -> ModelRuntime | Exception:
         known = self._models.get(name)
