@@ -1,0 +1,66 @@
+"""Hot load and unload: a running worker keeps serving what stays while pipelines come and go."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from engine.config import KafkaSettings
+
+from .helpers import MODELS, PIPELINES, Kafka, RunningWorker, compile_specs, fp32, int32, new_id
+
+ROW = int32(*range(1, 17), shape=(1, 16))
+DOUBLED = [[2 * v for v in range(1, 17)]]
+
+
+def send_kept(kafka: Kafka, label: str) -> tuple[list[str], list[str]]:
+    chain = [new_id(f"{label}-chain") for _ in range(5)]
+    routed = [new_id(f"{label}-cond") for _ in range(5)]
+    for rid in chain:
+        kafka.infer("tfsimples", rid, INPUT0=ROW, INPUT1=ROW)
+    for rid in routed:
+        kafka.infer("conditional-routing", rid, INPUT=fp32(1, 2, 3, 4), CHOICE=int32(0))
+    return chain, routed
+
+
+def check_kept(kafka: Kafka, chain: list[str], routed: list[str]) -> None:
+    for answer in kafka.outputs("tfsimples", chain).values():
+        assert answer.arrays()["OUTPUT0"] == DOUBLED
+    for answer in kafka.outputs("conditional-routing", routed).values():
+        assert answer.arrays() == {"OUTPUT": [10, 20, 30, 40]}
+
+
+def test_unload_one_pipeline_and_load_another_while_two_keep_serving(
+    kafka_settings: KafkaSettings,
+    running_worker: Callable[..., RunningWorker],
+    kafka: Kafka,
+) -> None:
+    kept = [PIPELINES / "tfsimples.yaml", PIPELINES / "conditional.yaml"]
+    worker = running_worker([MODELS, *kept, PIPELINES / "add10-batch.yaml"])
+    batched = new_id("batch")
+    kafka.infer("add10-batch", batched, INPUT=fp32(1, 2, 3, 4))
+    before = send_kept(kafka, "before")
+    assert kafka.outputs("add10-batch", [batched])[batched].arrays() == {"OUTPUT": [11, 12, 13, 14]}
+    check_kept(kafka, *before)
+    worker.wait_ready("pipeline", "add10-batch")
+
+    # Requests in flight while the worker swaps add10-batch for trigger-joins.
+    during = send_kept(kafka, "during")
+    worker.apply(compile_specs(kafka_settings, [MODELS, *kept, PIPELINES / "trigger-joins.yaml"]))
+    after = send_kept(kafka, "after")
+    triggered = new_id("trigger")
+    kafka.infer("trigger-joins", triggered, INPUT=fp32(1, 2, 3, 4), ok3=int32(1))
+    orphan = new_id("unloaded")
+    kafka.infer("add10-batch", orphan, INPUT=fp32(1, 2, 3, 4))
+
+    check_kept(kafka, *during)
+    check_kept(kafka, *after)
+    assert kafka.outputs("trigger-joins", [triggered])[triggered].arrays() == {
+        "OUTPUT": [11, 12, 13, 14]
+    }
+    worker.wait_ready("pipeline", "trigger-joins")
+    assert worker.state("pipeline", "tfsimples") == "Ready"
+    # The unloaded pipeline no longer answers; its topics stay (cleanTopicsOnDelete is off).
+    with pytest.raises(AssertionError, match="no record"):
+        kafka.outputs("add10-batch", [orphan], deadline_s=0.5)
