@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from rich.console import Console
 from rich.table import Table
@@ -53,7 +54,7 @@ def _register_client_commands(kind: str, commands: argparse._SubParsersAction) -
 def _load(args: argparse.Namespace) -> int:
     plane = ControlPlane(settings_from(args))
     try:
-        for key in plane.load(args.files, kind=args.kind):
+        for key in plane.load(args.files):
             print(f"loaded {key}")
     finally:
         plane.close()
@@ -79,16 +80,21 @@ def _status(args: argparse.Namespace) -> int:
     finally:
         plane.close()
     if args.name and not statuses:
-        print(f"tensorflux: no {args.kind} '{args.name}' is loaded")
+        print(f"tensorflux: no {args.kind} '{args.name}' is loaded", file=sys.stderr)
         return 1
     if args.output == "json":
         print(json.dumps([s.__dict__ | {"workers": list(s.workers)} for s in statuses], indent=2))
-        return 0
+    else:
+        table = _table(statuses)
+        Console().print(table)
+    return 0 if all(s.state != "Failed" for s in statuses) else 1
+
+
+def _table(statuses: list) -> Table:
     table = Table("name", "state", "workers", "reason")
     for s in statuses:
         table.add_row(s.name, s.state, str(len(s.workers)), s.reason)
-    Console().print(table)
-    return 0 if all(s.state != "Failed" for s in statuses) else 1
+    return table
 
 
 def _list(args: argparse.Namespace) -> int:

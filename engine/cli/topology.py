@@ -44,9 +44,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         dest="files",
         nargs="+",
         action="extend",
-        required=True,
         metavar="FILE",
-        help="YAML files or directories (repeatable)",
+        help="YAML files or directories (repeatable); without it, what a running engine has loaded",
+    )
+    describe.add_argument(
+        "--bootstrap",
+        metavar="HOST:PORT",
+        help="Kafka of the running engine, when no -f is given (default: TENSORFLUX_BOOTSTRAP)",
     )
     describe.add_argument("--mermaid", action="store_true", help="print a Mermaid flowchart")
     _topic_options(describe)
@@ -95,16 +99,35 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def run_describe(args: argparse.Namespace) -> int:
-    specs = read_files(args.files)
-    topology, problems, warnings = compile_collecting(specs, _topics(args))
-    _print_warnings(warnings)
-    if problems:
-        raise TopologyError(problems)
+    if args.files:
+        specs = read_files(args.files)
+        topology, problems, warnings = compile_collecting(specs, _topics(args))
+        _print_warnings(warnings)
+        if problems:
+            raise TopologyError(problems)
+        where = " ".join(args.files)
+    else:
+        topology, where = _loaded_topology(args), "the running engine"
     graph = topology.pipelines.get(args.pipeline)
     if graph is None:
         known = ", ".join(sorted(topology.pipelines)) or "(none)"
-        raise TensorfluxError(
-            f"no pipeline '{args.pipeline}' in {' '.join(args.files)}; pipelines: {known}"
-        )
+        raise TensorfluxError(f"no pipeline '{args.pipeline}' in {where}; pipelines: {known}")
     print(describe_mermaid(graph) if args.mermaid else describe_text(graph), end="")
     return 0
+
+
+def _loaded_topology(args: argparse.Namespace):
+    """What the engine's control topic holds (imports Kafka only on this path)."""
+    from engine.config import KafkaSettings
+    from engine.runtime.control import ControlPlane, compile_documents
+
+    settings = KafkaSettings.load(
+        bootstrap=args.bootstrap, namespace=args.namespace, topic_prefix=args.topic_prefix
+    )
+    plane = ControlPlane(settings)
+    try:
+        documents = plane.loaded()
+    finally:
+        plane.close()
+    topology, _ = compile_documents(documents, _topics(args))
+    return topology

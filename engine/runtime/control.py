@@ -167,16 +167,11 @@ class ControlPlane:
         finally:
             reader.close()
 
-    def load(self, paths: Iterable[str], *, kind: str | None = None) -> list[str]:
-        """Validate the files against what is loaded, then publish them; returns the keys loaded."""
+    def load(self, paths: Iterable[str]) -> list[str]:
+        """Validate the files against what is loaded, then publish every resource they hold
+        (a file mixing Models and Pipelines loads whole); returns the keys loaded."""
         specs = read_files(paths)
         documents = documents_of(specs)
-        if kind is not None:
-            wrong = sorted(key for key in documents if not key.startswith(kind + "/"))
-            if wrong:
-                raise ControlError(
-                    f"'{kind} load' got other resources: {', '.join(wrong)}; use their own load command"
-                )
         merged = {**self.loaded(), **documents}
         _, failures = compile_documents(merged, self.topics)
         problems = list(specs.problems) + [

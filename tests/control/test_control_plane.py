@@ -1,0 +1,126 @@
+"""Loading, unloading and status through the control topic, as a user drives them with the CLI."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.cli import main
+from engine.runtime.service import WorkerService
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.fixture
+def cli(kafka_settings, capsys):
+    """Runs `tensorflux ARGS... --bootstrap B --namespace NS`; returns (exit code, stdout, stderr)."""
+
+    def run(*args: str) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main(
+            [
+                *args,
+                "--bootstrap",
+                kafka_settings.bootstrap,
+                "--namespace",
+                kafka_settings.namespace,
+            ]
+        )
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture
+def worker_service(kafka_settings):
+    service = WorkerService(kafka_settings, worker_id="test-worker")
+    stop = threading.Event()
+    thread = threading.Thread(target=service.run, args=(stop,), daemon=True)
+    thread.start()
+    yield service
+    stop.set()
+    thread.join(30)
+    assert not thread.is_alive(), "worker did not stop"
+
+
+def wait_for_status(cli, kind: str, name: str, state: str, within_s: float = 30.0) -> str:
+    deadline = time.monotonic() + within_s
+    out = ""
+    while time.monotonic() < deadline:
+        code, out, _ = cli(kind, "status", name, "-o", "json")
+        if code in (0, 1) and f'"state": "{state}"' in out:
+            return out
+        time.sleep(0.3)
+    raise AssertionError(f"{kind} {name} never reached {state}; last status: {out}")
+
+
+def test_load_status_describe_unload(cli, worker_service):
+    code, out, err = cli(
+        "model",
+        "load",
+        "-f",
+        str(EXAMPLES / "models" / "tfsimple1.yaml"),
+        "-f",
+        str(EXAMPLES / "models" / "tfsimple2.yaml"),
+    )
+    assert code == 0, err
+    assert "loaded model/tfsimple1" in out
+    code, out, err = cli("pipeline", "load", "-f", str(EXAMPLES / "pipelines" / "tfsimples.yaml"))
+    assert code == 0, err
+    wait_for_status(cli, "pipeline", "tfsimples", "Ready")
+
+    code, out, _ = cli("pipeline", "list")
+    assert out.split() == ["tfsimples"]
+    code, out, _ = cli("describe", "tfsimples")
+    assert code == 0 and "tfsimple1" in out and "tfsimple2" in out
+
+    code, out, _ = cli("pipeline", "unload", "tfsimples")
+    assert code == 0
+    code, out, _ = cli("pipeline", "list")
+    assert out.split() == []
+    code, _, err = cli("pipeline", "unload", "tfsimples")
+    assert code == 1 and "no pipeline 'tfsimples' is loaded" in err
+
+
+def test_a_bad_file_loads_nothing(cli, worker_service, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        (EXAMPLES / "models" / "tfsimple1.yaml").read_text()
+        + "---\n"
+        + "apiVersion: mlops.seldon.io/v1alpha1\nkind: Pipeline\nmetadata:\n  name: broken\n"
+        "spec:\n  steps:\n  - name: tfsimple1\n    inputs:\n    - nosuchstep.outputs\n"
+        "  output:\n    steps:\n    - tfsimple1\n"
+    )
+    code, _, err = cli("pipeline", "load", "-f", str(bad))
+    assert code == 1
+    assert "nosuchstep" in err and "nothing loaded" in err
+    code, out, _ = cli("model", "list")
+    assert out.split() == []  # the valid model beside the mistake was not loaded either
+
+
+def test_a_model_that_fails_to_load_fails_its_pipeline_only(cli, worker_service, tmp_path):
+    broken = tmp_path / "models"
+    shutil.copytree(EXAMPLES / "models" / "tfsimple1", broken / "tfsimple1")
+    (broken / "tfsimple1" / "model.onnx").write_bytes(b"this is not onnx")
+    (broken / "tfsimple1.yaml").write_text((EXAMPLES / "models" / "tfsimple1.yaml").read_text())
+    assert cli("model", "load", "-f", str(broken / "tfsimple1.yaml"))[0] == 0
+    assert cli("model", "load", "-f", str(EXAMPLES / "models" / "tfsimple2.yaml"))[0] == 0
+    pipelines = tmp_path / "pipelines.yaml"
+    pipelines.write_text(
+        "apiVersion: mlops.seldon.io/v1alpha1\nkind: Pipeline\nmetadata:\n  name: uses-broken\n"
+        "spec:\n  steps:\n  - name: tfsimple1\n  output:\n    steps:\n    - tfsimple1\n"
+        "---\n"
+        "apiVersion: mlops.seldon.io/v1alpha1\nkind: Pipeline\nmetadata:\n  name: uses-good\n"
+        "spec:\n  steps:\n  - name: tfsimple2\n  output:\n    steps:\n    - tfsimple2\n"
+    )
+    assert cli("pipeline", "load", "-f", str(pipelines))[0] == 0
+    failed = wait_for_status(cli, "pipeline", "uses-broken", "Failed")
+    assert "tfsimple1" in failed and "failed to load" in failed
+    wait_for_status(cli, "pipeline", "uses-good", "Ready")
+    code, out, _ = cli("model", "status", "tfsimple1", "-o", "json")
+    assert code == 1 and '"state": "Failed"' in out
