@@ -1,0 +1,273 @@
+"""Produce a request, await its reply: one producer and one reply consumer per process.
+
+Every gateway process reads the outputs topics it waits on with its own
+consumer, outside any consumer group (`assign`, never `subscribe`), starting
+at the end as it was when it began listening, and resolves only the request
+ids its own callers wait for; replies for other processes' callers pass by.
+So any number of gateway processes can serve one namespace, and a reply
+always reaches the process whose caller waits for it.
+
+The start offset is the high watermark the broker reports when a topic is
+first listened to. The embedded broker reports a value at or below the true
+end (the base offset of the last batch + 1), so a few old records may be read
+again and ignored; nothing produced after listening began can be missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import queue
+import threading
+import uuid
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from engine.admin import TopicAdmin
+from engine.config import KafkaSettings
+from engine.gateway.errors import DeliveryFailed, GatewayError
+
+log = logging.getLogger("tensorflux.gateway")
+
+POLL_S = 0.05
+"""Longest the router thread blocks in one consume call."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """The record that answered a request."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+_Waiter = tuple[asyncio.AbstractEventLoop, asyncio.Future[Reply]]
+
+
+class ReplyRouter:
+    """Call `start()`, then `await request(...)` from any event loop; `close()` at the end."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self.settings = settings
+        self.group_id = (
+            f"{settings.topic_prefix}.{settings.namespace}.gateway.{uuid.uuid4().hex[:12]}"
+        )
+        """Never joined (partitions are assigned by hand, nothing is committed)."""
+        self._admin = TopicAdmin(settings)
+        self._producer = Producer(settings.producer_config(**{"linger.ms": 0}))
+        self._consumer = Consumer(
+            settings.consumer_config(
+                self.group_id,
+                **{
+                    "enable.auto.commit": False,
+                    "auto.offset.reset": "latest",
+                    "fetch.wait.max.ms": 10,
+                    "fetch.min.bytes": 1,
+                },
+            )
+        )
+        self._probe = Consumer(settings.consumer_config(self.group_id + ".probe"))
+        self._lock = threading.Lock()
+        self._waiting: dict[tuple[str, str], list[_Waiter]] = {}
+        self._listening: dict[str, concurrent.futures.Future[None]] = {}
+        self._assignments: queue.SimpleQueue[
+            tuple[list[TopicPartition], concurrent.futures.Future[None]]
+        ] = queue.SimpleQueue()
+        self._assigned = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="gateway-replies", daemon=True)
+        self._executor = concurrent.futures.ThreadPoolExecutor(2, "gateway-listen")
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> ReplyRouter:
+        self._thread.start()
+        return self
+
+    def alive(self) -> bool:
+        return self._thread.is_alive() and not self._stop.is_set()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self._producer.flush(5)
+        self._consumer.close()
+        self._probe.close()
+
+    # -- listening ---------------------------------------------------------------------
+
+    def listen(self, reply_topic: str, *also_ensure: str) -> concurrent.futures.Future[None]:
+        """Start reading `reply_topic` from its end (creating it and `also_ensure` if
+        missing). Done once per topic; the future is done when records produced
+        from then on are sure to be seen."""
+        with self._lock:
+            future = self._listening.get(reply_topic)
+            if future is not None and not (future.done() and future.exception()):
+                return future
+            future = concurrent.futures.Future()
+            self._listening[reply_topic] = future
+        self._executor.submit(self._prepare, reply_topic, also_ensure, future)
+        return future
+
+    def _prepare(
+        self, topic: str, also_ensure: tuple[str, ...], future: concurrent.futures.Future[None]
+    ) -> None:
+        try:
+            self._admin.ensure([topic, *also_ensure])
+            # Metadata from the admin client and offsets from an idle consumer: the
+            # consuming one answers metadata requests only after seconds.
+            partitions = range(self._admin.existing()[topic])
+            starts = []
+            for partition in partitions:
+                _, high = self._probe.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=10, cached=False
+                )
+                starts.append(TopicPartition(topic, partition, max(high, 0)))
+        except Exception as error:
+            _finish(future, GatewayError(f"cannot listen on {topic}: {error}"))
+            return
+        self._assignments.put((starts, future))
+
+    # -- requests ----------------------------------------------------------------------
+
+    async def request(
+        self,
+        topic: str,
+        reply_topic: str,
+        key: str,
+        value: bytes,
+        headers: list[tuple[str, bytes]],
+        timeout_s: float,
+    ) -> Reply:
+        """Produce to `topic` and return the first record keyed `key` on `reply_topic`.
+
+        Raises TimeoutError after `timeout_s`, DeliveryFailed if Kafka refuses it.
+        """
+        listening = self.listen(reply_topic, topic)
+        if not listening.done():
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(listening)), timeout_s)
+        listening.result()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Reply] = loop.create_future()
+        waiter = (loop, future)
+        slot = (reply_topic, key)
+        with self._lock:
+            self._waiting.setdefault(slot, []).append(waiter)
+        try:
+            self._produce(topic, key, value, headers, waiter)
+            return await asyncio.wait_for(future, timeout_s)
+        finally:
+            with self._lock:
+                waiters = self._waiting.get(slot)
+                if waiters is not None and waiter in waiters:
+                    waiters.remove(waiter)
+                    if not waiters:
+                        del self._waiting[slot]
+
+    def _produce(
+        self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]], waiter: _Waiter
+    ) -> None:
+        def delivered(error: KafkaError | None, _message: object) -> None:
+            if error is not None:
+                _settle(waiter, DeliveryFailed(f"Kafka refused the request for {topic}: {error}"))
+
+        try:
+            self._producer.produce(topic, value, key, headers=headers, on_delivery=delivered)
+        except BufferError:
+            self._producer.poll(0.1)
+            self._producer.produce(topic, value, key, headers=headers, on_delivery=delivered)
+        except KafkaException as error:
+            raise DeliveryFailed(
+                f"Kafka refused the request for {topic}: {error.args[0].str()}"
+            ) from None
+
+    # -- the reply thread --------------------------------------------------------------
+
+    def _run(self) -> None:
+        consumer, producer = self._consumer, self._producer
+        while not self._stop.is_set():
+            try:
+                self._take_assignments()
+                producer.poll(0)
+                if not self._assigned:
+                    self._stop.wait(0.01)
+                    continue
+                # poll() returns on the first record; consume() would wait out
+                # its whole timeout unless the batch filled.
+                first = consumer.poll(POLL_S)
+                if first is None:
+                    continue
+                messages = [first, *consumer.consume(1000, 0)]
+            except Exception:
+                log.exception("gateway reply consumer failed; retrying")
+                self._stop.wait(0.5)
+                continue
+            for message in messages:
+                if message.error() is not None:
+                    if message.error().code() != KafkaError._PARTITION_EOF:
+                        log.warning("reply consumer: %s", message.error())
+                    continue
+                raw_key = message.key()
+                if not raw_key:
+                    continue
+                slot = (message.topic(), raw_key.decode("utf-8", "replace"))
+                with self._lock:
+                    waiters = self._waiting.pop(slot, None)
+                if not waiters:
+                    continue
+                reply = Reply(
+                    message.topic(),
+                    message.partition(),
+                    message.offset(),
+                    message.value() or b"",
+                    message.headers() or [],
+                )
+                for waiter in waiters:
+                    _settle(waiter, reply)
+
+    def _take_assignments(self) -> None:
+        while True:
+            try:
+                partitions, future = self._assignments.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                self._consumer.incremental_assign(partitions)
+                self._assigned = True
+            except Exception as error:
+                _finish(future, GatewayError(f"cannot assign {partitions}: {error}"))
+            else:
+                _finish(future, None)
+
+
+def _finish(future: concurrent.futures.Future[None], error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
+def _settle(waiter: _Waiter, outcome: Reply | BaseException) -> None:
+    loop, future = waiter
+
+    def settle() -> None:
+        if future.done():
+            return
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
+
+    try:
+        loop.call_soon_threadsafe(settle)
+    except RuntimeError:  # the loop is closed: nobody waits any more
+        pass

@@ -1,0 +1,53 @@
+"""Serving the gateway with uvicorn until a stop event is set."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import uvicorn
+
+from engine.config import KafkaSettings
+from engine.gateway.app import DEFAULT_TIMEOUT_S, create_app
+from engine.gateway.catalog import Catalog
+
+log = logging.getLogger("tensorflux.gateway")
+
+
+def run_gateway(
+    settings: KafkaSettings,
+    catalog: Catalog,
+    host: str,
+    port: int,
+    stop: threading.Event,
+    *,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    log_level: str = "warning",
+) -> None:
+    """Serve the gateway on host:port until `stop` is set (blocks; any thread).
+
+    Uvicorn installs no signal handlers outside the main thread: whoever runs
+    this sets `stop` on Ctrl-C/SIGTERM.
+    """
+    app = create_app(settings, catalog, timeout_s=timeout_s)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+    )
+    server = uvicorn.Server(config)
+
+    def watch() -> None:
+        stop.wait()
+        server.should_exit = True
+
+    watcher = threading.Thread(target=watch, name="gateway-stop", daemon=True)
+    watcher.start()
+    log.info("gateway on http://%s:%d/v2 (namespace %s)", host, port, settings.namespace)
+    server.run()
+    if not stop.is_set() and not server.should_exit:
+        log.error("gateway on %s:%d stopped on its own", host, port)
