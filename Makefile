@@ -26,8 +26,20 @@ lint: $(STAMP)
 	$(BIN)/ruff check engine tests bench
 	$(BIN)/ruff format --check engine tests bench
 
-bench: $(STAMP)
+# The peers (Quix Streams pins its own confluent-kafka) live in their own venv;
+# the tensorflux runs and the runner use the project's.
+BENCH_VENV := .venv-bench
+BENCH_PEERS_STAMP := $(BENCH_VENV)/.installed
+
+$(BENCH_PEERS_STAMP): Makefile
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		quixstreams==3.28.1 faust-streaming==0.15.3 onnxruntime==1.31.1 numpy==2.4.6 \
+		fastavro==1.13.1 py-spy==0.4.3
+	touch $(BENCH_PEERS_STAMP)
+
+bench: $(STAMP) $(BENCH_PEERS_STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,1 @@
+"""`make bench`: tensorflux against the plain Kafka loop and its peers (see bench/runner.py)."""

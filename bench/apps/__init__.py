@@ -1,0 +1,1 @@
+"""Contender processes the bench runner starts: the plain ceiling loop and the peer apps."""
