@@ -582,8 +582,9 @@ def _print_table(rows: list[Row], verbose: bool, ref: str) -> None:
     from rich.table import Table
 
     table = Table(title=f"{ref}: {len(rows)} record(s)", show_lines=False)
-    for column in ("ref", "p:offset", "time", "request id", "tensor", "datatype", "shape", "data"):
-        table.add_column(column, overflow="fold")
+    for column in ("ref", "p:offset", "time", "request id", "tensor", "datatype", "shape"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("data", overflow="fold")
     if verbose:
         table.add_column("headers", overflow="fold")
     for row in rows:
@@ -611,7 +612,10 @@ def _print_table(rows: list[Row], verbose: bool, ref: str) -> None:
             if verbose:
                 cells.append(header_text if index == 0 else "")
             table.add_row(*cells)
-    Console(width=max(160, Console().width)).print(table)
+    console = Console()
+    if not console.is_terminal:  # piped: don't squeeze the table into 80 columns
+        console = Console(width=250)
+    console.print(table)
 
 
 def _clip(text: str, limit: int = 120) -> str:
