@@ -65,3 +65,14 @@ def test_drain_gives_back_the_waiting_requests() -> None:
     b.process(1, 0)
     b.process(2, 0)
     assert b.drain() == [1, 2] and len(b) == 0 and b.next_deadline_ms() is None
+
+
+def test_retain_keeps_the_chosen_requests_in_order() -> None:
+    # A rebalance revoked some partitions: their waiting requests belong to another worker now.
+    b = batcher(size=10, window_ms=50)
+    for i in range(5):
+        b.process(i, now_ms=100 + i)
+    b.retain(lambda item: item % 2 == 0)
+    assert len(b) == 3 and b.next_deadline_ms() == 150
+    b.retain(lambda item: False)
+    assert len(b) == 0 and b.next_deadline_ms() is None
