@@ -17,7 +17,7 @@ class UnknownName(GatewayError):
         self.kind = kind
         self.name = name
         listed = ", ".join(repr(n) for n in known) or "none"
-        super().__init__(f"no {kind} '{name}' is loaded; loaded {kind}s: {listed}")
+        super().__init__(f"no {kind} '{name}' is loaded; loaded: {listed}")
 
 
 class BadRequest(GatewayError):
