@@ -231,7 +231,10 @@ class Worker:
         if not self._subscription:
             time.sleep(MAX_WAIT_S)
             return
-        messages = self._consumer.consume(CHUNK, timeout=self._wait_s())
+        # consume(n, timeout) waits out its whole timeout unless n records come; poll
+        # returns at the first record, then consume(timeout=0) takes what is buffered.
+        first = self._consumer.poll(self._wait_s())
+        messages = [] if first is None else [first, *self._consumer.consume(CHUNK - 1, timeout=0)]
         now_ms = _now_ms()
         out: list[Outgoing] = []
         routes = self._plan.routes
