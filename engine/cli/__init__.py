@@ -13,11 +13,11 @@ import sys
 from collections.abc import Sequence
 
 from engine import __version__
-from engine.cli import broker, resources, runtime
+from engine.cli import broker, client, resources, runtime
 from engine.cli import topology as topology_commands
 from engine.errors import TensorfluxError
 
-COMMAND_MODULES = (broker, topology_commands, runtime, resources)
+COMMAND_MODULES = (broker, topology_commands, runtime, resources, client)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -141,8 +141,11 @@ def _gateway_thread(
         return None
 
     catalog = ControlCatalog(settings)
-    return threading.Thread(
-        target=run_gateway,
-        args=(settings, catalog, args.http_host, args.http_port, stop),
-        name="gateway",
-    )
+
+    def serve() -> None:
+        try:
+            run_gateway(settings, catalog, args.http_host, args.http_port, stop)
+        finally:
+            catalog.close()
+
+    return threading.Thread(target=serve, name="gateway")
