@@ -11,6 +11,7 @@ delivered and only up to the first record an agent still holds.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -34,7 +35,12 @@ from engine.topology.topics import TopicNames
 
 log = logging.getLogger("tensorflux.worker")
 
-CHUNK = 1000
+CHUNK = int(os.environ.get("TENSORFLUX_WORKER_CHUNK", "1000"))
+"""Records consumed per loop turn (and the most one batched model call sees)."""
+# Client defaults chosen with `make bench BENCH_ARGS=--sweep` (README "Performance");
+# a librdkafka setting the user passes (TENSORFLUX_KAFKA_LINGER_MS, a config file) wins.
+PRODUCER_DEFAULTS = {"linger.ms": 2, "batch.num.messages": 10000}
+CONSUMER_DEFAULTS = {"fetch.wait.max.ms": 10, "fetch.min.bytes": 1}
 MAX_WAIT_S = 0.1
 COMMIT_INTERVAL_S = 1.0
 
@@ -97,12 +103,16 @@ class Worker:
         self._subscription: list[str] = []
         self._assigned: set[tuple[str, int]] = set()
         self._ready_announced = False
+        user = settings.librdkafka
         self._producer = Producer(
-            settings.producer_config(**{"linger.ms": 2, "batch.num.messages": 10000})
+            settings.producer_config(
+                **{k: v for k, v in PRODUCER_DEFAULTS.items() if k not in user}
+            )
         )
         self._consumer = Consumer(
             settings.consumer_config(
-                group_id(settings), **{"fetch.wait.max.ms": 10, "fetch.min.bytes": 1}
+                group_id(settings),
+                **{k: v for k, v in CONSUMER_DEFAULTS.items() if k not in user},
             )
         )
         self._last_commit = time.monotonic()
