@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import os
 import re
 import signal
 import threading
@@ -121,7 +122,11 @@ def _register_infer(commands: argparse._SubParsersAction, kind: str) -> None:
     via = infer.add_mutually_exclusive_group()
     via.add_argument("--http", action="store_true", help="through the HTTP gateway (default)")
     via.add_argument("--kafka", action="store_true", help="straight to the Kafka topics")
-    infer.add_argument("--url", default=DEFAULT_URL, help=f"gateway URL (default {DEFAULT_URL})")
+    infer.add_argument(
+        "--url",
+        default=os.environ.get("TENSORFLUX_GATEWAY_URL", DEFAULT_URL),
+        help=f"gateway URL (default: TENSORFLUX_GATEWAY_URL, else {DEFAULT_URL})",
+    )
     infer.add_argument("--request-id", help="request id (default: a new uuid)")
     infer.add_argument("--timeout", type=float, default=30.0, help="seconds to wait (default 30)")
     add_kafka_options(infer)
