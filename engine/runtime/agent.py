@@ -26,6 +26,9 @@ from engine.runtimes.base import ModelRuntime
 from engine.runtimes.errors import ModelInputError
 from engine.topology.graph import Node, Source
 
+_CARRIED_HEADERS = frozenset({h.REQUEST_ID, h.TRACEPARENT, revisits.VISITS_HEADER})
+"""Incoming headers a node passes on; it sets its own pipeline, step and schema version."""
+
 
 @dataclass(slots=True)
 class Outgoing:
@@ -100,6 +103,16 @@ class NodeAgent:
             if node.pipeline
             else f"model '{node.name}'"
         )
+        # Hot path (bench/agent_bench.py): what every written record's headers end with, and
+        # each source topic's label for merge's error messages, computed once, not per record.
+        self._header_tail = (
+            (h.PIPELINE, node.pipeline.encode()),
+            (h.STEP, node.name.encode()),
+            (h.SCHEMA_VERSION, str(SCHEMA_VERSION).encode()),
+        )
+        self._labels: dict[str, str] = {}
+        for source in self.sources:  # the first source reading a topic names it
+            self._labels.setdefault(source.topic, f"'{source.ref.spelled(node.pipeline)}'")
 
     # -- records in --------------------------------------------------------------------
 
@@ -254,24 +267,18 @@ class NodeAgent:
     # -- helpers -----------------------------------------------------------------------
 
     def _source_label(self, arrival: Arrival) -> str:
-        for source in self.sources:
-            if source.topic == arrival.record.topic:
-                return f"'{source.ref.spelled(self.node.pipeline)}'"
-        return f"'{arrival.record.topic}'"
+        topic = arrival.record.topic
+        return self._labels.get(topic) or f"'{topic}'"
 
     def _headers(
         self, incoming: list[tuple[str, bytes]], request_id: str
     ) -> list[tuple[str, bytes]]:
-        headers = [
-            (key, value)
-            for key, value in incoming
-            if key in (h.REQUEST_ID, h.TRACEPARENT, revisits.VISITS_HEADER)
-        ]
+        if not incoming:  # the common case at a pipeline's inputs: nothing to carry over
+            return [(h.REQUEST_ID, request_id.encode()), *self._header_tail]
+        headers = [(key, value) for key, value in incoming if key in _CARRIED_HEADERS]
         if not any(key == h.REQUEST_ID for key, _ in headers):
             headers.append((h.REQUEST_ID, request_id.encode()))
-        headers.append((h.PIPELINE, self.node.pipeline.encode()))
-        headers.append((h.STEP, self.node.name.encode()))
-        headers.append((h.SCHEMA_VERSION, str(SCHEMA_VERSION).encode()))
+        headers.extend(self._header_tail)
         return headers
 
     def _error(
