@@ -47,7 +47,12 @@ def main() -> None:
             continue
         for message in [first, *consume(chunk - 1, timeout=0)]:
             if message.error() is None:
-                produce(output_topic, message.value(), message.key(), headers=message.headers())
+                while True:
+                    try:
+                        produce(output_topic, message.value(), message.key())
+                        break
+                    except BufferError:  # local queue full: let deliveries drain
+                        producer.poll(0.05)
         producer.poll(0)
     producer.flush(5)
     consumer.close()

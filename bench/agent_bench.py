@@ -1,0 +1,94 @@
+"""The engine's own per-request CPU on a pipeline, without Kafka: agents fed in memory.
+
+    .venv/bin/python -m bench.agent_bench [--pipeline 1step] [--n 20000] [--chunk 1000]
+
+Builds the worker's agents for the pipeline, feeds chunks of pipeline-input
+records as the worker does (process each record, then tick at the end of the
+chunk), routes what they write to the agents that read it, and reports µs per
+request: the Python cost tensorflux adds on top of consume/produce. Best of
+several rounds, in process CPU time (robust to a busy machine); stable enough to compare a hot-path change before and after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from bench import load
+from bench.runner import MODELS, PIPELINES
+from engine.runtime.agent import NodeAgent, Outgoing
+from engine.runtime.offsets import OffsetTracker
+from engine.runtime.records import Record
+from engine.runtimes import load_model
+from engine.topology import TopicNames, compile_collecting, read_files
+
+
+def build(pipeline: str) -> tuple[dict[str, list[tuple[NodeAgent, int]]], list[NodeAgent], str]:
+    path, name, models = PIPELINES[pipeline]
+    topics = TopicNames("tensorflux", "agentbench")
+    specs = read_files([str(MODELS / f"{m}.yaml") for m in models] + [str(path)])
+    topology, problems, _ = compile_collecting(specs, topics)
+    assert not problems, problems
+    runtimes = {m: load_model(spec) for m, spec in topology.models.items()}
+    graph = topology.pipelines[name]
+    tracker = OffsetTracker()
+    agents = [
+        NodeAgent(
+            node,
+            errors_topic=topics.errors(),
+            failure_topic=graph.output_topic,
+            tracker=tracker,
+            model=runtimes.get(node.model) if node.model else None,
+        )
+        for node in graph.nodes()
+    ]
+    routes: dict[str, list[tuple[NodeAgent, int]]] = {}
+    for agent in agents:
+        for index, source in enumerate(agent.sources):
+            routes.setdefault(source.topic, []).append((agent, index))
+    return routes, agents, topics.pipeline_inputs(name)
+
+
+def run(pipeline: str, n: int, chunk: int) -> tuple[float, int]:
+    routes, agents, inputs = build(pipeline)
+    workload = "conditional" if pipeline == "cond" else "tfsimple"
+    values = [(f"r-{i}", load.request_payload(workload, f"r-{i}", i)) for i in range(n)]
+    offsets: dict[str, int] = {}
+    written = 0
+    started = time.process_time()
+    pending: list[tuple[str, str, bytes, list]] = [(inputs, k, v, []) for k, v in values]
+    while pending:
+        batch, pending = pending[:chunk], pending[chunk:]
+        out: list[Outgoing] = []
+        now_ms = time.time_ns() // 1_000_000
+        for topic, key, value, headers in batch:
+            offset = offsets.get(topic, 0)
+            offsets[topic] = offset + 1
+            record = Record(topic, 0, offset, key, value, headers)
+            for agent, index in routes.get(topic, ()):
+                agent.process(index, record, now_ms, out)
+        for agent in agents:
+            agent.tick(now_ms, out, end_of_chunk=True)
+        written += len(out)
+        # What a step writes comes back to the agents that read it (as the broker would).
+        pending += [(o.topic, o.key, o.value, o.headers) for o in out if o.topic in routes]
+    return (time.process_time() - started) / n * 1e6, written
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pipeline", default="1step", choices=sorted(PIPELINES))
+    parser.add_argument("--n", type=int, default=20000)
+    parser.add_argument("--chunk", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    results = [run(args.pipeline, args.n, args.chunk) for _ in range(args.rounds)]
+    best = min(us for us, _ in results)
+    print(
+        f"{args.pipeline}: {best:.2f} µs per request (best of {args.rounds} x {args.n}, "
+        f"chunk {args.chunk}); {results[0][1] / args.n:.1f} records written per request"
+    )
+
+
+if __name__ == "__main__":
+    main()
