@@ -73,7 +73,9 @@ def preproduce(bootstrap: str, topic: str, workload: str, n: int, prefix: str = 
 class Receiver(threading.Thread):
     """Reads an output topic from its beginning; times throughput and per-request latency."""
 
-    def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
+    def __init__(
+        self, bootstrap: str, topic: str, partitions: int, start_topic: str | None = None
+    ) -> None:
         super().__init__(daemon=True, name=f"receiver-{topic}")
         self.consumer = Consumer(
             {
@@ -84,9 +86,15 @@ class Receiver(threading.Thread):
                 "fetch.min.bytes": 1,
             }
         )
-        self.consumer.assign(
-            [TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)]
-        )
+        assigned = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)]
+        if start_topic:
+            assigned += [
+                TopicPartition(start_topic, p, OFFSET_BEGINNING) for p in range(partitions)
+            ]
+        self.consumer.assign(assigned)
+        self.topic = topic
+        self.started_at: float | None = None
+        """First record seen on start_topic: when a multi-stage contender began its work."""
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.count = 0
@@ -111,6 +119,10 @@ class Receiver(threading.Thread):
                 for message in messages:
                     if message.error() is not None:
                         continue
+                    if message.topic() != self.topic:
+                        if self.started_at is None:
+                            self.started_at = now
+                        continue
                     key = message.key() or b""
                     headers = message.headers() or []
                     if any(k == "tensorflux-error" for k, _ in headers):
@@ -125,10 +137,21 @@ class Receiver(threading.Thread):
                         self.arrivals[key.decode()] = now
         self.consumer.close()
 
+    def began(self) -> bool:
+        """The contender's work is visible (its first stage wrote, or its first output came)."""
+        return self.started_at is not None or self.count > 0
+
     def rate(self) -> float:
-        """Outputs per second after the first receive."""
+        """Outputs per second: after the first receive for a one-stage contender; from the
+        first record of its first stage for a multi-stage one (a worker may run the first
+        step over many chunks before any output shows, so "first output to last" would
+        leave that work out of the window)."""
         with self.lock:
-            if self.first_at is None or self.last_at is None or self.last_at <= self.first_at:
+            if self.last_at is None:
+                return float("nan")
+            if self.started_at is not None:
+                return self.count / (self.last_at - self.started_at)
+            if self.first_at is None or self.last_at <= self.first_at:
                 return float("nan")
             return (self.count - self.first_count) / (self.last_at - self.first_at)
 

@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.profile [--n 300000] [--pipeline 1step] [--native]
 
 Pre-produces N requests, starts one `tensorflux worker`, attaches py-spy once
-the first output arrives and samples until the N-th; prints where the
+its first step writes and samples until the N-th; prints where the
 worker's time goes (inclusive, by frame) and the per-request wall time, and
 leaves the collapsed stacks in bench/results/profile-<pipeline>.txt
 (speedscope.app and flamegraph.pl read them).
@@ -45,12 +45,14 @@ def main() -> int:
         settings = KafkaSettings(bootstrap=broker.bootstrap, namespace=ns)
         topics = TopicNames(settings.topic_prefix, ns)
         inputs, outputs = topics.pipeline_inputs(pipeline), topics.pipeline_outputs(pipeline)
-        TopicAdmin(settings).ensure([inputs, outputs])
+        first = {"1step": "tfsimple1", "join": "tfsimple1", "cond": "conditional"}[args.pipeline]
+        start_topic = topics.step_inputs(pipeline, first)
+        TopicAdmin(settings).ensure([inputs, outputs, start_topic])
         plane = ControlPlane(settings)
         plane.load([str(MODELS / f"{m}.yaml") for m in models] + [str(path)])
         plane.close()
         load.preproduce(broker.bootstrap, inputs, workload, args.n)
-        receiver = load.Receiver(broker.bootstrap, outputs, 1)
+        receiver = load.Receiver(broker.bootstrap, outputs, 1, start_topic)
         receiver.start()
         worker = subprocess.Popen(
             [str(VENV_BIN / "tensorflux"), "worker", "--bootstrap", broker.bootstrap]
@@ -58,13 +60,13 @@ def main() -> int:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        while not receiver.count:
+        while not receiver.began():  # the first step wrote: the worker is at work
             time.sleep(0.002)
         spy = [str(BENCH_BIN / "py-spy"), "record", "--pid", str(worker.pid), "--format", "raw"]
         spy += ["--rate", "250", "--output", str(out), "--nonblocking"]
         spy += ["--native"] if args.native else []
         profiler = subprocess.Popen(spy, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        started, at_start = time.perf_counter(), receiver.count
+        started, at_start = time.perf_counter(), 0
         while receiver.count < args.n:
             time.sleep(0.01)
         elapsed, done = time.perf_counter() - started, receiver.count - at_start
