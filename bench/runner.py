@@ -4,6 +4,7 @@
     make bench BENCH_ARGS=--quick   # smaller N, one repeat (~2 min)
     .venv/bin/python -m bench --bootstrap HOST:PORT --only tf-1step-1w,plain
     .venv/bin/python -m bench --sweep    # knob sweep of the 1-step pipeline
+    .venv/bin/python -m bench --soak 300 # worker RSS at a constant rate for 5 minutes
 
 Every contender runs on the same broker: the requests are produced to its
 input topic before it starts, then it is started (a subprocess) and timed from
@@ -456,6 +457,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--sweep", action="store_true", help="sweep the worker knobs on the 1-step pipeline"
     )
+    parser.add_argument(
+        "--soak",
+        type=float,
+        metavar="SECONDS",
+        help="instead: one worker on the 1-step pipeline at --soak-rate for SECONDS, RSS sampled",
+    )
+    parser.add_argument("--soak-rate", type=float, default=2000.0, help="req/s during --soak")
     parser.add_argument("--startup-timeout", type=float, default=60.0)
     parser.add_argument("--output", default=str(RESULTS / "latest.md"))
     args = parser.parse_args(argv)
@@ -521,6 +529,63 @@ def contenders(args: argparse.Namespace) -> list[Contender]:
     ]
 
 
+def soak(args: argparse.Namespace) -> str:
+    """Worker RSS over a long run at a constant rate (issue #7: flat within 10%)."""
+    ns = f"s{uuid.uuid4().hex[:8]}"
+    settings = KafkaSettings(bootstrap=args.bootstrap, namespace=ns)
+    path, pipeline, models = PIPELINES["1step"]
+    topics = TopicNames(settings.topic_prefix, ns)
+    inputs, outputs = topics.pipeline_inputs(pipeline), topics.pipeline_outputs(pipeline)
+    TopicAdmin(settings).ensure([inputs, outputs])
+    plane = ControlPlane(settings)
+    plane.load([str(MODELS / f"{m}.yaml") for m in models] + [str(path)])
+    plane.close()
+    receiver = load.Receiver(args.bootstrap, outputs, 1)
+    receiver.start()
+    worker = _start(
+        [str(VENV_BIN / "tensorflux"), "worker", "--bootstrap", args.bootstrap, "--namespace", ns],
+        dict(os.environ),
+        RESULTS / "logs" / f"soak-{ns}.log",
+    )
+    producer = load.producer(args.bootstrap, **{"linger.ms": 2})
+    samples: list[tuple[float, float]] = []
+    sent = 0
+    try:
+        start = time.perf_counter()
+        next_sample = start
+        while (elapsed := time.perf_counter() - start) < args.soak:
+            due = int(elapsed * args.soak_rate)
+            while sent < due:
+                key = f"l-{sent}"
+                producer.produce(inputs, load.request_payload("tfsimple", key, sent), key)
+                sent += 1
+            producer.poll(0)
+            if time.perf_counter() >= next_sample:
+                rss = Path(f"/proc/{worker.pid}/status").read_text().split("VmRSS:")[1]
+                samples.append((elapsed, int(rss.split()[0]) / 1024))
+                next_sample += 10
+            time.sleep(0.005)
+        producer.flush(10)
+        deadline = time.monotonic() + 30
+        while len(receiver.arrivals) < sent and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        _stop([worker])
+        receiver.stop.set()
+    warm = min(60.0, args.soak / 3)  # start-up (model load, first chunks) is not growth
+    settled = [rss for t, rss in samples if t >= warm] or [rss for _, rss in samples]
+    growth = (settled[-1] - settled[0]) / settled[0] * 100 if settled else float("nan")
+    verdict = "met" if abs(growth) <= 10 else "MISSED"
+    trace = ", ".join(f"{t:.0f}s {rss:.0f}" for t, rss in samples[:: max(1, len(samples) // 10)])
+    return (
+        f"## Soak: 1-step pipeline, 1 worker, {args.soak_rate:.0f} req/s for {args.soak:.0f} s\n\n"
+        f"- answered {len(receiver.arrivals):,} of {sent:,} requests\n"
+        f"- worker RSS MB from {warm:.0f} s to the end: {settled[0]:.0f} → {settled[-1]:.0f} "
+        f"({growth:+.1f}%; target within 10%: {verdict})\n"
+        f"- RSS MB over time: {trace}\n"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -533,6 +598,15 @@ def main(argv: list[str] | None = None) -> int:
         broker = EmbeddedBroker().start()
         args.bootstrap = broker.bootstrap
     results: list[Result] = []
+    if args.soak:
+        try:
+            text = soak(args)
+        finally:
+            if broker is not None:
+                broker.stop()
+        (RESULTS / "soak.md").write_text(text)
+        print(text + f"written to {RESULTS / 'soak.md'}")
+        return 0
     try:
         for contender in contenders(args):
             result = Result(contender)
