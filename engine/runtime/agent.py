@@ -20,22 +20,15 @@ from engine.operators.batch import Batcher
 from engine.operators.join import Emission, Join, JoinResult
 from engine.operators.model_call import call_model
 from engine.operators.tensor_map import merge, select
+from engine.runtime.lane import FastLane, plain_avro
 from engine.runtime.offsets import OffsetTracker
-from engine.runtime.records import Record
+from engine.runtime.records import Outgoing, Record
 from engine.runtimes.base import ModelRuntime
 from engine.runtimes.errors import ModelInputError
 from engine.topology.graph import Node, Source
 
 _CARRIED_HEADERS = frozenset({h.REQUEST_ID, h.TRACEPARENT, revisits.VISITS_HEADER})
 """Incoming headers a node passes on; it sets its own pipeline, step and schema version."""
-
-
-@dataclass(slots=True)
-class Outgoing:
-    topic: str
-    key: str
-    value: bytes
-    headers: list[tuple[str, bytes]]
 
 
 @dataclass(slots=True)
@@ -98,6 +91,24 @@ class NodeAgent:
             and not self.sources[0].renames
             and self.max_visits is None
         )
+        # A step reading whole requests as they come passes their bytes on to its inputs
+        # topic: the request its model gets is that one, unchanged (no re-encoding).
+        self.forwards_request = (
+            node.kind == "step"
+            and self.join.passes_through()
+            and self.sources[0].ref.tensor is None
+            and not self.sources[0].renames
+            and self.kinds[0] == "request"
+            and self.max_visits is None
+        )
+        self.lane = (
+            FastLane(self)
+            if self.forwards_request
+            and model is not None
+            and model.batchable
+            and not self.batcher.holds()
+            else None
+        )
         self.label = (
             f"pipeline '{node.pipeline}' step '{node.name}'"
             if node.pipeline
@@ -144,6 +155,16 @@ class NodeAgent:
         if not self.join.passes_through():
             self.tracker.hold(record.ref)
         self._joined(result, now_ms, out)
+
+    def process_chunk(
+        self, source_index: int, records: list[Record], now_ms: int, out: list[Outgoing]
+    ) -> None:
+        """A consumed chunk's records of one source topic, in order."""
+        if self.lane is not None:
+            self.lane.process(source_index, records, now_ms, out)
+            return
+        for record in records:
+            self.process(source_index, record, now_ms, out)
 
     def tick(self, now_ms: int, out: list[Outgoing], *, end_of_chunk: bool) -> None:
         """Close join windows and send due batches."""
@@ -224,7 +245,11 @@ class NodeAgent:
             return
         ready = Ready(message, headers, records)
         if self.node.request_topic is not None:
-            out.append(Outgoing(self.node.request_topic, request_id, encode_avro(message), headers))
+            if self.forwards_request and plain_avro(first.record.headers):
+                value = first.record.value
+            else:
+                value = encode_avro(message)
+            out.append(Outgoing(self.node.request_topic, request_id, value, headers))
         if self.batcher.holds():
             for record in records:
                 self.tracker.hold(record.ref)

@@ -13,6 +13,16 @@ RecordRef = tuple[str, int, int]
 
 
 @dataclass(slots=True)
+class Outgoing:
+    """A record to produce."""
+
+    topic: str
+    key: str
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+@dataclass(slots=True)
 class Record:
     topic: str
     partition: int

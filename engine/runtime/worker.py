@@ -248,7 +248,9 @@ class Worker:
         now_ms = _now_ms()
         out: list[Outgoing] = []
         routes = self._plan.routes
-        tracker = self.tracker
+        consumed = self.tracker.consumed
+        # Agents take a chunk's records topic by topic, so a step can answer many at once.
+        by_topic: dict[str, list[Record]] = {}
         for message in messages:
             error = message.error()
             if error is not None:
@@ -256,7 +258,7 @@ class Worker:
                     log.warning("consume error: %s", error)
                 continue
             topic, partition, offset = message.topic(), message.partition(), message.offset()
-            tracker.consumed(topic, partition, offset)
+            consumed(topic, partition, offset)
             key = message.key()
             record = Record(
                 topic,
@@ -266,8 +268,14 @@ class Worker:
                 message.value() or b"",
                 message.headers() or [],
             )
+            records = by_topic.get(topic)
+            if records is None:
+                by_topic[topic] = [record]
+            else:
+                records.append(record)
+        for topic, records in by_topic.items():
             for agent, index in routes.get(topic, ()):
-                agent.process(index, record, now_ms, out)
+                agent.process_chunk(index, records, now_ms, out)
         for agent in self._plan.agents:
             agent.tick(now_ms, out, end_of_chunk=True)
         self._produce(out)

@@ -1,0 +1,143 @@
+"""The fast lane of a step agent: a chunk of same-layout requests, one model call, no objects per request.
+
+A step that reads whole requests from one topic (no join, no renames, no
+triggers) and calls a batchable model does the same work for every record:
+forward the request to its inputs topic, call the model, write the answer.
+Here that work is done per chunk: records whose bytes fit a known layout are
+sliced into one column per tensor (`engine.codec.columnar`), the model runs
+once, and each answer is laid out from fixed bytes and its slice of the
+outputs. Whatever does not fit (JSON, errors, other layouts, a model that
+raises or answers in an unexpected shape) goes through the agent's general
+path, which writes the same bytes, only slower.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from engine import headers as h
+from engine.codec import SUPPORTED_SCHEMA_VERSIONS
+from engine.codec.columnar import Layout, LayoutMatcher, column, layout_for
+from engine.codec.dtypes import BYTES, DATATYPE_TO_DTYPE, datatype_of
+from engine.codec.errors import CodecError
+from engine.runtime.records import Outgoing, Record
+
+if TYPE_CHECKING:
+    from engine.runtime.agent import NodeAgent
+
+
+def plain_avro(headers: list[tuple[str, bytes]]) -> bool:
+    """No error marker, no JSON, a schema version the codec reads."""
+    for key, value in headers:
+        lowered = key.lower()
+        if lowered == h.ERROR:
+            return False
+        if lowered == h.CONTENT_TYPE and h.is_json([(key, value)]):
+            return False
+        if (
+            lowered == h.SCHEMA_VERSION
+            and value.decode("utf-8", "replace").strip() not in SUPPORTED_SCHEMA_VERSIONS
+        ):
+            return False
+    return True
+
+
+class FastLane:
+    def __init__(self, agent: NodeAgent) -> None:
+        self.agent = agent
+        self.matcher = LayoutMatcher("request")
+        self._answers: dict[tuple, Layout | None] = {}
+
+    def process(
+        self, source_index: int, records: list[Record], now_ms: int, out: list[Outgoing]
+    ) -> None:
+        agent = self.agent
+        groups: dict[Layout, tuple[list[Record], list[int]]] = {}
+        for record in records:
+            found = self.matcher.match(record.value) if plain_avro(record.headers) else None
+            if found is None or found[0].rows() is None:
+                agent.process(source_index, record, now_ms, out)
+                continue
+            layout, _, id_end = found
+            group = groups.get(layout)
+            if group is None:
+                groups[layout] = ([record], [id_end])
+            else:
+                group[0].append(record)
+                group[1].append(id_end)
+        for layout, (group_records, id_ends) in groups.items():
+            if not self._call(layout, group_records, id_ends, out):
+                for record in group_records:
+                    agent.process(source_index, record, now_ms, out)
+
+    def _call(
+        self, layout: Layout, records: list[Record], id_ends: list[int], out: list[Outgoing]
+    ) -> bool:
+        """Answer every record with one model call; False leaves them all to the general path."""
+        agent = self.agent
+        model = agent.model
+        assert model is not None
+        count, rows = len(records), layout.rows()
+        values = [record.value for record in records]
+        inputs = {t.name: column(values, id_ends, layout, i) for i, t in enumerate(layout.tensors)}
+        try:
+            outputs = model.predict(inputs)
+        except Exception:  # the general path finds which request fails, and says why
+            return False
+        answer = self._answer_layout(model.name, outputs, count, rows) if outputs else None
+        if outputs and answer is None:
+            return False
+        contents = [np.ascontiguousarray(array).tobytes() for array in outputs.values()]
+        strides = [len(data) // count for data in contents]
+        node = agent.node
+        for index, record in enumerate(records):
+            request_id = record.request_id
+            headers = agent._headers(record.headers, request_id)
+            if node.request_topic is not None:
+                out.append(Outgoing(node.request_topic, request_id, record.value, headers))
+            if answer is not None:
+                parts = [
+                    data[index * s : (index + 1) * s]
+                    for data, s in zip(contents, strides, strict=True)
+                ]
+                out.append(
+                    Outgoing(
+                        node.output_topic, request_id, answer.encode(request_id, parts), headers
+                    )
+                )
+        return True
+
+    def _answer_layout(
+        self, model_name: str, outputs: dict, count: int, rows: int | None
+    ) -> Layout | None:
+        """The layout of one request's answer, when the outputs split evenly into `count` of them."""
+        if rows is None:
+            return None
+        key = []
+        for name, array in outputs.items():
+            if (
+                not isinstance(array, np.ndarray)
+                or array.ndim == 0
+                or array.shape[0] != count * rows
+            ):
+                return None
+            key.append((name, array.dtype.str, array.shape[1:]))
+        key_tuple = (model_name, rows, tuple(key))
+        if key_tuple not in self._answers:
+            self._answers[key_tuple] = _layout(model_name, rows, outputs)
+        return self._answers[key_tuple]
+
+
+def _layout(model_name: str, rows: int, outputs: dict) -> Layout | None:
+    tensors = []
+    for name, array in outputs.items():
+        try:
+            datatype = datatype_of(array.dtype, tensor=name)
+        except CodecError:
+            return None
+        if datatype == BYTES or DATATYPE_TO_DTYPE[datatype] != array.dtype:
+            return None  # BYTES, or e.g. big-endian: the general path converts them
+        tensors.append((name, datatype, (rows, *array.shape[1:])))
+    return layout_for("response", model_name, tensors)
