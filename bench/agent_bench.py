@@ -19,6 +19,7 @@ from bench.runner import MODELS, PIPELINES
 from engine.runtime.agent import NodeAgent, Outgoing
 from engine.runtime.offsets import OffsetTracker
 from engine.runtime.records import Record
+from engine.runtime.worker import fused_output_step
 from engine.runtimes import load_model
 from engine.topology import TopicNames, compile_collecting, read_files
 
@@ -32,16 +33,21 @@ def build(pipeline: str) -> tuple[dict[str, list[tuple[NodeAgent, int]]], list[N
     runtimes = {m: load_model(spec) for m, spec in topology.models.items()}
     graph = topology.pipelines[name]
     tracker = OffsetTracker()
-    agents = [
-        NodeAgent(
+    fused = fused_output_step(graph)  # as the worker plans it
+    agents = []
+    for node in graph.nodes():
+        if fused is not None and node is graph.output_node:
+            continue
+        agent = NodeAgent(
             node,
             errors_topic=topics.errors(),
             failure_topic=graph.output_topic,
             tracker=tracker,
             model=runtimes.get(node.model) if node.model else None,
         )
-        for node in graph.nodes()
-    ]
+        if node.kind == "step" and node.name == fused:
+            agent.fuse_output(graph.output_node)
+        agents.append(agent)
     routes: dict[str, list[tuple[NodeAgent, int]]] = {}
     for agent in agents:
         for index, source in enumerate(agent.sources):

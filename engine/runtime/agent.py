@@ -109,6 +109,8 @@ class NodeAgent:
             and not self.batcher.holds()
             else None
         )
+        self.fused_output: tuple[str, tuple[tuple[str, bytes], ...]] | None = None
+        """(pipeline outputs topic, its headers' tail) when this step also writes the output."""
         self.label = (
             f"pipeline '{node.pipeline}' step '{node.name}'"
             if node.pipeline
@@ -287,7 +289,33 @@ class NodeAgent:
                     )
                 )
                 continue
-            out.append(Outgoing(self.node.output_topic, request_id, value, ready.headers))
+            self.answer(request_id, value, ready.headers, out)
+
+    def answer(
+        self, request_id: str, value: bytes, headers: list[tuple[str, bytes]], out: list[Outgoing]
+    ) -> None:
+        """Write the model's answer; also as the pipeline's output when the output is fused here."""
+        out.append(Outgoing(self.node.output_topic, request_id, value, headers))
+        if self.fused_output is not None:
+            topic, tail = self.fused_output
+            carried = [(key, v) for key, v in headers if key in _CARRIED_HEADERS]
+            out.append(Outgoing(topic, request_id, value, [*carried, *tail]))
+
+    def fuse_output(self, output_node: Node) -> None:
+        """Write what the pipeline's output node would have copied from this step's answers.
+
+        An output node that passes one step's answers through unchanged costs a
+        Kafka hop and a consume per request for a byte-for-byte copy; the step
+        writes that copy itself instead (same value, the output node's headers).
+        """
+        self.fused_output = (
+            output_node.output_topic,
+            (
+                (h.PIPELINE, output_node.pipeline.encode()),
+                (h.STEP, output_node.name.encode()),
+                (h.SCHEMA_VERSION, str(SCHEMA_VERSION).encode()),
+            ),
+        )
 
     # -- helpers -----------------------------------------------------------------------
 

@@ -102,11 +102,7 @@ class FastLane:
                     data[index * s : (index + 1) * s]
                     for data, s in zip(contents, strides, strict=True)
                 ]
-                out.append(
-                    Outgoing(
-                        node.output_topic, request_id, answer.encode(request_id, parts), headers
-                    )
-                )
+                agent.answer(request_id, answer.encode(request_id, parts), headers, out)
         return True
 
     def _answer_layout(

@@ -86,6 +86,20 @@ def model_node(model: str, topics: TopicNames) -> Node:
     )
 
 
+def fused_output_step(graph: PipelineGraph) -> str | None:
+    """The step whose answers the pipeline's output passes on unchanged, if that is all it does."""
+    output = graph.output_node
+    if graph.allow_cycles or len(output.inputs) != 1 or output.triggers:
+        return None
+    source = output.inputs[0]
+    ref = source.ref
+    if ref.pipeline != graph.name or ref.step is None or ref.port != "outputs":
+        return None
+    if ref.tensor is not None or source.renames:
+        return None
+    return ref.step
+
+
 class Worker:
     def __init__(
         self,
@@ -146,10 +160,17 @@ class Worker:
             if failed:
                 statuses[("pipeline", name)] = Status("pipeline", name, "Failed", failed)
                 continue
+            fused = fused_output_step(graph)
             for node in graph.nodes():
+                if fused is not None and node is graph.output_node:
+                    continue  # the step writes the output itself (see NodeAgent.fuse_output)
                 model = self._models[node.model][1] if node.model else None
                 max_visits = graph.max_step_revisits + 1 if graph.allow_cycles else None
-                self._add(plan, self._agent(node, graph.output_topic, model, max_visits))
+                agent = self._agent(node, graph.output_topic, model, max_visits)
+                agent.fused_output = None
+                if node.kind == "step" and node.name == fused:
+                    agent.fuse_output(graph.output_node)
+                self._add(plan, agent)
             needed |= graph.owned_topics() | graph.read_topics()
             statuses[("pipeline", name)] = Status("pipeline", name, "Loading")
         self.admin.ensure(needed)
