@@ -44,6 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     worker.add_argument(
         "--worker-id", help="name in status reports (default: host and a random suffix)"
     )
+    worker.add_argument(
+        "--metrics-port", type=int, help="serve Prometheus metrics on this port (/metrics)"
+    )
     worker.add_argument("-v", "--verbose", action="store_true")
     add_kafka_options(worker)
     worker.set_defaults(handler=run_worker)
@@ -72,6 +75,10 @@ def run_worker(args: argparse.Namespace) -> int:
     stop = _stop_on_signals()
     settings = settings_from(args)
     load_specs(settings, args.files)
+    if args.metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(args.metrics_port)
     service = WorkerService(settings, worker_id=args.worker_id)
     log.info(
         "worker %s serving namespace '%s' on %s",

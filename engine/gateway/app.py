@@ -24,6 +24,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import make_asgi_app
 from pydantic import BaseModel, Field
 
 from engine import __version__
@@ -147,6 +148,9 @@ def create_app(
         description="Open Inference Protocol V2 over tensorflux's Kafka topics.",
         lifespan=lifespan,
     )
+
+    # Prometheus metrics of this process (with `tensorflux up`, the worker's as well).
+    app.mount("/metrics", make_asgi_app())
 
     def error(status: int, message: str, request_id: str | None = None) -> JSONResponse:
         headers = {h.REQUEST_ID: request_id} if request_id else None

@@ -8,6 +8,7 @@ tracker until their effects are written.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Hashable
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from engine.operators.batch import Batcher
 from engine.operators.join import Emission, Join, JoinResult
 from engine.operators.model_call import call_model
 from engine.operators.tensor_map import merge, select
+from engine.runtime import metrics
 from engine.runtime.lane import FastLane, plain_avro
 from engine.runtime.offsets import OffsetTracker
 from engine.runtime.records import Outgoing, Record
@@ -260,7 +262,9 @@ class NodeAgent:
 
     def _call(self, batch: list[Ready], out: list[Outgoing]) -> None:
         assert self.model is not None, f"{self.label} has no model"
+        started = time.perf_counter()
         results = call_model(self.model, [ready.message.as_arrays() for ready in batch])
+        metrics.observe_model_call(self.model.name, time.perf_counter() - started, len(batch))
         for ready, result in zip(batch, results, strict=True):
             if self.batcher.holds():
                 for record in ready.records:

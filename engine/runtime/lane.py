@@ -13,6 +13,7 @@ path, which writes the same bytes, only slower.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,6 +23,7 @@ from engine.codec import SUPPORTED_SCHEMA_VERSIONS
 from engine.codec.columnar import Layout, LayoutMatcher, column, layout_for
 from engine.codec.dtypes import BYTES, DATATYPE_TO_DTYPE, datatype_of
 from engine.codec.errors import CodecError
+from engine.runtime import metrics
 from engine.runtime.records import Outgoing, Record
 
 if TYPE_CHECKING:
@@ -82,10 +84,12 @@ class FastLane:
         count, rows = len(records), layout.rows()
         values = [record.value for record in records]
         inputs = {t.name: column(values, id_ends, layout, i) for i, t in enumerate(layout.tensors)}
+        started = time.perf_counter()
         try:
             outputs = model.predict(inputs)
         except Exception:  # the general path finds which request fails, and says why
             return False
+        metrics.observe_model_call(model.name, time.perf_counter() - started, count)
         answer = self._answer_layout(model.name, outputs, count, rows) if outputs else None
         if outputs and answer is None:
             return False

@@ -40,3 +40,8 @@ HELD_RECORDS = Gauge(
 def count_by_topic(counter: Counter, counts: dict[str, int]) -> None:
     for topic, count in counts.items():
         counter.labels(topic).inc(count)
+
+
+def observe_model_call(model: str, seconds: float, requests: int) -> None:
+    MODEL_CALL_SECONDS.labels(model).observe(seconds)
+    MODEL_CALL_REQUESTS.labels(model).observe(requests)

@@ -24,6 +24,7 @@ from engine.admin import TopicAdmin
 from engine.codec import encode_error
 from engine.config import KafkaSettings
 from engine.messages import ErrorRecord
+from engine.runtime import metrics
 from engine.runtime.agent import NodeAgent, Outgoing
 from engine.runtime.offsets import OffsetTracker
 from engine.runtime.records import Record
@@ -295,6 +296,7 @@ class Worker:
             else:
                 records.append(record)
         for topic, records in by_topic.items():
+            metrics.RECORDS_CONSUMED.labels(topic).inc(len(records))
             for agent, index in routes.get(topic, ()):
                 agent.process_chunk(index, records, now_ms, out)
         for agent in self._plan.agents:
@@ -312,7 +314,9 @@ class Worker:
 
     def _produce(self, out: list[Outgoing]) -> None:
         produce = self._producer.produce
+        produced: dict[str, int] = {}
         for item in out:
+            produced[item.topic] = produced.get(item.topic, 0) + 1
             try:
                 produce(item.topic, item.value, item.key, headers=item.headers)
             except BufferError:
@@ -321,6 +325,15 @@ class Worker:
             except KafkaException as error:
                 self._produce_failed(item, error)
         self._producer.poll(0)
+        metrics.count_by_topic(metrics.RECORDS_PRODUCED, produced)
+        errors_topic = self.topics.errors()
+        for item in out:
+            if item.topic == errors_topic:
+                metrics.ERROR_RECORDS.labels(
+                    h.header_value(item.headers, h.PIPELINE) or "",
+                    h.header_value(item.headers, h.STEP) or "",
+                    h.header_value(item.headers, h.ERROR) or "",
+                ).inc()
 
     def _produce_failed(self, item: Outgoing, error: KafkaException) -> None:
         """A record Kafka refuses (too large, ...) becomes an error record; the stream goes on."""
@@ -351,6 +364,7 @@ class Worker:
         if not force and time.monotonic() - self._last_commit < COMMIT_INTERVAL_S:
             return
         self._last_commit = time.monotonic()
+        metrics.HELD_RECORDS.set(self.tracker.held_count())
         due = self.tracker.committable()
         if not due:
             return

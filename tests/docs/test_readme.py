@@ -131,6 +131,12 @@ def test_readme_curl_example_answers_what_it_says(engine_up):
     assert answer["outputs"] == promised["outputs"]
 
 
+def test_up_serves_prometheus_metrics(engine_up):
+    text = httpx.get(engine_up["TENSORFLUX_GATEWAY_URL"] + "/metrics/", timeout=10).text
+    assert "tensorflux_records_consumed_total" in text
+    assert "tensorflux_model_call_seconds" in text
+
+
 def test_readme_kcat_example_is_valid_oip_json():
     line = next(line for line in README.splitlines() if line.startswith("echo 'r1:"))
     payload = line.split("r1:", 1)[1].rsplit("'", 1)[0]
