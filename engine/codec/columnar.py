@@ -45,6 +45,8 @@ class Layout:
     offsets: tuple[tuple[int, int], ...]
     """(start, end) of each tensor's contents, counted from the end of the id."""
     size_after_id: int
+    rows: int | None
+    """The common first dimension of every tensor (the batch axis), or None."""
 
     @staticmethod
     def of(kind: MessageKind, pieces: list[bytes], tensors: tuple[TensorLayout, ...]) -> Layout:
@@ -53,12 +55,11 @@ class Layout:
             position += len(piece)
             offsets.append((position, position + tensor.nbytes))
             position += tensor.nbytes
-        return Layout(kind, tuple(pieces), tensors, tuple(offsets), position + len(pieces[-1]))
-
-    def rows(self) -> int | None:
-        """The common first dimension of every tensor (the batch axis), or None."""
-        firsts = {t.shape[0] if t.shape else None for t in self.tensors}
-        return firsts.pop() if len(firsts) == 1 else None
+        firsts = {t.shape[0] if t.shape else None for t in tensors}
+        rows = firsts.pop() if len(firsts) == 1 else None
+        return Layout(
+            kind, tuple(pieces), tensors, tuple(offsets), position + len(pieces[-1]), rows
+        )
 
     def encode(self, message_id: str, contents: list[bytes]) -> bytes:
         """The record of this layout with `message_id` and `contents` (one per tensor)."""

@@ -59,7 +59,7 @@ class FastLane:
         groups: dict[Layout, tuple[list[Record], list[int]]] = {}
         for record in records:
             found = self.matcher.match(record.value) if plain_avro(record.headers) else None
-            if found is None or found[0].rows() is None:
+            if found is None or found[0].rows is None:
                 agent.process(source_index, record, now_ms, out)
                 continue
             layout, _, id_end = found
@@ -81,7 +81,7 @@ class FastLane:
         agent = self.agent
         model = agent.model
         assert model is not None
-        count, rows = len(records), layout.rows()
+        count, rows = len(records), layout.rows
         values = [record.value for record in records]
         inputs = {t.name: column(values, id_ends, layout, i) for i, t in enumerate(layout.tensors)}
         started = time.perf_counter()
