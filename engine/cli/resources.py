@@ -64,10 +64,12 @@ def _load(args: argparse.Namespace) -> int:
 def _unload(args: argparse.Namespace) -> int:
     plane = ControlPlane(settings_from(args))
     try:
-        plane.unload(args.kind, args.name)
+        deleted = plane.unload(args.kind, args.name)
     finally:
         plane.close()
     print(f"unloaded {args.kind}/{args.name}")
+    for topic in deleted:
+        print(f"deleted topic {topic}")
     return 0
 
 

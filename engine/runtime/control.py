@@ -182,11 +182,39 @@ class ControlPlane:
         self._publish(documents)
         return sorted(documents)
 
-    def unload(self, kind: str, name: str) -> None:
+    def unload(self, kind: str, name: str) -> list[str]:
+        """Stop a resource; its topics stay unless the pipeline says `cleanTopicsOnDelete`.
+
+        Returns the topics deleted.
+        """
+        loaded = self.loaded()
         key = resource_key(kind, name)
-        if key not in self.loaded():
+        if key not in loaded:
             raise ControlError(f"no {kind} '{name}' is loaded")
+        graph = None
+        if kind == "pipeline":
+            topology, _ = compile_documents(loaded, self.topics)
+            graph = topology.pipelines.get(name)
         self._publish({key: None})
+        if graph is None or not graph.clean_topics_on_delete:
+            return []
+        self._wait_withdrawn(key)
+        topics = sorted(graph.owned_topics())
+        TopicAdmin(self.settings).delete(topics)
+        return topics
+
+    def _wait_withdrawn(self, key: str, within_s: float = 15.0) -> None:
+        """Until no worker reports `key`: its agents have stopped reading the topics."""
+        deadline = time.monotonic() + within_s
+        while time.monotonic() < deadline:
+            reader = TopicReader(self.settings, status_topic(self.topics))
+            try:
+                reports = [json.loads(v) for v in reader.read_to_end().values()]
+            finally:
+                reader.close()
+            if not any(resource_key(r["kind"], r["name"]) == key for r in reports):
+                return
+            time.sleep(0.2)
 
     def _publish(self, documents: Mapping[str, str | None]) -> None:
         for key, text in documents.items():

@@ -124,3 +124,36 @@ def test_a_model_that_fails_to_load_fails_its_pipeline_only(cli, worker_service,
     wait_for_status(cli, "pipeline", "uses-good", "Ready")
     code, out, _ = cli("model", "status", "tfsimple1", "-o", "json")
     assert code == 1 and '"state": "Failed"' in out
+
+
+def test_unload_keeps_topics_unless_clean_topics_on_delete(
+    cli, worker_service, kafka_settings, tmp_path
+):
+    from engine.admin import TopicAdmin
+
+    assert cli("model", "load", "-f", str(EXAMPLES / "models" / "tfsimple1.yaml"))[0] == 0
+    specs = tmp_path / "pipelines.yaml"
+    specs.write_text(
+        "apiVersion: mlops.seldon.io/v1alpha1\nkind: Pipeline\nmetadata:\n  name: keeps\n"
+        "spec:\n  steps:\n  - name: tfsimple1\n  output:\n    steps:\n    - tfsimple1\n"
+        "---\n"
+        "apiVersion: mlops.seldon.io/v1alpha1\nkind: Pipeline\nmetadata:\n  name: cleans\n"
+        "spec:\n  dataflow:\n    cleanTopicsOnDelete: true\n  steps:\n  - name: tfsimple1\n"
+        "  output:\n    steps:\n    - tfsimple1\n"
+    )
+    assert cli("pipeline", "load", "-f", str(specs))[0] == 0
+    wait_for_status(cli, "pipeline", "keeps", "Ready")
+    wait_for_status(cli, "pipeline", "cleans", "Ready")
+    prefix = f"tensorflux.{kafka_settings.namespace}.pipeline"
+
+    code, out, _ = cli("pipeline", "unload", "keeps")
+    assert code == 0 and "deleted topic" not in out
+    code, out, _ = cli("pipeline", "unload", "cleans")
+    assert code == 0 and f"deleted topic {prefix}.cleans.inputs" in out
+
+    existing = TopicAdmin(kafka_settings).existing()
+    assert (
+        f"{prefix}.keeps.inputs" in existing
+        and f"{prefix}.keeps.step.tfsimple1.outputs" in existing
+    )
+    assert not [topic for topic in existing if topic.startswith(f"{prefix}.cleans.")]

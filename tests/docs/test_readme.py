@@ -76,15 +76,27 @@ def engine_up():
 
 
 def _wait_until_ready(env: dict[str, str], url: str, within_s: float = 60.0) -> None:
+    """Until the gateway answers and every example pipeline is Ready (the tour's first step)."""
     deadline = time.monotonic() + within_s
+    states: list[str] = []
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/v2/pipelines/tfsimples/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
+                status = subprocess.run(
+                    [sys.executable, "-m", "engine", "pipeline", "status", "-o", "json"],
+                    cwd=ROOT,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                )
+                states = [entry["state"] for entry in json.loads(status.stdout or "[]")]
+                if states and set(states) == {"Ready"}:
+                    return
+        except (httpx.HTTPError, json.JSONDecodeError):
             pass
         time.sleep(0.3)
-    raise AssertionError("the engine started by `up` never became ready")
+    raise AssertionError(f"the engine started by `up` never became ready: {states}")
 
 
 def test_the_readme_shows_the_cli():
