@@ -14,6 +14,7 @@ from engine.gateway.catalog import (
     TensorInfo,
 )
 from engine.gateway.errors import GatewayError
+from engine.gateway.experiments import ExperimentInfo
 from engine.gateway.router import ReplyRouter
 from engine.gateway.server import run_gateway
 
@@ -21,6 +22,7 @@ __all__ = [
     "DEFAULT_TIMEOUT_S",
     "Catalog",
     "ControlCatalog",
+    "ExperimentInfo",
     "GatewayError",
     "ModelInfo",
     "PipelineInfo",

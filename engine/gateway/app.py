@@ -10,6 +10,13 @@ errors 500, a step's own timeout or no reply in time 504. Unknown names 404.
 only know models) reach them: a model of that name wins; `NAME.pipeline` or
 the header `seldon-model: NAME.pipeline` (Seldon Core 2's spelling) picks the
 pipeline explicitly.
+
+Experiments (Seldon's `kind: Experiment`): a request to an experiment's
+`default`, to its own name or to `NAME.experiment` goes to one candidate drawn
+by weight; `x-seldon-route` names it in the response (and, sent back, keeps a
+caller on it). A mirror gets a copy of `percent`% of the requests, same id,
+answer unread. While a candidate is not Ready the experiment is inactive: its
+default answers alone, its own name answers 503 naming the candidates.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -42,6 +50,12 @@ from engine.gateway.errors import (
     StepFailed,
     UnknownName,
 )
+from engine.gateway.experiments import (
+    ROUTE_HEADER,
+    ExperimentInfo,
+    choose_candidate,
+    mirror_this_one,
+)
 from engine.gateway.router import ReplyRouter
 from engine.messages import InferenceMessage
 
@@ -49,6 +63,7 @@ log = logging.getLogger("tensorflux.gateway")
 
 DEFAULT_TIMEOUT_S = 30.0
 PIPELINE_SUFFIX = ".pipeline"
+EXPERIMENT_SUFFIX = ".experiment"
 SELDON_MODEL_HEADER = "seldon-model"
 ERROR_STATUS = {"bad-input": 400, "model-failure": 500, "internal": 500, "timeout": 504}
 
@@ -123,13 +138,16 @@ def create_app(
     *,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     router: ReplyRouter | None = None,
+    rng: random.Random | None = None,
 ) -> FastAPI:
     """The gateway for `settings`' namespace; `catalog` says what exists.
 
     The reply router (one producer, one reply consumer) starts and stops with
     the app's lifespan unless one is passed in (then the caller owns it).
+    `rng` draws experiment candidates and mirror copies (seed it in tests).
     """
     state: dict[str, ReplyRouter] = {}
+    draw = rng or random.Random()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -152,8 +170,12 @@ def create_app(
     # Prometheus metrics of this process (with `tensorflux up`, the worker's as well).
     app.mount("/metrics", make_asgi_app())
 
-    def error(status: int, message: str, request_id: str | None = None) -> JSONResponse:
-        headers = {h.REQUEST_ID: request_id} if request_id else None
+    def error(
+        status: int, message: str, request_id: str | None = None, route: str | None = None
+    ) -> JSONResponse:
+        headers = {h.REQUEST_ID: request_id} if request_id else {}
+        if route:
+            headers[ROUTE_HEADER] = route
         return JSONResponse({"error": message}, status_code=status, headers=headers)
 
     # -- server ------------------------------------------------------------------------
@@ -195,6 +217,70 @@ def create_app(
             raise UnknownName("model or pipeline", name, [*models, *pipelines])
         raise UnknownName("pipeline", name, list(pipelines))
 
+    def resolve(
+        request: Request, name: str, prefer: str, *, split: bool = True
+    ) -> Target | ExperimentInfo:
+        """`lookup`, with experiments: `NAME.experiment` (path or seldon-model header),
+        a name no model or pipeline has, or (with `split`, for inference) the default
+        of an active experiment."""
+        header = request.headers.get(SELDON_MODEL_HEADER, "")
+        for spelled in (header, name):
+            if spelled.endswith(EXPERIMENT_SUFFIX):
+                return experiment_named(spelled.removesuffix(EXPERIMENT_SUFFIX), prefer)
+        try:
+            target = lookup(request, name, prefer)
+        except UnknownName as failure:
+            try:
+                return experiment_named(name, prefer)
+            except UnknownName:
+                pass
+            if prefer == "model" and catalog.experiment_names():
+                pipelines, models = catalog.names()
+                known = [*models, *pipelines, *catalog.experiment_names()]
+                raise UnknownName("model, pipeline or experiment", name, known) from None
+            raise failure from None
+        kind = "pipeline" if isinstance(target, PipelineInfo) else "model"
+        experiment = catalog.experiment_on(kind, target.name) if split else None
+        if experiment is not None and not inactive(experiment):
+            return experiment
+        return target
+
+    def experiment_named(name: str, prefer: str) -> ExperimentInfo:
+        # /v2/pipelines serves pipelines only, so only experiments over pipelines.
+        wanted = ("pipeline",) if prefer == "pipeline" else ("model", "pipeline")
+        experiment = catalog.experiment(name)
+        if experiment is None or experiment.resource_type not in wanted:
+            known = [
+                n
+                for n in catalog.experiment_names()
+                if (e := catalog.experiment(n)) is not None and e.resource_type in wanted
+            ]
+            kind = "pipeline experiment" if prefer == "pipeline" else "experiment"
+            raise UnknownName(kind, name, known)
+        return experiment
+
+    def candidate(experiment: ExperimentInfo, name: str) -> Target | None:
+        if experiment.resource_type == "pipeline":
+            return catalog.pipeline(name)
+        return catalog.model(name)
+
+    def inactive(experiment: ExperimentInfo) -> str:
+        """Why the experiment cannot split traffic now ("" when it can)."""
+        unready = []
+        for name, _ in experiment.candidates:
+            target = candidate(experiment, name)
+            state = "not loaded" if target is None else target.state
+            if state != "Ready":
+                unready.append(f"{experiment.resource_type} '{name}' ({state})")
+        if unready:
+            return (
+                f"experiment '{experiment.name}' is not active: its candidates "
+                f"{', '.join(unready)} are not Ready"
+            )
+        if not any(weight > 0 for _, weight in experiment.candidates):
+            return f"experiment '{experiment.name}' has no candidate with a positive weight"
+        return ""
+
     def metadata(target: Target) -> dict[str, Any]:
         platform = (
             "tensorflux-pipeline" if isinstance(target, PipelineInfo) else target.platform or ""
@@ -207,14 +293,71 @@ def create_app(
             "outputs": [t.document() for t in target.outputs],
         }
 
-    def readiness(target: Target) -> Response:
+    def experiment_metadata(experiment: ExperimentInfo) -> dict[str, Any]:
+        """The signature of its first loaded candidate, under the experiment's name."""
+        for name, _ in experiment.candidates:
+            target = candidate(experiment, name)
+            if target is not None:
+                return {**metadata(target), "name": experiment.name}
+        return {
+            "name": experiment.name,
+            "versions": [],
+            "platform": "",
+            "inputs": [],
+            "outputs": [],
+        }
+
+    def readiness(target: Target | ExperimentInfo) -> Response:
+        if isinstance(target, ExperimentInfo):
+            reason = inactive(target)
+            if reason:
+                return error(503, reason)
+            return JSONResponse({"name": target.name, "ready": True})
         if target.state == "Failed":
             return error(503, f"{_label(target)} failed: {target.reason}")
         return JSONResponse({"name": target.name, "ready": target.state == "Ready"})
 
     # -- inference ---------------------------------------------------------------------
 
-    async def infer(request: Request, target: Target) -> Response:
+    async def infer_experiment(request: Request, experiment: ExperimentInfo) -> Response:
+        request_id = request.headers.get(h.REQUEST_ID) or None
+        reason = inactive(experiment)
+        if reason:
+            return error(503, reason, request_id)
+        chosen = choose_candidate(experiment, draw, request.headers.get(ROUTE_HEADER))
+        target = candidate(experiment, chosen)
+        if target is None:  # unloaded since `inactive` looked
+            return error(503, f"candidate '{chosen}' is not loaded", request_id)
+        mirror_name = mirror_this_one(experiment, draw)
+        # The chosen candidate already has the request; a second copy would race its answer.
+        mirror = candidate(experiment, mirror_name) if mirror_name not in (None, chosen) else None
+        if mirror is not None and mirror.state != "Ready":
+            mirror = None
+        return await infer(request, target, route=chosen, mirror=mirror)
+
+    def send_mirror(message: InferenceMessage, mirror: Target, traceparent: str | None) -> None:
+        """A copy for the mirror with the same request id. Nobody waits for its answer
+        and nothing that goes wrong here reaches the caller."""
+        try:
+            copy = message.replace(model_name=mirror.name)
+            headers = avro_headers(
+                copy,
+                pipeline=mirror.name if isinstance(mirror, PipelineInfo) else None,
+                traceparent=traceparent,
+            )
+            state["router"].send(mirror.inputs_topic, copy.id, encode_avro(copy), headers)
+        except Exception:
+            log.warning("mirror copy for %s dropped", _label(mirror), exc_info=True)
+
+    async def infer(
+        request: Request,
+        target: Target,
+        *,
+        route: str | None = None,
+        mirror: Target | None = None,
+    ) -> Response:
+        """Send the request to `target` and answer with its reply. `route` is the
+        experiment candidate it is (x-seldon-route); `mirror` gets a copy."""
         request_id = request.headers.get(h.REQUEST_ID) or None
         try:
             message, body_id = _parse(await request.body(), request_id)
@@ -227,6 +370,8 @@ def create_app(
                 pipeline=target.name if isinstance(target, PipelineInfo) else None,
                 traceparent=request.headers.get(h.TRACEPARENT),
             )
+            if mirror is not None:
+                send_mirror(message, mirror, request.headers.get(h.TRACEPARENT))
             try:
                 reply = await state["router"].request(
                     target.inputs_topic,
@@ -243,18 +388,21 @@ def create_app(
             response = decode_payload(reply.value, reply.headers, "response")
             document = message_to_document(response)
         except GatewayError as failure:
-            return error(_status(failure), str(failure), request_id)
+            return error(_status(failure), str(failure), request_id, route)
         except CodecError as failure:
-            return error(400, str(failure), request_id)
+            return error(400, str(failure), request_id, route)
         document["id"] = body_id or message.id
         document["model_name"] = target.name
         if message.requested_outputs:
             wanted = set(message.requested_outputs)
             document["outputs"] = [o for o in document["outputs"] if o["name"] in wanted]
+        headers = {h.REQUEST_ID: message.id}
+        if route:
+            headers[ROUTE_HEADER] = route
         return Response(
             json.dumps(document, separators=(",", ":")).encode(),
             media_type="application/json",
-            headers={h.REQUEST_ID: message.id},
+            headers=headers,
         )
 
     def not_found(failure: UnknownName) -> JSONResponse:
@@ -268,22 +416,27 @@ def create_app(
         def routes(prefix: str = prefix, prefer: str = prefer, tag: str = tag) -> None:
             async def get_metadata(name: str, request: Request) -> Response:
                 try:
-                    return JSONResponse(metadata(lookup(request, name, prefer)))
+                    found = resolve(request, name, prefer, split=False)
                 except UnknownName as failure:
                     return not_found(failure)
+                if isinstance(found, ExperimentInfo):
+                    return JSONResponse(experiment_metadata(found))
+                return JSONResponse(metadata(found))
 
             async def get_ready(name: str, request: Request) -> Response:
                 try:
-                    return readiness(lookup(request, name, prefer))
+                    return readiness(resolve(request, name, prefer, split=False))
                 except UnknownName as failure:
                     return not_found(failure)
 
             async def post_infer(name: str, request: Request) -> Response:
                 try:
-                    target = lookup(request, name, prefer)
+                    found = resolve(request, name, prefer)
                 except UnknownName as failure:
                     return error(404, str(failure), request.headers.get(h.REQUEST_ID))
-                return await infer(request, target)
+                if isinstance(found, ExperimentInfo):
+                    return await infer_experiment(request, found)
+                return await infer(request, found)
 
             for suffix in ("", "/versions/{version}"):
                 path = prefix + suffix

@@ -4,6 +4,8 @@ The gateway asks a `Catalog` and nothing else, so where that knowledge comes
 from is swappable: `StaticCatalog.from_topology` serves a compiled topology
 (tests, `tensorflux gateway -f SPECS`), `ControlCatalog` follows the control
 topic and the workers' status reports (`tensorflux up`, `tensorflux gateway`).
+Experiments come with them; whether their candidates are loaded is judged
+per request against the same catalog.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol, TypeVar
 
 from engine.config import KafkaSettings
+from engine.gateway.experiments import ExperimentInfo
 from engine.topology import PipelineGraph, TopicNames, Topology
 from engine.topology.specs import ModelSpec
 
@@ -79,6 +82,14 @@ class Catalog(Protocol):
         """(pipeline names, model names) known now."""
         ...
 
+    def experiment(self, name: str) -> ExperimentInfo | None: ...
+
+    def experiment_on(self, kind: str, name: str) -> ExperimentInfo | None:
+        """The experiment whose `default` is this model or pipeline, if any."""
+        ...
+
+    def experiment_names(self) -> Sequence[str]: ...
+
 
 @dataclass
 class StaticCatalog:
@@ -86,6 +97,7 @@ class StaticCatalog:
 
     pipelines: Mapping[str, PipelineInfo] = field(default_factory=dict)
     models: Mapping[str, ModelInfo] = field(default_factory=dict)
+    experiments: Mapping[str, ExperimentInfo] = field(default_factory=dict)
 
     @classmethod
     def from_topology(
@@ -93,7 +105,7 @@ class StaticCatalog:
     ) -> StaticCatalog:
         """Everything `topology` holds. With `signatures`, ONNX models are opened once
         (not run) to read their declared inputs and outputs for metadata."""
-        return cls(*_infos(topology, topics, {}, signatures=signatures))
+        return cls(*_infos(topology, topics, {}, signatures=signatures), _experiments(topology))
 
     def pipeline(self, name: str) -> PipelineInfo | None:
         return self.pipelines.get(name)
@@ -103,6 +115,23 @@ class StaticCatalog:
 
     def names(self) -> tuple[Sequence[str], Sequence[str]]:
         return sorted(self.pipelines), sorted(self.models)
+
+    def experiment(self, name: str) -> ExperimentInfo | None:
+        return self.experiments.get(name)
+
+    def experiment_on(self, kind: str, name: str) -> ExperimentInfo | None:
+        # Two experiments on one default: the first by name wins, every time.
+        return next(
+            (
+                self.experiments[e]
+                for e in sorted(self.experiments)
+                if self.experiments[e].default == name and self.experiments[e].resource_type == kind
+            ),
+            None,
+        )
+
+    def experiment_names(self) -> Sequence[str]:
+        return sorted(self.experiments)
 
 
 class ControlCatalog:
@@ -165,7 +194,7 @@ class ControlCatalog:
             for name, info in models.items()
         }
         with self._lock:
-            self._static = StaticCatalog(pipelines, models)
+            self._static = StaticCatalog(pipelines, models, _experiments(topology))
 
     def pipeline(self, name: str) -> PipelineInfo | None:
         with self._lock:
@@ -179,11 +208,28 @@ class ControlCatalog:
         with self._lock:
             return self._static.names()
 
+    def experiment(self, name: str) -> ExperimentInfo | None:
+        with self._lock:
+            return self._static.experiment(name)
+
+    def experiment_on(self, kind: str, name: str) -> ExperimentInfo | None:
+        with self._lock:
+            return self._static.experiment_on(kind, name)
+
+    def experiment_names(self) -> Sequence[str]:
+        with self._lock:
+            return self._static.experiment_names()
+
     def close(self) -> None:
         self._stop.set()
         self._thread.join(5)
         self._control.close()
         self._status.close()
+
+
+def _experiments(topology: Topology) -> dict[str, ExperimentInfo]:
+    # Kept even when a candidate is missing: the gateway then answers 503 naming it.
+    return {name: ExperimentInfo.from_spec(spec) for name, spec in topology.experiments.items()}
 
 
 def _with_state(info: _Info, state: tuple[State, str]) -> _Info:

@@ -171,6 +171,19 @@ class ReplyRouter:
                     if not waiters:
                         del self._waiting[slot]
 
+    def send(self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        """Produce and wait for nothing (an experiment's mirror copy): a failure is
+        logged, never raised, so it cannot reach the caller."""
+
+        def delivered(error: KafkaError | None, _message: object) -> None:
+            if error is not None:
+                log.warning("copy for %s not delivered: %s", topic, error)
+
+        try:
+            self._producer.produce(topic, value, key, headers=headers, on_delivery=delivered)
+        except (BufferError, KafkaException) as error:
+            log.warning("copy for %s dropped: %s", topic, error)
+
     def _produce(
         self, topic: str, key: str, value: bytes, headers: list[tuple[str, bytes]], waiter: _Waiter
     ) -> None:

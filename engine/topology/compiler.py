@@ -4,8 +4,8 @@ Rules (each has a table-driven test): names are valid and unique; a step is
 not named like its pipeline; every reference parses and names an existing
 step or pipeline; tensorMap keys match an input or trigger; output steps are
 steps; no cycles unless `allowCycles` (the cycle is named); windows and batch
-sizes are not negative; experiment weights are positive; step models are
-declared when a model set is given.
+sizes are not negative; experiment weights are not negative and not all 0;
+step models are declared when a model set is given.
 """
 
 from __future__ import annotations
@@ -210,11 +210,12 @@ def _check_experiment(
         if candidate.name in seen:
             report.error((*path, "name"), f"candidate '{candidate.name}' is listed twice; keep one")
         seen.add(candidate.name)
-        if candidate.weight <= 0:
+        # Weight 0 keeps a candidate loaded but sends it nothing (Seldon allows it too).
+        if candidate.weight < 0:
             report.error(
                 (*path, "weight"),
-                f"candidate '{candidate.name}' has weight {candidate.weight}; weights must be "
-                "positive integers (remove the candidate to stop its traffic)",
+                f"candidate '{candidate.name}' has weight {candidate.weight}; weights cannot be "
+                "negative (0 sends a candidate no traffic)",
             )
         if not exists(candidate.name):
             report.error(
@@ -222,6 +223,11 @@ def _check_experiment(
                 f"candidate '{candidate.name}' is not a declared {kind}; declare it or fix the "
                 f"name ({kind}s known: {known_listing()})",
             )
+    if experiment.candidates and all(c.weight == 0 for c in experiment.candidates):
+        report.error(
+            ("spec", "candidates"),
+            "every candidate has weight 0, so no request could be routed; give one a positive weight",
+        )
     if experiment.default is not None and experiment.default not in names:
         report.error(
             ("spec", "default"),

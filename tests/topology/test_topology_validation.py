@@ -733,15 +733,15 @@ def experiment(body: str) -> str:
 
 EXPERIMENT_CASES: list[tuple[str, str, str]] = [
     (
-        "experiment weight zero",
+        "experiment weights all zero",
         experiment("""
-            candidates:
+            candidates:  # <-
             - name: a
-              weight: 0  # <-
+              weight: 0
             - name: b
-              weight: 50
+              weight: 0
         """),
-        "weights must be positive",
+        "every candidate has weight 0",
     ),
     (
         "experiment weight negative",
