@@ -67,9 +67,12 @@ def _call_merged(model: ModelRuntime, requests: list[Arrays]) -> list[Arrays] | 
     total = sum(rows)
     if any(array.ndim == 0 or array.shape[0] != total for array in outputs.values()):
         return None
-    bounds = np.cumsum(rows)[:-1]
-    split = {name: np.split(array, bounds) for name, array in outputs.items()}
-    return [{name: parts[i] for name, parts in split.items()} for i in range(len(requests))]
+    starts = [0, *np.cumsum(rows).tolist()]
+    # Plain slices are views, like np.split's, at a fraction of its cost.
+    return [
+        {name: array[starts[i] : starts[i + 1]] for name, array in outputs.items()}
+        for i in range(len(requests))
+    ]
 
 
 def _call_one(model: ModelRuntime, request: Arrays) -> Arrays | Exception:

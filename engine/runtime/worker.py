@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -270,9 +271,9 @@ class Worker:
         now_ms = _now_ms()
         out: list[Outgoing] = []
         routes = self._plan.routes
-        consumed = self.tracker.consumed
         # Agents take a chunk's records topic by topic, so a step can answer many at once.
         by_topic: dict[str, list[Record]] = {}
+        last_offsets: dict[tuple[str, int], int] = {}  # per partition, in consumed order
         for message in messages:
             error = message.error()
             if error is not None:
@@ -280,7 +281,7 @@ class Worker:
                     log.warning("consume error: %s", error)
                 continue
             topic, partition, offset = message.topic(), message.partition(), message.offset()
-            consumed(topic, partition, offset)
+            last_offsets[(topic, partition)] = offset
             key = message.key()
             record = Record(
                 topic,
@@ -295,6 +296,9 @@ class Worker:
                 by_topic[topic] = [record]
             else:
                 records.append(record)
+        consumed = self.tracker.consumed
+        for (topic, partition), offset in last_offsets.items():
+            consumed(topic, partition, offset)
         for topic, records in by_topic.items():
             metrics.RECORDS_CONSUMED.labels(topic).inc(len(records))
             for agent, index in routes.get(topic, ()):
@@ -314,9 +318,7 @@ class Worker:
 
     def _produce(self, out: list[Outgoing]) -> None:
         produce = self._producer.produce
-        produced: dict[str, int] = {}
         for item in out:
-            produced[item.topic] = produced.get(item.topic, 0) + 1
             try:
                 produce(item.topic, item.value, item.key, headers=item.headers)
             except BufferError:
@@ -325,9 +327,10 @@ class Worker:
             except KafkaException as error:
                 self._produce_failed(item, error)
         self._producer.poll(0)
+        produced = Counter(item.topic for item in out)
         metrics.count_by_topic(metrics.RECORDS_PRODUCED, produced)
         errors_topic = self.topics.errors()
-        for item in out:
+        for item in out if errors_topic in produced else ():
             if item.topic == errors_topic:
                 metrics.ERROR_RECORDS.labels(
                     h.header_value(item.headers, h.PIPELINE) or "",
