@@ -207,11 +207,7 @@ class ControlPlane:
         """Until no worker reports `key`: its agents have stopped reading the topics."""
         deadline = time.monotonic() + within_s
         while time.monotonic() < deadline:
-            reader = TopicReader(self.settings, status_topic(self.topics))
-            try:
-                reports = [json.loads(v) for v in reader.read_to_end().values()]
-            finally:
-                reader.close()
+            reports = self._reports()
             if not any(resource_key(r["kind"], r["name"]) == key for r in reports):
                 return
             time.sleep(0.2)
@@ -226,11 +222,7 @@ class ControlPlane:
 
     def status(self) -> list[ResourceStatus]:
         loaded = self.loaded()
-        reader = TopicReader(self.settings, status_topic(self.topics))
-        try:
-            reports = [json.loads(value) for value in reader.read_to_end().values()]
-        finally:
-            reader.close()
+        reports = self._reports()
         by_resource: dict[str, list[dict]] = {}
         for report in reports:
             by_resource.setdefault(resource_key(report["kind"], report["name"]), []).append(report)
@@ -249,6 +241,14 @@ class ControlPlane:
                 ResourceStatus(kind, name, state, reason, tuple(sorted(r["worker"] for r in found)))
             )
         return statuses
+
+    def _reports(self) -> list[dict]:
+        """Every worker's latest word on every resource (the status topic, compacted)."""
+        reader = TopicReader(self.settings, status_topic(self.topics))
+        try:
+            return [json.loads(value) for value in reader.read_to_end().values()]
+        finally:
+            reader.close()
 
     def close(self) -> None:
         self._producer.flush(5)

@@ -318,6 +318,7 @@ class Worker:
 
     def _produce(self, out: list[Outgoing]) -> None:
         produce = self._producer.produce
+        refused: set[int] = set()  # one answer written to two topics fails once, not twice
         for item in out:
             try:
                 produce(item.topic, item.value, item.key, headers=item.headers)
@@ -325,7 +326,9 @@ class Worker:
                 self._producer.poll(0.5)  # the local queue is full: let deliveries drain
                 produce(item.topic, item.value, item.key, headers=item.headers)
             except KafkaException as error:
-                self._produce_failed(item, error)
+                if id(item.value) not in refused:
+                    refused.add(id(item.value))
+                    self._produce_failed(item, error)
         self._producer.poll(0)
         produced = Counter(item.topic for item in out)
         metrics.count_by_topic(metrics.RECORDS_PRODUCED, produced)
