@@ -105,7 +105,9 @@ class NodeAgent:
         )
         self.lane = (
             FastLane(self)
-            if self.forwards_request
+            if node.kind == "step"
+            and self.join.passes_through()
+            and self.max_visits is None
             and model is not None
             and model.batchable
             and not self.batcher.holds()

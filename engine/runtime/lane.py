@@ -1,19 +1,21 @@
-"""The fast lane of a step agent: a chunk of same-layout requests, one model call, no objects per request.
+"""The fast lane of a step agent: a chunk of same-layout records, one model call, no objects per request.
 
-A step that reads whole requests from one topic (no join, no renames, no
-triggers) and calls a batchable model does the same work for every record:
-forward the request to its inputs topic, call the model, write the answer.
-Here that work is done per chunk: records whose bytes fit a known layout are
-sliced into one column per tensor (`engine.codec.columnar`), the model runs
-once, and each answer is laid out from fixed bytes and its slice of the
-outputs. Whatever does not fit (JSON, errors, other layouts, a model that
-raises or answers in an unexpected shape) goes through the agent's general
-path, which writes the same bytes, only slower.
+A step that reads one source (no join, no triggers) and calls a batchable
+model does the same work for every record: take the source's tensors (renamed
+by the tensorMap), write the request to its inputs topic, call the model, write
+the answer. Here that work is done per chunk: records whose bytes fit a known
+layout are sliced into one column per tensor (`engine.codec.columnar`), the
+model runs once, and requests and answers are laid out from fixed bytes and
+their slices (a whole request passed on unchanged is forwarded as it came).
+Whatever does not fit (JSON, errors, other layouts, a model that raises or
+answers in an unexpected shape) goes through the agent's general path, which
+writes the same bytes, only slower.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -46,44 +48,106 @@ def plain_avro(headers: list[tuple[str, bytes]]) -> bool:
     return True
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What the step does with records of one layout."""
+
+    indexes: tuple[int, ...]
+    """The layout's tensors the model gets, in order."""
+    names: tuple[str, ...]
+    """Their names after the tensorMap."""
+    request: Layout | None
+    """Layout of the request the step writes; None: the record is forwarded as it came."""
+    rows: int
+
+
+DROP = _Plan((), (), None, 0)
+"""The tensor the step reads is absent: conditional routing drops the record here."""
+
+
 class FastLane:
     def __init__(self, agent: NodeAgent) -> None:
         self.agent = agent
-        self.matcher = LayoutMatcher("request")
+        self.source = agent.sources[0]
+        self.matcher = LayoutMatcher(agent.kinds[0])
+        self._plans: dict[Layout, _Plan | None] = {}
         self._answers: dict[tuple, Layout | None] = {}
+
+    def _plan(self, layout: Layout) -> _Plan | None:
+        """How to feed records of `layout` to the model; None: the general path must."""
+        if layout in self._plans:
+            return self._plans[layout]
+        source, agent = self.source, self.agent
+        wanted = source.ref.tensor
+        indexes = tuple(
+            i for i, t in enumerate(layout.tensors) if wanted is None or t.name == wanted
+        )
+        plan: _Plan | None
+        if wanted is not None and not indexes:
+            plan = DROP
+        else:
+            tensors = [layout.tensors[i] for i in indexes]
+            names = tuple(source.rename(t.name) for t in tensors)
+            firsts = {t.shape[0] if t.shape else None for t in tensors}
+            rows = firsts.pop() if len(firsts) == 1 else None
+            if rows is None or len(set(names)) != len(names):
+                plan = None  # no common batch axis, or a rename clash: the general path says so
+            elif agent.forwards_request:
+                plan = _Plan(indexes, names, None, rows)
+            else:
+                request = layout_for(
+                    "request",
+                    agent.node.model or agent.node.pipeline,
+                    [(name, t.datatype, t.shape) for name, t in zip(names, tensors, strict=True)],
+                )
+                plan = None if request is None else _Plan(indexes, names, request, rows)
+        if len(self._plans) < LayoutMatcher.MAX_LAYOUTS * 4:
+            self._plans[layout] = plan
+        return plan
 
     def process(
         self, source_index: int, records: list[Record], now_ms: int, out: list[Outgoing]
     ) -> None:
         agent = self.agent
-        groups: dict[Layout, tuple[list[Record], list[int]]] = {}
+        groups: dict[Layout, tuple[_Plan, list[Record], list[int]]] = {}
         for record in records:
             found = self.matcher.match(record.value) if plain_avro(record.headers) else None
-            if found is None or found[0].rows is None:
+            plan = self._plan(found[0]) if found is not None else None
+            if plan is None:
                 agent.process(source_index, record, now_ms, out)
+                continue
+            if plan is DROP:
                 continue
             layout, _, id_end = found
             group = groups.get(layout)
             if group is None:
-                groups[layout] = ([record], [id_end])
+                groups[layout] = (plan, [record], [id_end])
             else:
-                group[0].append(record)
-                group[1].append(id_end)
-        for layout, (group_records, id_ends) in groups.items():
-            if not self._call(layout, group_records, id_ends, out):
+                group[1].append(record)
+                group[2].append(id_end)
+        for layout, (plan, group_records, id_ends) in groups.items():
+            if not self._call(layout, plan, group_records, id_ends, out):
                 for record in group_records:
                     agent.process(source_index, record, now_ms, out)
 
     def _call(
-        self, layout: Layout, records: list[Record], id_ends: list[int], out: list[Outgoing]
+        self,
+        layout: Layout,
+        plan: _Plan,
+        records: list[Record],
+        id_ends: list[int],
+        out: list[Outgoing],
     ) -> bool:
         """Answer every record with one model call; False leaves them all to the general path."""
         agent = self.agent
         model = agent.model
         assert model is not None
-        count, rows = len(records), layout.rows
+        count, rows = len(records), plan.rows
         values = [record.value for record in records]
-        inputs = {t.name: column(values, id_ends, layout, i) for i, t in enumerate(layout.tensors)}
+        inputs = {
+            name: column(values, id_ends, layout, index)
+            for name, index in zip(plan.names, plan.indexes, strict=True)
+        }
         started = time.perf_counter()
         try:
             outputs = model.predict(inputs)
@@ -96,11 +160,19 @@ class FastLane:
         contents = [np.ascontiguousarray(array).tobytes() for array in outputs.values()]
         strides = [len(data) // count for data in contents]
         node = agent.node
+        offsets = [layout.offsets[i] for i in plan.indexes]
         for index, record in enumerate(records):
             request_id = record.request_id
             headers = agent._headers(record.headers, request_id)
             if node.request_topic is not None:
-                out.append(Outgoing(node.request_topic, request_id, record.value, headers))
+                if plan.request is None:
+                    request = record.value
+                else:
+                    at = id_ends[index]
+                    request = plan.request.encode(
+                        request_id, [record.value[at + start : at + end] for start, end in offsets]
+                    )
+                out.append(Outgoing(node.request_topic, request_id, request, headers))
             if answer is not None:
                 parts = [
                     data[index * s : (index + 1) * s]

@@ -91,17 +91,23 @@ def records_of(*values: tuple[str, bytes, list]) -> list[Record]:
     ]
 
 
-def both_paths(model, records: list[Record], *, general_only: set[str]) -> tuple[dict, dict]:
-    """Both paths' records; `general_only`: the request ids the lane must hand to the general path."""
-    fast = step_agent(model, lane=True)
+def spy_on_general_path(agent: NodeAgent) -> list[str]:
+    """The request ids the agent's lane hands to its general path, as they go."""
     handed_over: list[str] = []
-    general_process = fast.process
+    general_process = agent.process
 
     def process(index, record, now_ms, out):
         handed_over.append(record.key)
         general_process(index, record, now_ms, out)
 
-    fast.process = process  # type: ignore[method-assign]
+    agent.process = process  # type: ignore[method-assign]
+    return handed_over
+
+
+def both_paths(model, records: list[Record], *, general_only: set[str]) -> tuple[dict, dict]:
+    """Both paths' records; `general_only`: the request ids the lane must hand to the general path."""
+    fast = step_agent(model, lane=True)
+    handed_over = spy_on_general_path(fast)
     result = run(fast, records), run(step_agent(model, lane=False), records)
     assert set(handed_over) == general_only
     return result
@@ -190,3 +196,70 @@ def test_what_the_lane_leaves_alone():
     for message in (with_parameters, with_bytes, asking):
         assert columnar.layout_of(message) is None
         assert columnar.LayoutMatcher("request").match(encode_avro(message)) is None
+
+
+def chained_agent(pipeline: str, step: str, model, *, lane: bool) -> NodeAgent:
+    topology = compile_topology(load_files([EXAMPLES]), TOPICS)
+    graph = topology.pipelines[pipeline]
+    agent = NodeAgent(
+        graph.step(step),
+        errors_topic=TOPICS.errors(),
+        failure_topic=graph.output_topic,
+        tracker=OffsetTracker(),
+        model=model,
+    )
+    assert agent.lane is not None and not agent.forwards_request
+    if not lane:
+        agent.lane = None
+    return agent
+
+
+def response(request_id: str, model: str, **arrays: np.ndarray) -> bytes:
+    tensors = tuple(Tensor.from_array(name, array) for name, array in arrays.items())
+    return encode_avro(InferenceMessage(request_id, tensors, "response", model_name=model))
+
+
+def test_a_chained_step_renames_and_answers_identically():
+    """tfsimples: tfsimple2 reads tfsimple1's answers whole, OUTPUT0/1 renamed INPUT0/1."""
+    model = load_model(load_files([EXAMPLES / "models" / "tfsimple2.yaml"]).models["tfsimple2"])
+    records = records_of(
+        *[
+            (f"r{i}", response(f"r{i}", "tfsimple1", OUTPUT0=ints(i), OUTPUT1=ints(50 + i)), [])
+            for i in range(20)
+        ],
+        ("odd", response("odd", "tfsimple1", OUTPUT0=ints(1)), []),  # INPUT1 missing: model refuses
+    )
+    fast = chained_agent("tfsimples", "tfsimple2", model, lane=True)
+    handed_over = spy_on_general_path(fast)
+    fast_out = run(fast, records)
+    assert fast_out == run(chained_agent("tfsimples", "tfsimple2", model, lane=False), records)
+    assert handed_over == ["odd"]
+    requests = {
+        key: decode_avro(value, "request")
+        for key, value, _ in fast_out[TOPICS.step_inputs("tfsimples", "tfsimple2")]
+    }
+    assert requests["r3"].names() == ("INPUT0", "INPUT1")
+    assert requests["r3"].tensor("INPUT1").data.tolist() == ints(53).tolist()
+    model.close()
+
+
+def test_conditional_routing_drops_what_a_step_does_not_read():
+    """conditional-routing: mul10 reads conditional.outputs.OUTPUT0 only."""
+    model = load_model(load_files([EXAMPLES / "models" / "mul10.yaml"]).models["mul10"])
+    four = np.array([1, 2, 3, 4], dtype=np.float32)
+    records = records_of(
+        ("zero", response("zero", "conditional", OUTPUT0=four), []),
+        ("one", response("one", "conditional", OUTPUT1=four), []),
+        ("zero2", response("zero2", "conditional", OUTPUT0=four * 2), []),
+    )
+    fast_out = run(chained_agent("conditional-routing", "mul10", model, lane=True), records)
+    assert fast_out == run(
+        chained_agent("conditional-routing", "mul10", model, lane=False), records
+    )
+    answers = {
+        key: decode_avro(value, "response")
+        for key, value, _ in fast_out[TOPICS.step_outputs("conditional-routing", "mul10")]
+    }
+    assert set(answers) == {"zero", "zero2"}
+    assert answers["zero2"].tensor("OUTPUT").data.tolist() == [20, 40, 60, 80]
+    model.close()
