@@ -47,6 +47,7 @@ from engine.gateway.errors import (
     GatewayError,
     NotReady,
     ReplyTimeout,
+    RequestInFlight,
     StepFailed,
     UnknownName,
 )
@@ -478,8 +479,10 @@ def create_app(
 
 
 def _parse(body: bytes, request_id: str | None) -> tuple[InferenceMessage, str | None]:
-    """The request message (its id: x-request-id, else the body's id, else a new
-    uuid) and the body's own id, which the response echoes."""
+    """The request message (its id: x-request-id, else a new uuid) and the body's own
+    id, which the response echoes. The body's id is never the request id: clients
+    send fixed ids ("1", "42"), and two such requests in flight would share one
+    Kafka key, one join and one reply."""
     from engine.codec.oip_json import message_from_document
 
     try:
@@ -489,7 +492,7 @@ def _parse(body: bytes, request_id: str | None) -> tuple[InferenceMessage, str |
     if not isinstance(document, dict):
         raise BadRequest(f"an inference request is a JSON object, got {type(document).__name__}")
     body_id = document.get("id") if isinstance(document.get("id"), str) else None
-    request_id = request_id or body_id or str(uuid.uuid4())
+    request_id = request_id or str(uuid.uuid4())
     message = message_from_document(document, "request", default_id=request_id)
     if message.id != request_id:
         message = message.replace(id=request_id)
@@ -503,6 +506,8 @@ def _status(failure: GatewayError) -> int:
         return 400
     if isinstance(failure, UnknownName):
         return 404
+    if isinstance(failure, RequestInFlight):
+        return 409
     if isinstance(failure, NotReady):
         return 503
     if isinstance(failure, ReplyTimeout):

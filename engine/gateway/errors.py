@@ -55,3 +55,14 @@ class StepFailed(GatewayError):
 
 class DeliveryFailed(GatewayError):
     """Kafka refused the request record."""
+
+
+class RequestInFlight(GatewayError):
+    """A request with this x-request-id is still waiting for its answer in this gateway."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(
+            f"request id '{request_id}' is already in flight here; "
+            "send each request with its own x-request-id"
+        )
+        self.request_id = request_id

@@ -27,7 +27,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 
 from engine.admin import TopicAdmin
 from engine.config import KafkaSettings
-from engine.gateway.errors import DeliveryFailed, GatewayError
+from engine.gateway.errors import DeliveryFailed, GatewayError, RequestInFlight
 
 log = logging.getLogger("tensorflux.gateway")
 
@@ -150,19 +150,23 @@ class ReplyRouter:
 
         Raises TimeoutError after `timeout_s`, DeliveryFailed if Kafka refuses it.
         """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s  # one budget for listening and answering
         listening = self.listen(reply_topic, topic)
         if not listening.done():
             await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(listening)), timeout_s)
         listening.result()
-        loop = asyncio.get_running_loop()
         future: asyncio.Future[Reply] = loop.create_future()
         waiter = (loop, future)
         slot = (reply_topic, key)
         with self._lock:
+            if self._waiting.get(slot):
+                # Two requests of one id would share a Kafka key, a join and a reply.
+                raise RequestInFlight(key)
             self._waiting.setdefault(slot, []).append(waiter)
         try:
             self._produce(topic, key, value, headers, waiter)
-            return await asyncio.wait_for(future, timeout_s)
+            return await asyncio.wait_for(future, max(0.0, deadline - loop.time()))
         finally:
             with self._lock:
                 waiters = self._waiting.get(slot)

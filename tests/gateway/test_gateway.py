@@ -196,6 +196,44 @@ def test_timeout_is_504_with_the_request_id(stack: Stack, start_gateway) -> None
     assert reply.headers["x-request-id"] == request_id
 
 
+def test_callers_sharing_a_body_id_each_get_their_own_answer(stack: Stack) -> None:
+    # Clients send fixed body ids ("1"); only x-request-id names a request on Kafka.
+    fives = [5] * 16
+    bodies = [{**tensors(ONES_TO_16, ONES_TO_16), "id": "1"}, {**tensors(fives, fives), "id": "1"}]
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        replies = list(pool.map(lambda b: post(stack, "/v2/pipelines/tfsimples/infer", b), bodies))
+    assert [r.status_code for r in replies] == [200, 200]
+    assert [r.json()["id"] for r in replies] == ["1", "1"]
+    assert outputs(replies[0])["OUTPUT0"] == DOUBLED
+    assert outputs(replies[1])["OUTPUT0"] == [10] * 16
+    assert replies[0].headers["x-request-id"] != replies[1].headers["x-request-id"]
+
+
+def test_a_request_id_in_flight_is_refused_not_shared(stack: Stack, start_gateway) -> None:
+    url = start_gateway(stack.catalog, timeout_s=3)
+    request_id = f"twice-{uuid.uuid4().hex}"
+    body = {
+        "inputs": [{"name": "INPUT", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}]
+    }
+
+    def send() -> httpx.Response:
+        return httpx.post(
+            f"{url}/v2/pipelines/trigger-joins/infer",  # waits for triggers that never come
+            json=body,
+            headers={"x-request-id": request_id},
+            timeout=10,
+        )
+
+    # Both are in flight together: the first waits its 3 s out (504), so the second,
+    # sent meanwhile, meets it in the gateway and is refused at once.
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        replies = [pool.submit(send), pool.submit(send)]
+        statuses = sorted(reply.result().status_code for reply in replies)
+    assert statuses == [409, 504]
+    refused = next(r.result() for r in replies if r.result().status_code == 409)
+    assert request_id in refused.json()["error"]
+
+
 # -- server endpoints ------------------------------------------------------------------
 
 
