@@ -192,6 +192,12 @@ class Worker:
                 )
             else:
                 self._consumer.unsubscribe()
+        elif self._ready_announced:
+            # Same topics, so no rebalance and no on_assign to come: the agents already
+            # consume, and what did not fail is Ready now.
+            for key, status in statuses.items():
+                if status.state != "Failed":
+                    statuses[key] = Status(status.kind, status.name, "Ready")
         self.on_status(list(statuses.values()))
         return list(statuses.values())
 

@@ -64,3 +64,14 @@ def test_unload_one_pipeline_and_load_another_while_two_keep_serving(
     # The unloaded pipeline no longer answers; its topics stay (cleanTopicsOnDelete is off).
     with pytest.raises(AssertionError, match="no record"):
         kafka.outputs("add10-batch", [orphan], deadline_s=0.5)
+
+
+def test_a_reload_on_the_same_topics_is_ready_again(running_worker, kafka_settings) -> None:
+    # Nothing to rebalance, so no assignment callback: the worker must say Ready itself.
+    specs = [MODELS / "tfsimple1.yaml", PIPELINES / "chain-base.yaml"]
+    worker = running_worker(specs)
+    worker.wait_ready("pipeline", "chain-base")
+    worker.apply(compile_specs(kafka_settings, specs))
+    assert worker.statuses[-1].state == "Ready"
+    assert worker.state("pipeline", "chain-base") == "Ready"
+    assert worker.state("model", "tfsimple1") == "Ready"
