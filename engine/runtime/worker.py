@@ -120,9 +120,14 @@ class Worker:
         self._assigned: set[tuple[str, int]] = set()
         self._ready_announced = False
         user = settings.librdkafka
+        self._refused: list[tuple[Outgoing, KafkaError]] = []
+        self._lost = 0
+        """Records Kafka never took, not even as error records: commits stop (at least once)."""
         self._producer = Producer(
             settings.producer_config(
-                **{k: v for k, v in PRODUCER_DEFAULTS.items() if k not in user}
+                **{k: v for k, v in PRODUCER_DEFAULTS.items() if k not in user},
+                # Only failures are reported: a successful delivery costs no callback.
+                **{"delivery.report.only.error": True, "on_delivery": self._on_delivery},
             )
         )
         self._consumer = Consumer(
@@ -378,12 +383,22 @@ class Worker:
         self._last_commit = time.monotonic()
         metrics.HELD_RECORDS.set(self.tracker.held_count())
         due = self.tracker.committable()
-        if not due:
-            return
-        # Everything produced so far must be durable before its inputs are committed.
+        # Everything produced so far must be durable before its inputs are committed
+        # (and deliveries refused meanwhile are reported here, even with nothing due).
         remaining = self._producer.flush(30)
-        if remaining:
-            log.warning("%d records not delivered; offsets not committed", remaining)
+        if self._refused:
+            # Refused after the fact (broker-side size limit, authorisation, timeout):
+            # each becomes an error record, and only then are its inputs committed.
+            refused, self._refused = self._refused, []
+            for item, error in refused:
+                self._produce_failed(item, KafkaException(error))
+            remaining = self._producer.flush(30)
+        if remaining or self._lost:
+            log.warning(
+                "%d records not delivered, %d lost; offsets not committed",
+                remaining,
+                self._lost,
+            )
             return
         offsets = [TopicPartition(t, p, o) for (t, p), o in due.items() if (t, p) in self._assigned]
         if not offsets:
@@ -393,6 +408,38 @@ class Worker:
             self.tracker.mark_committed({(o.topic, o.partition): o.offset for o in offsets})
         except KafkaException as error:
             log.warning("commit failed (will retry): %s", error)
+
+    def _on_delivery(self, error: KafkaError | None, message: object) -> None:
+        """librdkafka reports a record it finally could not deliver."""
+        if error is None:
+            return
+        topic = message.topic()  # type: ignore[attr-defined]
+        log.error("record for %s not delivered: %s", topic, error.str())
+        pipeline, step = self._owner(topic)
+        if topic == self.topics.errors() or (
+            pipeline and topic == self.topics.pipeline_outputs(pipeline) and step == ""
+        ):
+            self._lost += 1  # where error records go failed: nothing left to tell anyone
+            return
+        # Delivery reports carry no headers: who wrote the record follows from its topic.
+        headers = [(h.PIPELINE, pipeline.encode()), (h.STEP, step.encode())]
+        key = (message.key() or b"").decode("utf-8", "replace")  # type: ignore[attr-defined]
+        value = message.value() or b""  # type: ignore[attr-defined]
+        self._refused.append((Outgoing(topic, key, value, headers), error))
+
+    def _owner(self, topic: str) -> tuple[str, str]:
+        """(pipeline, step) a topic belongs to, by the naming scheme ("" where none)."""
+        base = f"{self.topics.prefix}.{self.topics.namespace}."
+        if not topic.startswith(base):
+            return "", ""
+        parts = topic[len(base) :].split(".")
+        if parts[0] == "pipeline" and len(parts) == 5 and parts[2] == "step":
+            return parts[1], parts[3]
+        if parts[0] == "pipeline" and len(parts) == 3:
+            return parts[1], ""
+        if parts[0] == "model" and len(parts) == 3:
+            return "", parts[1]
+        return "", ""
 
     # -- rebalancing -------------------------------------------------------------------
 
