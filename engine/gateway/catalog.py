@@ -171,17 +171,14 @@ class ControlCatalog:
                 self._stop.wait(1.0)
 
     def _rebuild(self) -> None:
-        from engine.runtime.control import compile_documents
+        from engine.runtime.control import combine_reports, compile_documents
 
         documents = {key: value.decode() for key, value in self._control.values.items()}
         topology, failures = compile_documents(documents, self.topics)
         reports = [json.loads(value) for value in self._status.values.values()]
-        states: dict[str, tuple[State, str]] = {}
-        for report in reports:
-            key = f"{report['kind']}/{report['name']}"
-            state, reason = report["state"], report.get("reason", "")
-            if state == "Failed" or key not in states or states[key][0] not in ("Failed", "Ready"):
-                states[key] = (state, reason)
+        states: dict[str, tuple[State, str]] = {
+            key: (state, reason) for key, (state, reason, _) in combine_reports(reports).items()
+        }
         for key, reason in failures.items():
             states[key] = ("Failed", reason)
         pipelines, models = _infos(topology, self.topics, self._signatures, signatures=True)

@@ -90,6 +90,30 @@ def failures_by_resource(problems: Iterable[Problem]) -> dict[str, str]:
     return {key: "; ".join(messages) for key, messages in reasons.items()}
 
 
+PENDING = ("Pending", "no worker has reported", ())
+
+
+def combine_reports(reports: Iterable[Mapping]) -> dict[str, tuple[str, str, tuple[str, ...]]]:
+    """One state per resource from every worker's report: (state, reason, workers).
+
+    Any worker's Failed wins (with its reason), else any Ready, else Loading.
+    """
+    by_resource: dict[str, list[Mapping]] = {}
+    for report in reports:
+        by_resource.setdefault(resource_key(report["kind"], report["name"]), []).append(report)
+    combined = {}
+    for key, found in by_resource.items():
+        workers = tuple(sorted(r["worker"] for r in found))
+        failed = [r for r in found if r["state"] == "Failed"]
+        if failed:
+            combined[key] = ("Failed", failed[0].get("reason", ""), workers)
+        elif any(r["state"] == "Ready" for r in found):
+            combined[key] = ("Ready", "", workers)
+        else:
+            combined[key] = ("Loading", "", workers)
+    return combined
+
+
 class TopicReader:
     """Reads a compacted topic from the beginning, then follows it (no consumer group)."""
 
@@ -222,24 +246,11 @@ class ControlPlane:
 
     def status(self) -> list[ResourceStatus]:
         loaded = self.loaded()
-        reports = self._reports()
-        by_resource: dict[str, list[dict]] = {}
-        for report in reports:
-            by_resource.setdefault(resource_key(report["kind"], report["name"]), []).append(report)
+        combined = combine_reports(self._reports())
         statuses = []
         for key in sorted(loaded):
             kind, _, name = key.partition("/")
-            found = by_resource.get(key, [])
-            failed = [r for r in found if r["state"] == "Failed"]
-            if failed:
-                state, reason = "Failed", failed[0]["reason"]
-            elif any(r["state"] == "Ready" for r in found):
-                state, reason = "Ready", ""
-            else:
-                state, reason = ("Loading", "") if found else ("Pending", "no worker has reported")
-            statuses.append(
-                ResourceStatus(kind, name, state, reason, tuple(sorted(r["worker"] for r in found)))
-            )
+            statuses.append(ResourceStatus(kind, name, *combined.get(key, PENDING)))
         return statuses
 
     def _reports(self) -> list[dict]:
