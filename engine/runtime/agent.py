@@ -24,7 +24,7 @@ from engine.operators.tensor_map import merge, select
 from engine.runtime import metrics
 from engine.runtime.lane import FastLane, plain_avro
 from engine.runtime.offsets import OffsetTracker
-from engine.runtime.records import Outgoing, Record
+from engine.runtime.records import Outgoing, Record, RecordRef
 from engine.runtimes.base import ModelRuntime
 from engine.runtimes.errors import ModelInputError
 from engine.topology.graph import Node, Source
@@ -192,16 +192,18 @@ class NodeAgent:
         self.join.drop(lambda key: key[0] in partitions)
         self.batcher.retain(lambda ready: ready.records[0].partition not in partitions)
 
-    def abandon(self) -> None:
-        """The agent is discarded: release every record it holds."""
+    def abandon(self) -> list[RecordRef]:
+        """The agent is discarded: release every record it holds and say which they were
+        (the worker consumes them again for the agent that replaces it)."""
+        refs: list[RecordRef] = []
         held = self.join.drop(lambda key: True)
         if not self.join.passes_through():
-            for arrival in held:
-                self.tracker.release(arrival.record.ref)
-        for ready in self.batcher.drain():
-            if self.batcher.holds():
-                for record in ready.records:
-                    self.tracker.release(record.ref)
+            refs += [arrival.record.ref for arrival in held]
+        if self.batcher.holds():
+            refs += [record.ref for ready in self.batcher.drain() for record in ready.records]
+        for ref in refs:
+            self.tracker.release(ref)
+        return refs
 
     # -- joined requests ---------------------------------------------------------------
 

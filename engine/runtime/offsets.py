@@ -43,6 +43,12 @@ class OffsetTracker:
         else:
             held[offset] -= 1
 
+    def rewind(self, topic: str, partition: int, offset: int) -> None:
+        """Consumption goes back to `offset`: nothing from there on is committable yet."""
+        tp = (topic, partition)
+        if tp in self._next and offset < self._next[tp]:
+            self._next[tp] = offset
+
     def held_count(self) -> int:
         return sum(len(held) for held in self._held.values())
 

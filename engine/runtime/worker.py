@@ -183,9 +183,16 @@ class Worker:
         self.admin.ensure(needed)
         self._flush_and_commit(force=True)
         kept = {id(agent) for agent in plan.agents}
+        rewind: dict[tuple[str, int], int] = {}
         for agent in self._plan.agents:
             if id(agent) not in kept:
-                agent.abandon()  # its pipeline changed or went: what it held is let go
+                # Its pipeline changed or went. What it held (half-joined, waiting for a
+                # batch) is consumed again, so the agent replacing it answers those requests.
+                for topic, partition, offset in agent.abandon():
+                    tp = (topic, partition)
+                    rewind[tp] = min(offset, rewind.get(tp, offset))
+        for (topic, partition), offset in rewind.items():
+            self.tracker.rewind(topic, partition, offset)
         self._plan = plan
         subscription = sorted(plan.routes)
         if subscription != self._subscription:
@@ -197,12 +204,18 @@ class Worker:
                 )
             else:
                 self._consumer.unsubscribe()
-        elif self._ready_announced:
-            # Same topics, so no rebalance and no on_assign to come: the agents already
-            # consume, and what did not fail is Ready now.
-            for key, status in statuses.items():
-                if status.state != "Failed":
-                    statuses[key] = Status(status.kind, status.name, "Ready")
+        else:
+            # Same subscription, no rebalance: go back to the released records ourselves.
+            # (A rebalance instead commits no further than them and restarts there.)
+            for (topic, partition), offset in rewind.items():
+                if (topic, partition) in self._assigned:
+                    self._consumer.seek(TopicPartition(topic, partition, offset))
+            if self._ready_announced:
+                # Same topics, so no on_assign to come: the agents already consume,
+                # and what did not fail is Ready now.
+                for key, status in statuses.items():
+                    if status.state != "Failed":
+                        statuses[key] = Status(status.kind, status.name, "Ready")
         self.on_status(list(statuses.values()))
         return list(statuses.values())
 

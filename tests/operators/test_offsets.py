@@ -82,3 +82,15 @@ def test_forget_drops_revoked_partitions() -> None:
     # Reassigned later: starts clean.
     tracker.consumed(T, 0, 9)
     assert tracker.committable() == {(T, 0): 10, (T, 1): 5}
+
+
+def test_rewind_makes_nothing_past_the_offset_committable() -> None:
+    tracker = OffsetTracker()
+    for offset in range(10):
+        tracker.consumed("t", 0, offset)
+    tracker.rewind("t", 0, 4)
+    assert tracker.committable() == {("t", 0): 4}
+    tracker.rewind("t", 0, 7)  # never forward
+    assert tracker.committable() == {("t", 0): 4}
+    tracker.consumed("t", 0, 4)
+    assert tracker.committable() == {("t", 0): 5}

@@ -75,3 +75,33 @@ def test_a_reload_on_the_same_topics_is_ready_again(running_worker, kafka_settin
     assert worker.statuses[-1].state == "Ready"
     assert worker.state("pipeline", "chain-base") == "Ready"
     assert worker.state("model", "tfsimple1") == "Ready"
+
+
+def batch_pipeline(window_ms: int) -> str:
+    return (
+        "apiVersion: mlops.seldon.io/v1alpha1\nkind: Pipeline\nmetadata:\n  name: slow-batch\n"
+        f"spec:\n  steps:\n  - name: add10\n    batch:\n      size: 100\n      windowMs: {window_ms}\n"
+        "  output:\n    steps:\n    - add10\n"
+    )
+
+
+def test_requests_held_by_a_reloaded_step_are_answered_by_its_successor(
+    kafka_settings: KafkaSettings,
+    running_worker: Callable[..., RunningWorker],
+    kafka: Kafka,
+    tmp_path,
+) -> None:
+    # A batch that waits ten minutes holds its requests; the reload shortens the wait.
+    specs = tmp_path / "slow-batch.yaml"
+    specs.write_text(batch_pipeline(600_000))
+    worker = running_worker([MODELS / "add10.yaml", specs])
+    worker.wait_ready("pipeline", "slow-batch")
+    held = [new_id("held") for _ in range(3)]
+    for rid in held:
+        kafka.infer("slow-batch", rid, INPUT=fp32(1, 2, 3, 4))
+    kafka.collect(kafka.topics.step_inputs("slow-batch", "add10"), held)  # the step has them
+
+    specs.write_text(batch_pipeline(10))
+    worker.apply(compile_specs(kafka_settings, [MODELS / "add10.yaml", specs]))
+    answers = kafka.outputs("slow-batch", held)
+    assert all(a.arrays() == {"OUTPUT": [11, 12, 13, 14]} for a in answers.values())
