@@ -13,7 +13,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 
 from engine import headers as h
-from engine.codec import SCHEMA_VERSION, CodecError, encode_avro, encode_error
+from engine.codec import SCHEMA_VERSION, CodecError, encode_avro
 from engine.errors import TensorfluxError
 from engine.messages import ErrorKind, ErrorRecord, InferenceMessage, MessageKind, Tensor
 from engine.operators import revisits
@@ -24,7 +24,7 @@ from engine.operators.tensor_map import merge, select
 from engine.runtime import metrics
 from engine.runtime.lane import FastLane, plain_avro
 from engine.runtime.offsets import OffsetTracker
-from engine.runtime.records import Outgoing, Record, RecordRef
+from engine.runtime.records import Outgoing, Record, RecordRef, error_outgoing
 from engine.runtimes.base import ModelRuntime
 from engine.runtimes.errors import ModelInputError
 from engine.topology.graph import Node, Source
@@ -47,6 +47,15 @@ class Ready:
     message: InferenceMessage
     headers: list[tuple[str, bytes]]
     records: list[Record]
+
+
+def header_tail(node: Node) -> tuple[tuple[str, bytes], ...]:
+    """What every record a node writes ends its headers with: who wrote it, in which schema."""
+    return (
+        (h.PIPELINE, node.pipeline.encode()),
+        (h.STEP, node.name.encode()),
+        (h.SCHEMA_VERSION, str(SCHEMA_VERSION).encode()),
+    )
 
 
 def kind_of(source: Source) -> MessageKind:
@@ -122,11 +131,7 @@ class NodeAgent:
         )
         # Hot path (bench/agent_bench.py): what every written record's headers end with, and
         # each source topic's label for merge's error messages, computed once, not per record.
-        self._header_tail = (
-            (h.PIPELINE, node.pipeline.encode()),
-            (h.STEP, node.name.encode()),
-            (h.SCHEMA_VERSION, str(SCHEMA_VERSION).encode()),
-        )
+        self._header_tail = header_tail(node)
         self._labels: dict[str, str] = {}
         for source in self.sources:  # the first source reading a topic names it
             self._labels.setdefault(source.topic, f"'{source.ref.spelled(node.pipeline)}'")
@@ -316,14 +321,7 @@ class NodeAgent:
         Kafka hop and a consume per request for a byte-for-byte copy; the step
         writes that copy itself instead (same value, the output node's headers).
         """
-        self.fused_output = (
-            output_node.output_topic,
-            (
-                (h.PIPELINE, output_node.pipeline.encode()),
-                (h.STEP, output_node.name.encode()),
-                (h.SCHEMA_VERSION, str(SCHEMA_VERSION).encode()),
-            ),
-        )
+        self.fused_output = (output_node.output_topic, header_tail(output_node))
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -365,12 +363,9 @@ class NodeAgent:
             source_offset=record.offset,
             payload_content_type=h.header_value(record.headers, h.CONTENT_TYPE) or "",
         )
-        value = encode_error(error_record)
-        error_headers = [
-            *(headers or self._headers(record.headers, request_id)),
-            (h.ERROR, kind.encode()),
-        ]
-        return [
-            Outgoing(self.errors_topic, request_id, value, error_headers),
-            Outgoing(self.failure_topic, request_id, value, error_headers),
-        ]
+        return error_outgoing(
+            error_record,
+            headers or self._headers(record.headers, request_id),
+            self.errors_topic,
+            self.failure_topic,
+        )

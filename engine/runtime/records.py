@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from engine import headers as h
-from engine.codec import decode_payload
-from engine.messages import InferenceMessage, MessageKind
+from engine.codec import decode_payload, encode_error
+from engine.messages import ErrorRecord, InferenceMessage, MessageKind
 
 RecordRef = tuple[str, int, int]
 """(topic, partition, offset): what a commit needs to know about a record."""
@@ -53,3 +53,19 @@ class Record:
     @property
     def request_id(self) -> str:
         return self.key or h.header_value(self.headers, h.REQUEST_ID) or ""
+
+
+def error_outgoing(
+    record: ErrorRecord,
+    headers: list[tuple[str, bytes]],
+    errors_topic: str,
+    failure_topic: str,
+) -> list[Outgoing]:
+    """An error record to the errors topic and to where a caller waits for the answer,
+    marked with the error header (any earlier mark replaced)."""
+    value = encode_error(record)
+    marked = [(k, v) for k, v in headers if k != h.ERROR] + [(h.ERROR, record.kind.encode())]
+    return [
+        Outgoing(errors_topic, record.request_id, value, marked),
+        Outgoing(failure_topic, record.request_id, value, marked),
+    ]

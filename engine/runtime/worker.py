@@ -22,13 +22,12 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 
 from engine import headers as h
 from engine.admin import TopicAdmin
-from engine.codec import encode_error
 from engine.config import KafkaSettings
 from engine.messages import ErrorRecord
 from engine.runtime import metrics
 from engine.runtime.agent import NodeAgent, Outgoing
 from engine.runtime.offsets import OffsetTracker
-from engine.runtime.records import Record
+from engine.runtime.records import Record, error_outgoing
 from engine.runtimes import load_model
 from engine.runtimes.base import ModelRuntime
 from engine.topology.graph import Node, PipelineGraph, Source, TensorRef, Topology
@@ -383,12 +382,8 @@ class Worker:
         failure_topic = (
             self.topics.pipeline_outputs(pipeline) if pipeline else self.topics.model_outputs(step)
         )
-        headers = [(k, v) for k, v in item.headers if k != h.ERROR] + [
-            (h.ERROR, record.kind.encode())
-        ]
-        value = encode_error(record)
-        for topic in (self.topics.errors(), failure_topic):
-            self._producer.produce(topic, value, item.key, headers=headers)
+        for out in error_outgoing(record, item.headers, self.topics.errors(), failure_topic):
+            self._producer.produce(out.topic, out.value, out.key, headers=out.headers)
 
     def _flush_and_commit(self, *, force: bool = False) -> None:
         if not force and time.monotonic() - self._last_commit < COMMIT_INTERVAL_S:
