@@ -38,7 +38,7 @@ from engine.config import KafkaSettings
 from engine.runtime.worker import Worker
 from engine.topology import TopicNames, compile_topology, load_files
 settings = KafkaSettings(bootstrap=sys.argv[1], namespace=sys.argv[2])
-topology = compile_topology(load_files([sys.argv[3]]), TopicNames(settings.topic_prefix, settings.namespace))
+topology = compile_topology(load_files([sys.argv[3]]), settings.topics())
 worker = Worker(settings)
 worker.apply(topology)
 stop = threading.Event()

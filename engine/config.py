@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from engine.errors import TensorfluxError
+from engine.topology.topics import TopicNames
 
 ENV_PREFIX = "TENSORFLUX_"
 KAFKA_ENV_PREFIX = "TENSORFLUX_KAFKA_"
@@ -147,6 +148,10 @@ class KafkaSettings(BaseModel):
         config = {**DEV_CONSUMER_DEFAULTS, "group.id": group_id, **self.client_config()}
         config.update(extra)
         return config
+
+    def topics(self) -> TopicNames:
+        """The topic names of this prefix and namespace."""
+        return TopicNames(self.topic_prefix, self.namespace)
 
     def with_namespace(self, namespace: str) -> KafkaSettings:
         return self.model_copy(update={"namespace": namespace})

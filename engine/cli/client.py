@@ -142,7 +142,7 @@ def run_gateway_command(args: argparse.Namespace) -> int:
 
     configure_logging(args.verbose)
     settings = settings_from(args)
-    topics = TopicNames(settings.topic_prefix, settings.namespace)
+    topics = settings.topics()
     if args.files:
         catalog: Any = StaticCatalog.from_topology(
             compile_topology(load_files(args.files), topics), topics
@@ -244,7 +244,7 @@ def infer_kafka(
     )
     from engine.gateway.router import ReplyRouter
 
-    topics = TopicNames(settings.topic_prefix, settings.namespace)
+    topics = settings.topics()
     if kind == "pipeline":
         topic, reply_topic = topics.pipeline_inputs(name), topics.pipeline_outputs(name)
     else:
@@ -543,7 +543,7 @@ def run_inspect(args: argparse.Namespace) -> int:
     from engine.admin import TopicAdmin
 
     settings = settings_from(args)
-    topics = TopicNames(settings.topic_prefix, settings.namespace)
+    topics = settings.topics()
     targets = resolve_ref(args.ref, topics, TopicAdmin(settings).existing())
     rows = read_records(
         settings,

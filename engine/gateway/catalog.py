@@ -142,12 +142,12 @@ class ControlCatalog:
     """
 
     def __init__(self, settings: KafkaSettings, *, poll_s: float = 0.2) -> None:
-        from engine.runtime.control import TopicReader, status_topic
+        from engine.runtime.control import TopicReader
 
         self.settings = settings
-        self.topics = TopicNames(settings.topic_prefix, settings.namespace)
+        self.topics = settings.topics()
         self._control = TopicReader(settings, self.topics.control())
-        self._status = TopicReader(settings, status_topic(self.topics))
+        self._status = TopicReader(settings, self.topics.status())
         self._lock = threading.Lock()
         self._signatures: dict[str, tuple[str, tuple[TensorInfo, ...], tuple[TensorInfo, ...]]] = {}
         self._static = StaticCatalog()

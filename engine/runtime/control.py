@@ -37,14 +37,6 @@ class ControlError(TensorfluxError):
     """A control-plane request could not be carried out."""
 
 
-def status_topic(topics: TopicNames) -> str:
-    return f"{topics.prefix}.{topics.namespace}.status"
-
-
-def topic_names(settings: KafkaSettings) -> TopicNames:
-    return TopicNames(settings.topic_prefix, settings.namespace)
-
-
 def resource_key(kind: str, name: str) -> str:
     return f"{kind}/{name}"
 
@@ -178,9 +170,9 @@ class ControlPlane:
 
     def __init__(self, settings: KafkaSettings) -> None:
         self.settings = settings
-        self.topics = topic_names(settings)
+        self.topics = settings.topics()
         TopicAdmin(settings).ensure(
-            [self.topics.control(), status_topic(self.topics)], partitions=1, config=COMPACTED
+            [self.topics.control(), self.topics.status()], partitions=1, config=COMPACTED
         )
         self._producer = Producer(settings.producer_config())
 
@@ -255,7 +247,7 @@ class ControlPlane:
 
     def _reports(self) -> list[dict]:
         """Every worker's latest word on every resource (the status topic, compacted)."""
-        reader = TopicReader(self.settings, status_topic(self.topics))
+        reader = TopicReader(self.settings, self.topics.status())
         try:
             return [json.loads(value) for value in reader.read_to_end().values()]
         finally:

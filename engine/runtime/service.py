@@ -15,8 +15,6 @@ from engine.runtime.control import (
     compile_documents,
     new_worker_id,
     resource_key,
-    status_topic,
-    topic_names,
 )
 from engine.runtime.worker import Status, Worker
 
@@ -27,7 +25,7 @@ class WorkerService:
     def __init__(self, settings: KafkaSettings, worker_id: str | None = None) -> None:
         self.settings = settings
         self.worker_id = worker_id or new_worker_id()
-        self.topics = topic_names(settings)
+        self.topics = settings.topics()
         self._status_producer = Producer(settings.producer_config())
         self._reported: set[str] = set()
         self.control = TopicReader(settings, self.topics.control())
@@ -74,7 +72,7 @@ class WorkerService:
                 "time": time.time(),
             }
             self._status_producer.produce(
-                status_topic(self.topics), json.dumps(value).encode(), f"{self.worker_id}|{key}"
+                self.topics.status(), json.dumps(value).encode(), f"{self.worker_id}|{key}"
             )
             self._reported.add(key)
             if status.state == "Failed":
@@ -83,8 +81,6 @@ class WorkerService:
 
     def _withdraw(self, keep: set[str] = frozenset()) -> None:
         for key in sorted(self._reported - set(keep)):
-            self._status_producer.produce(
-                status_topic(self.topics), None, f"{self.worker_id}|{key}"
-            )
+            self._status_producer.produce(self.topics.status(), None, f"{self.worker_id}|{key}")
             self._reported.discard(key)
         self._status_producer.flush(10)

@@ -109,7 +109,7 @@ class Worker:
         on_status: Callable[[list[Status]], None] | None = None,
     ) -> None:
         self.settings = settings
-        self.topics = TopicNames(settings.topic_prefix, settings.namespace)
+        self.topics = settings.topics()
         self.admin = TopicAdmin(settings)
         self.tracker = OffsetTracker()
         self.on_status = on_status or (lambda statuses: None)
@@ -423,7 +423,9 @@ class Worker:
             return
         topic = message.topic()  # type: ignore[attr-defined]
         log.error("record for %s not delivered: %s", topic, error.str())
-        pipeline, step = self._owner(topic)
+        owner = self.topics.parse(topic)
+        pipeline = owner.pipeline if owner else ""
+        step = (owner.step or owner.model) if owner else ""
         if topic == self.topics.errors() or (
             pipeline and topic == self.topics.pipeline_outputs(pipeline) and step == ""
         ):
@@ -434,20 +436,6 @@ class Worker:
         key = (message.key() or b"").decode("utf-8", "replace")  # type: ignore[attr-defined]
         value = message.value() or b""  # type: ignore[attr-defined]
         self._refused.append((Outgoing(topic, key, value, headers), error))
-
-    def _owner(self, topic: str) -> tuple[str, str]:
-        """(pipeline, step) a topic belongs to, by the naming scheme ("" where none)."""
-        base = f"{self.topics.prefix}.{self.topics.namespace}."
-        if not topic.startswith(base):
-            return "", ""
-        parts = topic[len(base) :].split(".")
-        if parts[0] == "pipeline" and len(parts) == 5 and parts[2] == "step":
-            return parts[1], parts[3]
-        if parts[0] == "pipeline" and len(parts) == 3:
-            return parts[1], ""
-        if parts[0] == "model" and len(parts) == 3:
-            return "", parts[1]
-        return "", ""
 
     # -- rebalancing -------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from engine.topology.graph import (
 )
 from engine.topology.loader import SpecSet, load_files, load_text, read_files, read_text
 from engine.topology.specs import ExperimentSpec, ModelSpec, PipelineSpec
-from engine.topology.topics import TopicNames
+from engine.topology.topics import TopicNames, TopicOwner
 
 __all__ = [
     "DEFAULT_JOIN_WINDOW_MS",
@@ -45,6 +45,7 @@ __all__ = [
     "SpecSet",
     "TensorRef",
     "TopicNames",
+    "TopicOwner",
     "Topology",
     "TopologyError",
     "TopologyWarning",

@@ -36,9 +36,7 @@ DEADLINE_S = 30.0
 
 
 def compile_specs(settings: KafkaSettings, paths: Iterable[str | Path]) -> Topology:
-    return compile_topology(
-        load_files([str(p) for p in paths]), TopicNames(settings.topic_prefix, settings.namespace)
-    )
+    return compile_topology(load_files([str(p) for p in paths]), settings.topics())
 
 
 def tensors(**arrays: object) -> tuple[Tensor, ...]:

@@ -13,6 +13,7 @@ from engine.topology import (
     DEFAULT_MAX_STEP_REVISITS,
     TensorRef,
     TopicNames,
+    TopicOwner,
     TopologyError,
     TopologyWarning,
     compile_topology,
@@ -81,6 +82,23 @@ def test_topic_names() -> None:
     assert topics.model_outputs("m") == "tensorflux.default.model.m.outputs"
     assert topics.errors() == "tensorflux.default.errors"
     assert topics.control() == "tensorflux.default.control"
+    assert topics.status() == "tensorflux.default.status"
+
+
+def test_topic_names_parse_back_to_their_owner() -> None:
+    topics = TopicNames("tf", "ns")
+    assert topics.parse(topics.pipeline_inputs("p")) == TopicOwner(
+        "pipeline", pipeline="p", port="inputs"
+    )
+    assert topics.parse(topics.step_outputs("p", "s")) == TopicOwner(
+        "step", pipeline="p", step="s", port="outputs"
+    )
+    assert topics.parse(topics.model_inputs("m")) == TopicOwner("model", model="m", port="inputs")
+    assert topics.parse(topics.errors()) == TopicOwner("errors")
+    assert topics.parse(topics.status()) == TopicOwner("status")
+    assert topics.parse("tf.other.pipeline.p.inputs") is None  # another namespace
+    assert topics.parse("tf.ns.pipeline.p.step.s") is None
+    assert topics.parse("tf.ns.pipeline.p.middle") is None
 
 
 def test_pipeline_to_pipeline_input_node_reads_other_pipelines() -> None:
