@@ -117,3 +117,34 @@ def test_docker_compose_config_accepts_the_file():
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
+
+
+def deploy_section() -> str:
+    readme = (ROOT / "README.md").read_text()
+    return readme.split("\n## Deploy\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_readme_deploy_section_names_files_that_exist():
+    named = set(
+        re.findall(r"`((?:deploy/k8s/)?(?:base|overlays|components)/[^`\s]*)`", deploy_section())
+    )
+    assert len(named) >= 8
+    for path in named:
+        assert (ROOT / "deploy" / "k8s" / path.removeprefix("deploy/k8s/")).exists(), path
+
+
+def test_the_readme_deploy_section_states_the_manifests_numbers():
+    k8s = ROOT / "deploy" / "k8s"
+    scaled = yaml.safe_load((k8s / "overlays/prod/worker-autoscaling.yaml").read_text())["spec"]
+    lag = scaled["triggers"][0]["metadata"]["lagThreshold"]
+    worker = yaml.safe_load((k8s / "base/worker.yaml").read_text().split("---")[0])
+    gateway = yaml.safe_load((k8s / "base/gateway.yaml").read_text().split("---")[0])
+    grace = {
+        name: d["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        for name, d in (("worker", worker), ("gateway", gateway))
+    }
+    text = " ".join(deploy_section().split())
+    assert f"a worker for every {lag} records" in text
+    assert f"{scaled['minReplicaCount']} to {scaled['maxReplicaCount']} workers" in text
+    assert f"{grace['worker']} s for a worker" in text
+    assert f"{grace['gateway']} s for a gateway" in text
