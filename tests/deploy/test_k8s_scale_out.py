@@ -205,6 +205,10 @@ def test_a_worker_added_while_traffic_flows_takes_partitions_and_nothing_is_lost
         assert producer.is_alive(), "the stream ended before the second worker took a partition"
         assert time.monotonic() < deadline, f"the second worker never consumed: {second.tail()}"
         time.sleep(0.2)
+    if parses(["worker", "--health-port", "1"]):
+        # Wired: each worker is ready now that its consumer has joined the group.
+        for port in (first_port, second_port):
+            assert httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=5).status_code == 200
     time.sleep(1)  # both share the stream for a moment
     stop_sending.set()
     producer.join(30)
