@@ -1,6 +1,6 @@
 """Writes the KEDA schemas the deploy tests validate against (run by hand, not by the tests).
 
-Source: the PyPI package cloudcoil-models-keda 2.16.1.0, pydantic models generated
+Source: the PyPI package cloudcoil-models-keda 2.16.1.0 (Apache-2.0), pydantic models generated
 from the CustomResourceDefinitions of KEDA v2.16.1 (keda.sh/v1alpha1). Run it in a
 throwaway virtual environment, not the project's:
 
