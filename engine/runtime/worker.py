@@ -28,7 +28,7 @@ from engine.runtime.delivery import Delivery
 from engine.runtime.models import ModelPool
 from engine.runtime.offsets import OffsetTracker
 from engine.runtime.plan import Plan, Status, plan
-from engine.runtime.records import Outgoing, Record
+from engine.runtime.records import Outgoing, chunk_by_topic
 from engine.runtime.settings import WorkerSettings
 from engine.topology.graph import Topology
 
@@ -142,30 +142,7 @@ class Worker:
         out: list[Outgoing] = []
         routes = self._plan.routes
         # Agents take a chunk's records topic by topic, so a step can answer many at once.
-        by_topic: dict[str, list[Record]] = {}
-        last_offsets: dict[tuple[str, int], int] = {}  # per partition, in consumed order
-        for message in messages:
-            error = message.error()
-            if error is not None:
-                if error.code() != KafkaError._PARTITION_EOF:
-                    log.warning("consume error: %s", error)
-                continue
-            topic, partition, offset = message.topic(), message.partition(), message.offset()
-            last_offsets[(topic, partition)] = offset
-            key = message.key()
-            record = Record(
-                topic,
-                partition,
-                offset,
-                key.decode("utf-8", "replace") if key else "",
-                message.value() or b"",
-                message.headers() or [],
-            )
-            records = by_topic.get(topic)
-            if records is None:
-                by_topic[topic] = [record]
-            else:
-                records.append(record)
+        by_topic, last_offsets = chunk_by_topic(messages, partition_eof=KafkaError._PARTITION_EOF)
         consumed = self.tracker.consumed
         for (topic, partition), offset in last_offsets.items():
             consumed(topic, partition, offset)
