@@ -13,46 +13,29 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Mapping
 
 from bench import load
 from bench.runner import MODELS, PIPELINES
 from engine.runtime.agent import NodeAgent, Outgoing
+from engine.runtime.models import ModelPool
 from engine.runtime.offsets import OffsetTracker
+from engine.runtime.plan import Route, plan
 from engine.runtime.records import Record
-from engine.runtime.worker import fused_output_step
-from engine.runtimes import load_model
+from engine.runtime.settings import WorkerSettings
 from engine.topology import TopicNames, compile_collecting, read_files
 
 
-def build(pipeline: str) -> tuple[dict[str, list[tuple[NodeAgent, int]]], list[NodeAgent], str]:
+def build(pipeline: str) -> tuple[Mapping[str, tuple[Route, ...]], tuple[NodeAgent, ...], str]:
+    """The worker's agents for the pipeline, planned as the worker plans them."""
     path, name, models = PIPELINES[pipeline]
     topics = TopicNames("tensorflux", "agentbench")
     specs = read_files([str(MODELS / f"{m}.yaml") for m in models] + [str(path)])
     topology, problems, _ = compile_collecting(specs, topics)
     assert not problems, problems
-    runtimes = {m: load_model(spec) for m, spec in topology.models.items()}
-    graph = topology.pipelines[name]
-    tracker = OffsetTracker()
-    fused = fused_output_step(graph)  # as the worker plans it
-    agents = []
-    for node in graph.nodes():
-        if fused is not None and node is graph.output_node:
-            continue
-        agent = NodeAgent(
-            node,
-            errors_topic=topics.errors(),
-            failure_topic=graph.output_topic,
-            tracker=tracker,
-            model=runtimes.get(node.model) if node.model else None,
-        )
-        if node.kind == "step" and node.name == fused:
-            agent.fuse_output(graph.output_node)
-        agents.append(agent)
-    routes: dict[str, list[tuple[NodeAgent, int]]] = {}
-    for agent in agents:
-        for index, source in enumerate(agent.sources):
-            routes.setdefault(source.topic, []).append((agent, index))
-    return routes, agents, topics.pipeline_inputs(name)
+    runtimes = ModelPool().sync(topology.models)
+    planned = plan(topology, runtimes, topics, OffsetTracker())
+    return planned.routes, planned.agents, topics.pipeline_inputs(name)
 
 
 def run(pipeline: str, n: int, chunk: int) -> tuple[float, int]:
@@ -87,7 +70,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pipeline", default="1step", choices=sorted(PIPELINES))
     parser.add_argument("--n", type=int, default=20000)
-    parser.add_argument("--chunk", type=int, default=1000)
+    parser.add_argument("--chunk", type=int, default=WorkerSettings().chunk)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     results = [run(args.pipeline, args.n, args.chunk) for _ in range(args.rounds)]

@@ -38,6 +38,7 @@ from engine.admin import TopicAdmin
 from engine.broker import EmbeddedBroker
 from engine.config import KafkaSettings
 from engine.runtime.control import ControlPlane
+from engine.runtime.settings import WorkerSettings
 from engine.topology.topics import TopicNames
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,9 +61,10 @@ PIPELINES = {
 }
 
 # Worker knobs the bench passes on (the defaults the worker ships, chosen by --sweep).
-DEFAULT_CHUNK = 1000
-DEFAULT_LINGER_MS = 2
-DEFAULT_FETCH_WAIT_MS = 10
+WORKER_DEFAULTS = WorkerSettings()
+DEFAULT_CHUNK = WORKER_DEFAULTS.chunk
+DEFAULT_LINGER_MS = WORKER_DEFAULTS.producer_defaults["linger.ms"]
+DEFAULT_FETCH_WAIT_MS = WORKER_DEFAULTS.consumer_defaults["fetch.wait.max.ms"]
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from engine.cli.options import add_kafka_options, configure_logging, settings_fr
 from engine.config import KafkaSettings
 from engine.runtime.control import ControlPlane
 from engine.runtime.service import WorkerService
+from engine.runtime.settings import WorkerSettings
 
 log = logging.getLogger("tensorflux")
 
@@ -79,7 +80,9 @@ def run_worker(args: argparse.Namespace) -> int:
         from prometheus_client import start_http_server
 
         start_http_server(args.metrics_port)
-    service = WorkerService(settings, worker_id=args.worker_id)
+    service = WorkerService(
+        settings, worker_id=args.worker_id, worker_settings=WorkerSettings.load()
+    )
     log.info(
         "worker %s serving namespace '%s' on %s",
         service.worker_id,
@@ -102,7 +105,7 @@ def run_up(args: argparse.Namespace) -> int:
     try:
         settings = settings_from(args)
         load_specs(settings, args.files)
-        service = WorkerService(settings)
+        service = WorkerService(settings, worker_settings=WorkerSettings.load())
         threads.append(threading.Thread(target=service.run, args=(stop,), name="worker"))
         if not args.no_gateway:
             gateway = _gateway_thread(settings, args, stop)

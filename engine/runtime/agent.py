@@ -22,7 +22,8 @@ from engine.operators.join import Emission, Join, JoinResult
 from engine.operators.model_call import call_model
 from engine.operators.tensor_map import merge, select
 from engine.runtime import metrics
-from engine.runtime.lane import FastLane, plain_avro
+from engine.runtime.errors import TooManyRevisits
+from engine.runtime.lane import FastLane, fits_lane, plain_avro
 from engine.runtime.offsets import OffsetTracker
 from engine.runtime.records import Outgoing, Record, RecordRef, error_outgoing
 from engine.runtimes.base import ModelRuntime
@@ -73,7 +74,11 @@ class NodeAgent:
         tracker: OffsetTracker,
         model: ModelRuntime | None = None,
         max_visits: int | None = None,
+        fused_output: Node | None = None,
+        lane: bool = False,
     ) -> None:
+        """`fused_output`: the pipeline's output node when this step writes the output itself
+        (see `answer`); `lane`: answer chunks on the fast lane (the planner asks `fits_lane`)."""
         self.node = node
         self.model = model
         self.errors_topic = errors_topic
@@ -112,18 +117,16 @@ class NodeAgent:
             and self.kinds[0] == "request"
             and self.max_visits is None
         )
-        self.lane = (
-            FastLane(self)
-            if node.kind == "step"
-            and self.join.passes_through()
-            and self.max_visits is None
-            and model is not None
-            and model.batchable
-            and not self.batcher.holds()
-            else None
+        self.fused_node = fused_output
+        self.fused_output: tuple[str, tuple[tuple[str, bytes], ...]] | None = (
+            None if fused_output is None else (fused_output.output_topic, header_tail(fused_output))
         )
-        self.fused_output: tuple[str, tuple[tuple[str, bytes], ...]] | None = None
-        """(pipeline outputs topic, its headers' tail) when this step also writes the output."""
+        """(pipeline outputs topic, its headers' tail) when this step also writes the output.
+
+        An output node that passes one step's answers through unchanged costs a
+        Kafka hop and a consume per request for a byte-for-byte copy; the step
+        writes that copy itself instead (same value, the output node's headers).
+        """
         self.label = (
             f"pipeline '{node.pipeline}' step '{node.name}'"
             if node.pipeline
@@ -135,6 +138,17 @@ class NodeAgent:
         self._labels: dict[str, str] = {}
         for source in self.sources:  # the first source reading a topic names it
             self._labels.setdefault(source.topic, f"'{source.ref.spelled(node.pipeline)}'")
+        self.lane: FastLane | None = None
+        if lane:
+            if model is None or not fits_lane(node, model, max_visits):
+                raise ValueError(f"{self.label} cannot take the fast lane")
+            self.lane = FastLane(
+                self,
+                source=self.sources[0],
+                kind=self.kinds[0],
+                model=model,
+                forwards_request=self.forwards_request,
+            )
 
     # -- records in --------------------------------------------------------------------
 
@@ -147,7 +161,7 @@ class NodeAgent:
                     self.node.output_topic,
                     record.key,
                     record.value,
-                    self._headers(record.headers, record.request_id),
+                    self.headers_for(record.headers, record.request_id),
                 )
             )
             return
@@ -232,16 +246,13 @@ class NodeAgent:
         except TensorfluxError as error:
             out.extend(self._error(request_id, "join", error, "bad-input", first.record))
             return
-        headers = self._headers(first.record.headers, request_id)
+        headers = self.headers_for(first.record.headers, request_id)
         if self.max_visits is not None:
             visits = revisits.combine(a.visits for a in emission.inputs + emission.triggers)
             if self.node.kind == "step":
                 count = visits.get(self.node.name, 0)
                 if count >= self.max_visits:
-                    reason = TensorfluxError(
-                        f"request visited step '{self.node.name}' {count} times; "
-                        f"maxStepRevisits is {self.max_visits - 1}"
-                    )
+                    reason = TooManyRevisits(self.node.name, count, self.max_visits - 1)
                     out.extend(
                         self._error(request_id, "revisits", reason, "bad-input", first.record)
                     )
@@ -314,24 +325,17 @@ class NodeAgent:
             carried = [(key, v) for key, v in headers if key in _CARRIED_HEADERS]
             out.append(Outgoing(topic, request_id, value, [*carried, *tail]))
 
-    def fuse_output(self, output_node: Node) -> None:
-        """Write what the pipeline's output node would have copied from this step's answers.
-
-        An output node that passes one step's answers through unchanged costs a
-        Kafka hop and a consume per request for a byte-for-byte copy; the step
-        writes that copy itself instead (same value, the output node's headers).
-        """
-        self.fused_output = (output_node.output_topic, header_tail(output_node))
-
     # -- helpers -----------------------------------------------------------------------
 
     def _source_label(self, arrival: Arrival) -> str:
         topic = arrival.record.topic
         return self._labels.get(topic) or f"'{topic}'"
 
-    def _headers(
+    def headers_for(
         self, incoming: list[tuple[str, bytes]], request_id: str
     ) -> list[tuple[str, bytes]]:
+        """What the node writes for a request carries: the incoming request id, trace and visit
+        headers, then its own pipeline, step and schema version."""
         if not incoming:  # the common case at a pipeline's inputs: nothing to carry over
             return [(h.REQUEST_ID, request_id.encode()), *self._header_tail]
         headers = [(key, value) for key, value in incoming if key in _CARRIED_HEADERS]
@@ -365,7 +369,7 @@ class NodeAgent:
         )
         return error_outgoing(
             error_record,
-            headers or self._headers(record.headers, request_id),
+            headers or self.headers_for(record.headers, request_id),
             self.errors_topic,
             self.failure_topic,
         )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
@@ -25,11 +25,45 @@ from engine.codec import SUPPORTED_SCHEMA_VERSIONS
 from engine.codec.columnar import Layout, LayoutMatcher, column, layout_for
 from engine.codec.dtypes import BYTES, DATATYPE_TO_DTYPE, datatype_of
 from engine.codec.errors import CodecError
+from engine.messages import MessageKind
+from engine.operators.batch import Batcher
 from engine.runtime import metrics
 from engine.runtime.records import Outgoing, Record
+from engine.runtimes.base import ModelRuntime
+from engine.topology.graph import Node, Source
 
-if TYPE_CHECKING:
-    from engine.runtime.agent import NodeAgent
+
+class LaneStep(Protocol):
+    """What the lane needs of the step it works for (a NodeAgent is one)."""
+
+    @property
+    def node(self) -> Node: ...
+
+    def process(self, source_index: int, record: Record, now_ms: int, out: list[Outgoing]) -> None:
+        """The general path, for a record the lane does not take."""
+
+    def headers_for(
+        self, incoming: list[tuple[str, bytes]], request_id: str
+    ) -> list[tuple[str, bytes]]:
+        """The headers of what the step writes for a request that came with `incoming`."""
+
+    def answer(
+        self, request_id: str, value: bytes, headers: list[tuple[str, bytes]], out: list[Outgoing]
+    ) -> None:
+        """Write the model's answer (and the pipeline's output, when fused into the step)."""
+
+
+def fits_lane(node: Node, model: ModelRuntime | None, max_visits: int | None) -> bool:
+    """A step of one source, no triggers, uncounted visits, no batch window, a batchable model."""
+    return (
+        node.kind == "step"
+        and len(node.inputs) == 1
+        and not node.triggers
+        and max_visits is None
+        and model is not None
+        and model.batchable
+        and not Batcher(node.batch).holds()
+    )
 
 
 def plain_avro(headers: list[tuple[str, bytes]]) -> bool:
@@ -66,10 +100,21 @@ DROP = _Plan((), (), None, 0)
 
 
 class FastLane:
-    def __init__(self, agent: NodeAgent) -> None:
-        self.agent = agent
-        self.source = agent.sources[0]
-        self.matcher = LayoutMatcher(agent.kinds[0])
+    def __init__(
+        self,
+        step: LaneStep,
+        *,
+        source: Source,
+        kind: MessageKind,
+        model: ModelRuntime,
+        forwards_request: bool,
+    ) -> None:
+        self.step = step
+        self.source = source
+        self.model = model
+        self.forwards_request = forwards_request
+        """The step passes whole requests on unchanged: no request layout to build."""
+        self.matcher = LayoutMatcher(kind)
         self._plans: dict[Layout, _Plan | None] = {}
         self._answers: dict[tuple, Layout | None] = {}
 
@@ -77,7 +122,7 @@ class FastLane:
         """How to feed records of `layout` to the model; None: the general path must."""
         if layout in self._plans:
             return self._plans[layout]
-        source, agent = self.source, self.agent
+        source, node = self.source, self.step.node
         wanted = source.ref.tensor
         indexes = tuple(
             i for i, t in enumerate(layout.tensors) if wanted is None or t.name == wanted
@@ -92,12 +137,12 @@ class FastLane:
             rows = firsts.pop() if len(firsts) == 1 else None
             if rows is None or len(set(names)) != len(names):
                 plan = None  # no common batch axis, or a rename clash: the general path says so
-            elif agent.forwards_request:
+            elif self.forwards_request:
                 plan = _Plan(indexes, names, None, rows)
             else:
                 request = layout_for(
                     "request",
-                    agent.node.model or agent.node.pipeline,
+                    node.model or node.pipeline,
                     [(name, t.datatype, t.shape) for name, t in zip(names, tensors, strict=True)],
                 )
                 plan = None if request is None else _Plan(indexes, names, request, rows)
@@ -108,13 +153,13 @@ class FastLane:
     def process(
         self, source_index: int, records: list[Record], now_ms: int, out: list[Outgoing]
     ) -> None:
-        agent = self.agent
+        step = self.step
         groups: dict[Layout, tuple[_Plan, list[Record], list[int]]] = {}
         for record in records:
             found = self.matcher.match(record.value) if plain_avro(record.headers) else None
             plan = self._plan(found[0]) if found is not None else None
             if plan is None:
-                agent.process(source_index, record, now_ms, out)
+                step.process(source_index, record, now_ms, out)
                 continue
             if plan is DROP:
                 continue
@@ -128,7 +173,7 @@ class FastLane:
         for layout, (plan, group_records, id_ends) in groups.items():
             if not self._call(layout, plan, group_records, id_ends, out):
                 for record in group_records:
-                    agent.process(source_index, record, now_ms, out)
+                    step.process(source_index, record, now_ms, out)
 
     def _call(
         self,
@@ -139,9 +184,7 @@ class FastLane:
         out: list[Outgoing],
     ) -> bool:
         """Answer every record with one model call; False leaves them all to the general path."""
-        agent = self.agent
-        model = agent.model
-        assert model is not None
+        step, model = self.step, self.model
         count, rows = len(records), plan.rows
         values = [record.value for record in records]
         inputs = {
@@ -159,11 +202,11 @@ class FastLane:
             return False
         contents = [np.ascontiguousarray(array).tobytes() for array in outputs.values()]
         strides = [len(data) // count for data in contents]
-        node = agent.node
+        node = step.node
         offsets = [layout.offsets[i] for i in plan.indexes]
         for index, record in enumerate(records):
             request_id = record.request_id
-            headers = agent._headers(record.headers, request_id)
+            headers = step.headers_for(record.headers, request_id)
             if node.request_topic is not None:
                 if plan.request is None:
                     request = record.value
@@ -178,7 +221,7 @@ class FastLane:
                     data[index * s : (index + 1) * s]
                     for data, s in zip(contents, strides, strict=True)
                 ]
-                agent.answer(request_id, answer.encode(request_id, parts), headers, out)
+                step.answer(request_id, answer.encode(request_id, parts), headers, out)
         return True
 
     def _answer_layout(

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from engine import headers as h
 from engine.codec import decode_payload, encode_error
 from engine.messages import ErrorRecord, InferenceMessage, MessageKind
+
+log = logging.getLogger("tensorflux.worker")
 
 RecordRef = tuple[str, int, int]
 """(topic, partition, offset): what a commit needs to know about a record."""
@@ -53,6 +58,39 @@ class Record:
     @property
     def request_id(self) -> str:
         return self.key or h.header_value(self.headers, h.REQUEST_ID) or ""
+
+
+def chunk_by_topic(
+    messages: Iterable[Any], *, partition_eof: int
+) -> tuple[dict[str, list[Record]], dict[tuple[str, int], int]]:
+    """A consumed chunk (confluent-kafka messages) as each topic's records in order, and the
+    last offset consumed per partition; consume errors are logged (but for the end of a
+    partition, code `partition_eof`) and skipped."""
+    by_topic: dict[str, list[Record]] = {}
+    last_offsets: dict[tuple[str, int], int] = {}
+    for message in messages:
+        error = message.error()
+        if error is not None:
+            if error.code() != partition_eof:
+                log.warning("consume error: %s", error)
+            continue
+        topic, partition, offset = message.topic(), message.partition(), message.offset()
+        last_offsets[(topic, partition)] = offset
+        key = message.key()
+        record = Record(
+            topic,
+            partition,
+            offset,
+            key.decode("utf-8", "replace") if key else "",
+            message.value() or b"",
+            message.headers() or [],
+        )
+        records = by_topic.get(topic)
+        if records is None:
+            by_topic[topic] = [record]
+        else:
+            records.append(record)
+    return by_topic, last_offsets
 
 
 def error_outgoing(

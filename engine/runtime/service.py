@@ -16,20 +16,28 @@ from engine.runtime.control import (
     new_worker_id,
     resource_key,
 )
-from engine.runtime.worker import Status, Worker
+from engine.runtime.plan import Status
+from engine.runtime.settings import WorkerSettings
+from engine.runtime.worker import Worker
 
 log = logging.getLogger("tensorflux.worker")
 
 
 class WorkerService:
-    def __init__(self, settings: KafkaSettings, worker_id: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        worker_id: str | None = None,
+        *,
+        worker_settings: WorkerSettings | None = None,
+    ) -> None:
         self.settings = settings
         self.worker_id = worker_id or new_worker_id()
         self.topics = settings.topics()
         self._status_producer = Producer(settings.producer_config())
         self._reported: set[str] = set()
         self.control = TopicReader(settings, self.topics.control())
-        self.worker = Worker(settings, on_status=self._report)
+        self.worker = Worker(settings, worker_settings=worker_settings, on_status=self._report)
 
     def run(self, stop: threading.Event) -> None:
         self.control.read_to_end()

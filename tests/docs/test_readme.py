@@ -154,3 +154,14 @@ def test_readme_kcat_example_is_valid_oip_json():
     payload = line.split("r1:", 1)[1].rsplit("'", 1)[0]
     message = decode_json(payload, "request")
     assert message.names() == ("INPUT0", "INPUT1")
+
+
+def test_readme_driver_example_runs_as_written():
+    """The example of "Testing your pipelines without a broker": its asserts are its claims."""
+    section = README.split("### Testing your pipelines without a broker", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, flags=re.S)
+    assert code, "the README's test driver example moved; update this test"
+    result = subprocess.run(
+        [sys.executable, "-c", code.group(1)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr

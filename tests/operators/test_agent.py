@@ -1,12 +1,11 @@
 """NodeAgent: the operators composed into one pipeline node, driven with in-memory records.
 
 No Kafka: records go in, `Outgoing` records come out, and the offset tracker
-says what could be committed (Kafka Streams' TopologyTestDriver in miniature).
+says what could be committed. Whole pipelines run on `engine.testing.TopologyTestDriver`.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +20,8 @@ from engine.runtime.agent import NodeAgent, Outgoing
 from engine.runtime.offsets import OffsetTracker
 from engine.runtime.records import Record
 from engine.runtimes import ModelRuntime, load_model
-from engine.topology import PipelineGraph, TopicNames, Topology, compile_topology, load_files
+from engine.testing import TopicRecord, TopologyTestDriver
+from engine.topology import TopicNames, Topology, compile_topology, load_files
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 TOPICS = TopicNames("tf", "test")
@@ -41,41 +41,9 @@ def models(topology: Topology) -> Iterator[dict[str, ModelRuntime]]:
         model.close()
 
 
-class Driver:
-    """Runs every node of a pipeline; records flow between agents by topic until quiet."""
-
-    def __init__(self, graph: PipelineGraph, models: dict[str, ModelRuntime]) -> None:
-        self.tracker = OffsetTracker()
-        self.topics: dict[str, list[Outgoing]] = defaultdict(list)
-        self.routes: dict[str, list[tuple[NodeAgent, int]]] = defaultdict(list)
-        self.agents = []
-        for node in graph.nodes():
-            agent = NodeAgent(
-                node,
-                errors_topic=ERRORS,
-                failure_topic=graph.output_topic,
-                tracker=self.tracker,
-                model=models[node.model] if node.model else None,
-                max_visits=graph.max_step_revisits + 1 if graph.allow_cycles else None,
-            )
-            self.agents.append(agent)
-            for index, source in enumerate(agent.sources):
-                self.routes[source.topic].append((agent, index))
-
-    def send(self, topic: str, key: str, value: bytes, now_ms: int = 0) -> None:
-        pending = [Outgoing(topic, key, value, [])]
-        while pending:
-            out: list[Outgoing] = []
-            for item in pending:
-                offset = len(self.topics[item.topic])
-                self.topics[item.topic].append(item)
-                record = Record(item.topic, 0, offset, item.key, item.value, item.headers)
-                self.tracker.consumed(item.topic, 0, offset)
-                for agent, index in self.routes.get(item.topic, ()):
-                    agent.process(index, record, now_ms, out)
-            for agent in self.agents:
-                agent.tick(now_ms, out, end_of_chunk=True)
-            pending = out
+def driver(topology: Topology, models: dict[str, ModelRuntime]) -> TopologyTestDriver:
+    """The worker's own wiring (planner, fast lane, fused outputs), in memory."""
+    return TopologyTestDriver(topology, topics=TOPICS, models=models)
 
 
 def request(rid: str, **arrays: np.ndarray) -> bytes:
@@ -90,7 +58,7 @@ def response(rid: str, **arrays: np.ndarray) -> bytes:
     )
 
 
-def decoded(item: Outgoing, kind: MessageKind = "response") -> dict[str, list]:
+def decoded(item: Outgoing | TopicRecord, kind: MessageKind = "response") -> dict[str, list]:
     return {t.name: t.data.tolist() for t in decode_avro(item.value, kind).tensors}
 
 
@@ -100,16 +68,16 @@ ROW = np.arange(1, 17, dtype=np.int32).reshape(1, 16)
 def test_chain_writes_every_step_request_and_response(
     topology: Topology, models: dict[str, ModelRuntime]
 ) -> None:
-    driver = Driver(topology.pipelines["tfsimples"], models)
-    driver.send(TOPICS.pipeline_inputs("tfsimples"), "r1", request("r1", INPUT0=ROW, INPUT1=ROW))
-    [answer] = driver.topics[TOPICS.pipeline_outputs("tfsimples")]
+    tfsimples = driver(topology, models)
+    tfsimples.send(TOPICS.pipeline_inputs("tfsimples"), "r1", request("r1", INPUT0=ROW, INPUT1=ROW))
+    [answer] = tfsimples.records(TOPICS.pipeline_outputs("tfsimples"))
     doubled = (2 * ROW).tolist()
     assert decoded(answer) == {"OUTPUT0": doubled, "OUTPUT1": doubled}
     assert h.header_value(answer.headers, h.REQUEST_ID) == "r1"
     # tfsimple2's request is tfsimple1's response renamed by the tensorMap.
-    [sent] = driver.topics[TOPICS.step_inputs("tfsimples", "tfsimple2")]
+    [sent] = tfsimples.records(TOPICS.step_inputs("tfsimples", "tfsimple2"))
     assert decoded(sent, "request") == {"INPUT0": doubled, "INPUT1": np.zeros_like(ROW).tolist()}
-    assert driver.tracker.held_count() == 0
+    assert tfsimples.tracker.held_count() == 0
 
 
 def test_half_joined_request_holds_its_offset_until_the_join_completes(
@@ -165,25 +133,25 @@ def test_an_inner_join_that_never_completes_is_released_at_its_window_end(
 def test_conditional_routing_fires_only_the_branch_that_got_its_tensor(
     topology: Topology, models: dict[str, ModelRuntime]
 ) -> None:
-    driver = Driver(topology.pipelines["conditional-routing"], models)
+    routing = driver(topology, models)
     inputs = TOPICS.pipeline_inputs("conditional-routing")
-    driver.send(
+    routing.send(
         inputs,
         "c1",
         request("c1", INPUT=np.array([1, 2, 3, 4], np.float32), CHOICE=np.array([1], np.int32)),
     )
-    assert TOPICS.step_inputs("conditional-routing", "mul10") not in driver.topics
-    [answer] = driver.topics[TOPICS.pipeline_outputs("conditional-routing")]
+    assert routing.records(TOPICS.step_inputs("conditional-routing", "mul10")) == []
+    [answer] = routing.records(TOPICS.pipeline_outputs("conditional-routing"))
     assert decoded(answer) == {"OUTPUT": [11, 12, 13, 14]}
 
 
 def test_undecodable_record_becomes_an_error_record_on_both_topics(
     topology: Topology, models: dict[str, ModelRuntime]
 ) -> None:
-    driver = Driver(topology.pipelines["tfsimples"], models)
-    driver.send(TOPICS.pipeline_inputs("tfsimples"), "bad", b"\x01\x02garbage")
+    tfsimples = driver(topology, models)
+    tfsimples.send(TOPICS.pipeline_inputs("tfsimples"), "bad", b"\x01\x02garbage")
     for topic in (ERRORS, TOPICS.pipeline_outputs("tfsimples")):
-        [item] = driver.topics[topic]
+        [item] = tfsimples.records(topic)
         assert h.is_error(item.headers)
         error = decode_error(item.value)
         assert (error.pipeline, error.step, error.request_id, error.stage) == (
@@ -195,9 +163,11 @@ def test_undecodable_record_becomes_an_error_record_on_both_topics(
 
 
 def test_counter_loops_until_done(topology: Topology, models: dict[str, ModelRuntime]) -> None:
-    driver = Driver(topology.pipelines["counter"], models)
-    driver.send(TOPICS.pipeline_inputs("counter"), "n", request("n", COUNT=np.array([0], np.int32)))
-    [answer] = driver.topics[TOPICS.pipeline_outputs("counter")]
+    counter = driver(topology, models)
+    counter.send(
+        TOPICS.pipeline_inputs("counter"), "n", request("n", COUNT=np.array([0], np.int32))
+    )
+    [answer] = counter.records(TOPICS.pipeline_outputs("counter"))
     assert decoded(answer) == {"COUNT": [10]}
     assert revisits.parse(h.header_bytes(answer.headers, revisits.VISITS_HEADER)) == {
         "increment": 10,

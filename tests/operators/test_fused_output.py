@@ -12,8 +12,8 @@ from engine.codec import encode_avro
 from engine.messages import InferenceMessage, Tensor
 from engine.runtime.agent import NodeAgent, Outgoing
 from engine.runtime.offsets import OffsetTracker
+from engine.runtime.plan import fused_output_step
 from engine.runtime.records import Record
-from engine.runtime.worker import fused_output_step
 from engine.runtimes import load_model
 from engine.topology import TopicNames, compile_topology, load_files
 
@@ -43,18 +43,15 @@ def test_fused_step_writes_the_output_nodes_record(topology, lane):
     step_node, output_node = graph.steps[0], graph.output_node
 
     def agent(node, *, fuse: bool) -> NodeAgent:
-        made = NodeAgent(
+        return NodeAgent(
             node,
             errors_topic=TOPICS.errors(),
             failure_topic=graph.output_topic,
             tracker=OffsetTracker(),
             model=model if node.kind == "step" else None,
+            fused_output=output_node if fuse else None,
+            lane=lane and node.kind == "step",
         )
-        if not lane:
-            made.lane = None
-        if fuse:
-            made.fuse_output(output_node)
-        return made
 
     x = np.arange(16, dtype=np.int32).reshape(1, 16)
     value = encode_avro(

@@ -18,6 +18,7 @@ from engine import headers as h
 from engine.codec import columnar, decode_avro, decode_error, encode_avro, encode_json
 from engine.messages import InferenceMessage, Tensor
 from engine.runtime.agent import NodeAgent, Outgoing
+from engine.runtime.lane import fits_lane
 from engine.runtime.offsets import OffsetTracker
 from engine.runtime.records import Record
 from engine.runtimes import load_model
@@ -44,17 +45,15 @@ def step_agent(model, *, lane: bool) -> NodeAgent:
     )
     graph = topology.pipelines["chain-base"]
     node = graph.steps[0]
-    agent = NodeAgent(
+    assert fits_lane(node, model, None), "tfsimple1 reading whole requests should take the lane"
+    return NodeAgent(
         node,
         errors_topic=TOPICS.errors(),
         failure_topic=graph.output_topic,
         tracker=OffsetTracker(),
         model=model,
+        lane=lane,
     )
-    assert agent.lane is not None, "tfsimple1 reading whole requests should take the lane"
-    if not lane:
-        agent.lane = None
-    return agent
 
 
 def request(request_id: str, *arrays: np.ndarray, names=("INPUT0", "INPUT1")) -> InferenceMessage:
@@ -201,16 +200,16 @@ def test_what_the_lane_leaves_alone():
 def chained_agent(pipeline: str, step: str, model, *, lane: bool) -> NodeAgent:
     topology = compile_topology(load_files([EXAMPLES]), TOPICS)
     graph = topology.pipelines[pipeline]
+    node = graph.step(step)
     agent = NodeAgent(
-        graph.step(step),
+        node,
         errors_topic=TOPICS.errors(),
         failure_topic=graph.output_topic,
         tracker=OffsetTracker(),
         model=model,
+        lane=lane,
     )
-    assert agent.lane is not None and not agent.forwards_request
-    if not lane:
-        agent.lane = None
+    assert fits_lane(node, model, None) and not agent.forwards_request
     return agent
 
 

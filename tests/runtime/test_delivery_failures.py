@@ -18,9 +18,9 @@ def test_a_refused_delivery_becomes_an_error_record(kafka_settings, kafka: Kafka
         rid = new_id()
         refused_topic = kafka.topics.step_outputs("somepipe", INVALID)
         worker.admin.ensure([kafka.topics.errors(), kafka.topics.pipeline_outputs("somepipe")])
-        worker._produce([Outgoing(refused_topic, rid, b"payload", [])])
-        worker._flush_and_commit(force=True)
-        assert worker._lost == 0
+        worker.delivery.produce([Outgoing(refused_topic, rid, b"payload", [])])
+        worker.commit(force=True)
+        assert worker.delivery.lost == 0
         error = kafka.collect(kafka.topics.errors(), [rid])[rid].error()
         assert (error.pipeline, error.step, error.stage) == ("somepipe", INVALID, "produce")
         assert refused_topic in error.reason
@@ -34,11 +34,13 @@ def test_a_lost_error_record_stops_commits(kafka_settings, kafka: Kafka):
     try:
         # An error record to a pipeline whose outputs topic the broker refuses.
         refused_topic = kafka.topics.pipeline_outputs(INVALID)
-        worker._produce([Outgoing(refused_topic, "r", b"error record", [(h.ERROR, b"internal")])])
+        worker.delivery.produce(
+            [Outgoing(refused_topic, "r", b"error record", [(h.ERROR, b"internal")])]
+        )
         worker.tracker.consumed("some-topic", 0, 41)
         worker._assigned.add(("some-topic", 0))
-        worker._flush_and_commit(force=True)
-        assert worker._lost == 1
+        worker.commit(force=True)
+        assert worker.delivery.lost == 1
         # Nothing was committed: the tracker still has the offset due.
         assert worker.tracker.committable() == {("some-topic", 0): 42}
     finally:

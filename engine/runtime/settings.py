@@ -1,0 +1,77 @@
+"""Worker settings: how much a loop turn takes, how long it waits, how often it commits.
+
+One frozen object per worker, so two workers in one process may differ.
+`WorkerSettings.load()` reads `TENSORFLUX_WORKER_CHUNK`,
+`TENSORFLUX_WORKER_MAX_WAIT_MS` and `TENSORFLUX_WORKER_COMMIT_INTERVAL_MS` from an
+injectable environment (never at import). The client defaults were chosen with
+`make bench BENCH_ARGS=--sweep` (README "Performance"); a librdkafka setting the
+user passes (`TENSORFLUX_KAFKA_LINGER_MS`, a config file) wins over them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from engine.config import ENV_PREFIX, ConfigError, KafkaSettings
+
+WORKER_ENV_PREFIX = ENV_PREFIX + "WORKER_"
+ENV_FIELDS = ("chunk", "max_wait_ms", "commit_interval_ms")
+"""The fields `load` reads from `TENSORFLUX_WORKER_<FIELD>`."""
+
+
+class WorkerSettings(BaseModel):
+    """The knobs of one worker's consume-process-produce loop."""
+
+    model_config = ConfigDict(frozen=True)
+
+    chunk: int = Field(default=1000, ge=1)
+    """Records consumed per loop turn (and the most one batched model call sees)."""
+    max_wait_ms: int = Field(default=100, ge=0)
+    """Longest a loop turn waits for a first record (sooner when a join window or batch is due)."""
+    commit_interval_ms: int = Field(default=1000, ge=0)
+    """How often what was produced is flushed and the offsets it answers are committed."""
+    producer_defaults: Mapping[str, Any] = Field(
+        default_factory=lambda: {"linger.ms": 2, "batch.num.messages": 10000}
+    )
+    """librdkafka producer settings the worker uses unless the user's Kafka settings set them."""
+    consumer_defaults: Mapping[str, Any] = Field(
+        default_factory=lambda: {"fetch.wait.max.ms": 10, "fetch.min.bytes": 1}
+    )
+    """librdkafka consumer settings the worker uses unless the user's Kafka settings set them."""
+
+    @classmethod
+    def load(cls, *, environ: Mapping[str, str] | None = None, **overrides: Any) -> WorkerSettings:
+        """Settings from the environment (`TENSORFLUX_WORKER_<FIELD>`) and explicit overrides."""
+        environ = os.environ if environ is None else environ
+        fields: dict[str, Any] = {}
+        for name in ENV_FIELDS:
+            value = environ.get(WORKER_ENV_PREFIX + name.upper())
+            if value:
+                fields[name] = value
+        from_env = set(fields)
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        from_env -= set(overrides)
+        fields.update(overrides)
+        try:
+            return cls(**fields)
+        except ValidationError as error:
+            problems = []
+            for problem in error.errors():
+                name = str(problem["loc"][0]) if problem["loc"] else ""
+                where = WORKER_ENV_PREFIX + name.upper() if name in from_env else name
+                problems.append(f"{where}={problem.get('input')!r}: {problem['msg']}")
+            raise ConfigError("invalid worker settings: " + "; ".join(problems)) from None
+
+    def producer_config(self, kafka: KafkaSettings, **extra: Any) -> dict[str, Any]:
+        """The worker's producer: these defaults under the user's librdkafka settings."""
+        defaults = {k: v for k, v in self.producer_defaults.items() if k not in kafka.librdkafka}
+        return kafka.producer_config(**defaults, **extra)
+
+    def consumer_config(self, kafka: KafkaSettings, group_id: str) -> dict[str, Any]:
+        """The worker's consumer: these defaults under the user's librdkafka settings."""
+        defaults = {k: v for k, v in self.consumer_defaults.items() if k not in kafka.librdkafka}
+        return kafka.consumer_config(group_id, **defaults)
