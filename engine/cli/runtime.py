@@ -13,6 +13,8 @@ from engine.config import KafkaSettings
 from engine.runtime.control import ControlPlane
 from engine.runtime.service import WorkerService
 from engine.runtime.settings import WorkerSettings
+from engine.runtimes import ModelRoots
+from engine.topology import load_files
 
 log = logging.getLogger("tensorflux")
 
@@ -32,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument("--http-host", default="127.0.0.1")
     up.add_argument("--no-gateway", action="store_true", help="run no HTTP gateway")
     up.add_argument("-v", "--verbose", action="store_true")
+    _add_model_roots_option(up, default="the directories of the -f specs' models and the cwd")
     add_kafka_options(up)
     up.set_defaults(handler=run_up)
 
@@ -48,9 +51,36 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     worker.add_argument(
         "--metrics-port", type=int, help="serve Prometheus metrics on this port (/metrics)"
     )
+    worker.add_argument(
+        "--health-port",
+        type=int,
+        help="serve /health/live, /health/ready and /metrics on this port (for probes)",
+    )
     worker.add_argument("-v", "--verbose", action="store_true")
+    _add_model_roots_option(worker, default="the directories of the -f specs' models")
     add_kafka_options(worker)
     worker.set_defaults(handler=run_worker)
+
+
+def _add_model_roots_option(parser: argparse.ArgumentParser, *, default: str) -> None:
+    parser.add_argument(
+        "--model-root",
+        dest="model_roots",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="load model artifacts only from under DIR (repeatable; also "
+        f"TENSORFLUX_MODEL_ROOTS); default: {default}. Specs from the control topic "
+        "that point elsewhere fail without being read",
+    )
+
+
+def model_roots(args: argparse.Namespace, *, include_cwd: bool) -> ModelRoots:
+    """The roots this process may load from (see engine.runtimes.roots)."""
+    specs = load_files(args.files).models.values() if args.files else ()
+    roots = ModelRoots.configured(args.model_roots, specs, include_cwd=include_cwd)
+    log.info("model roots: %s", ", ".join(map(str, roots.roots)) or "none (no model can load)")
+    return roots
 
 
 def _stop_on_signals() -> threading.Event:
@@ -75,22 +105,38 @@ def run_worker(args: argparse.Namespace) -> int:
     configure_logging(args.verbose)
     stop = _stop_on_signals()
     settings = settings_from(args)
-    load_specs(settings, args.files)
-    if args.metrics_port:
-        from prometheus_client import start_http_server
+    service: WorkerService | None = None
+    health = None
+    if args.health_port is not None:
+        from engine.health import HealthServer
 
-        start_http_server(args.metrics_port)
-    service = WorkerService(
-        settings, worker_id=args.worker_id, worker_settings=WorkerSettings.load()
-    )
-    log.info(
-        "worker %s serving namespace '%s' on %s",
-        service.worker_id,
-        settings.namespace,
-        settings.bootstrap,
-    )
-    service.run(stop)
-    return 0
+        # Up before the specs load, so a startup probe on /health/live is answered.
+        health = HealthServer(
+            args.health_port, ready=lambda: service is not None and service.worker.ready()
+        ).start()
+    try:
+        load_specs(settings, args.files)
+        if args.metrics_port:
+            from prometheus_client import start_http_server
+
+            start_http_server(args.metrics_port)
+        service = WorkerService(
+            settings,
+            worker_id=args.worker_id,
+            worker_settings=WorkerSettings.load(),
+            model_roots=model_roots(args, include_cwd=False),
+        )
+        log.info(
+            "worker %s serving namespace '%s' on %s",
+            service.worker_id,
+            settings.namespace,
+            settings.bootstrap,
+        )
+        service.run(stop)
+        return 0
+    finally:
+        if health is not None:
+            health.stop()
 
 
 def run_up(args: argparse.Namespace) -> int:
@@ -105,7 +151,11 @@ def run_up(args: argparse.Namespace) -> int:
     try:
         settings = settings_from(args)
         load_specs(settings, args.files)
-        service = WorkerService(settings, worker_settings=WorkerSettings.load())
+        service = WorkerService(
+            settings,
+            worker_settings=WorkerSettings.load(),
+            model_roots=model_roots(args, include_cwd=True),
+        )
         threads.append(threading.Thread(target=service.run, args=(stop,), name="worker"))
         if not args.no_gateway:
             gateway = _gateway_thread(settings, args, stop)

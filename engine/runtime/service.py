@@ -19,6 +19,7 @@ from engine.runtime.control import (
 from engine.runtime.plan import Status
 from engine.runtime.settings import WorkerSettings
 from engine.runtime.worker import Worker
+from engine.runtimes import ModelRoots
 
 log = logging.getLogger("tensorflux.worker")
 
@@ -29,15 +30,23 @@ class WorkerService:
         settings: KafkaSettings,
         worker_id: str | None = None,
         *,
+        model_roots: ModelRoots,
         worker_settings: WorkerSettings | None = None,
     ) -> None:
+        """`model_roots` is required: the control topic names the models, and anyone who
+        can write it could otherwise make this worker import any file on its disk."""
         self.settings = settings
         self.worker_id = worker_id or new_worker_id()
         self.topics = settings.topics()
         self._status_producer = Producer(settings.producer_config())
         self._reported: set[str] = set()
         self.control = TopicReader(settings, self.topics.control())
-        self.worker = Worker(settings, worker_settings=worker_settings, on_status=self._report)
+        self.worker = Worker(
+            settings,
+            worker_settings=worker_settings,
+            on_status=self._report,
+            model_roots=model_roots,
+        )
 
     def run(self, stop: threading.Event) -> None:
         self.control.read_to_end()

@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
@@ -30,6 +31,7 @@ from engine.runtime.offsets import OffsetTracker
 from engine.runtime.plan import Plan, Status, plan
 from engine.runtime.records import Outgoing, chunk_by_topic
 from engine.runtime.settings import WorkerSettings
+from engine.runtimes import ModelRoots, load_model
 from engine.topology.graph import Topology
 
 __all__ = ["Status", "Worker", "group_id"]
@@ -49,14 +51,17 @@ class Worker:
         *,
         worker_settings: WorkerSettings | None = None,
         on_status: Callable[[list[Status]], None] | None = None,
+        model_roots: ModelRoots | None = None,
     ) -> None:
+        """`model_roots`: where models may be loaded from; None loads any path (for a
+        caller that hands the worker its own topologies, never the control topic's)."""
         self.settings = settings
         self.worker_settings = worker_settings or WorkerSettings()
         self.topics = settings.topics()
         self.admin = TopicAdmin(settings)
         self.tracker = OffsetTracker()
         self.on_status = on_status or (lambda statuses: None)
-        self.models = ModelPool()
+        self.models = ModelPool(partial(load_model, roots=model_roots))
         self.delivery = Delivery(settings, self.worker_settings, self.topics)
         self._consumer = Consumer(
             self.worker_settings.consumer_config(settings, group_id(settings))
@@ -112,6 +117,11 @@ class Worker:
                 statuses = new.ready()
         self.on_status(statuses)
         return statuses
+
+    def ready(self) -> bool:
+        """Serving: its consumer has joined the group (even with no partitions, as a
+        spare worker does), or it has nothing to consume."""
+        return self._ready_announced or not self._subscription
 
     # -- the loop ----------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import pytest
 
 from engine.cli import main
 from engine.runtime.service import WorkerService
+from engine.runtimes import ModelRoots
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -38,7 +39,9 @@ def cli(kafka_settings, capsys):
 
 @pytest.fixture
 def worker_service(kafka_settings):
-    service = WorkerService(kafka_settings, worker_id="test-worker")
+    service = WorkerService(
+        kafka_settings, worker_id="test-worker", model_roots=ModelRoots.of([EXAMPLES])
+    )
     stop = threading.Event()
     thread = threading.Thread(target=service.run, args=(stop,), daemon=True)
     thread.start()
@@ -157,3 +160,30 @@ def test_unload_keeps_topics_unless_clean_topics_on_delete(
         and f"{prefix}.keeps.step.tfsimple1.outputs" in existing
     )
     assert not [topic for topic in existing if topic.startswith(f"{prefix}.cleans.")]
+
+
+def test_a_control_topic_model_outside_the_model_roots_fails_unread(cli, worker_service, tmp_path):
+    # Whoever writes the control topic names the path; the worker imports nothing from it.
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / "model.py").write_text(
+        "import pathlib\n"
+        "pathlib.Path(__file__).with_name('imported').write_text('yes')\n"
+        "class Model:\n"
+        "    def predict(self, inputs):\n"
+        "        return inputs\n"
+    )
+    spec = tmp_path / "evil.yaml"
+    spec.write_text(
+        "apiVersion: mlops.seldon.io/v1alpha1\nkind: Model\nmetadata:\n  name: evil\n"
+        f"spec:\n  storageUri: {evil}\n  requirements: [python]\n"
+    )
+    code, _, err = cli("model", "load", "-f", str(spec))
+    assert code == 0, err
+    out = wait_for_status(cli, "model", "evil", "Failed")
+    assert "outside the allowed model roots" in out and str(EXAMPLES.resolve()) in out
+    assert not (evil / "imported").exists()
+    # A model inside the roots still loads beside it.
+    code, _, err = cli("model", "load", "-f", str(EXAMPLES / "models" / "add10.yaml"))
+    assert code == 0, err
+    wait_for_status(cli, "model", "add10", "Ready")

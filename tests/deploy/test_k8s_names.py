@@ -227,11 +227,6 @@ def test_the_worker_command_is_a_tensorflux_worker_command() -> None:
         assert not args.files, "workers take their specs from the control topic (the Job)"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="`tensorflux worker --health-port` is not wired yet (engine/cli/runtime.py): "
-    "remove this mark when it is",
-)
 def test_the_worker_command_serves_health_on_the_probed_port() -> None:
     args = build_parser().parse_args(worker_args(render_overlay("prod")))
     assert args.health_port == health.DEFAULT_PORT
