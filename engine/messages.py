@@ -19,6 +19,15 @@ from typing import Any, Final, Literal
 
 import numpy as np
 
+from engine.dtypes import BYTES, datatype_of, dtype_of
+from engine.tensor_errors import (
+    CodecError,
+    DuplicateTensor,
+    InvalidMessage,
+    InvalidTensor,
+    TensorNotFound,
+)
+
 MessageKind = Literal["request", "response"]
 MESSAGE_KINDS: Final[tuple[str, ...]] = ("request", "response")
 
@@ -288,14 +297,3 @@ def new_message(
 
 
 _set = object.__setattr__
-
-# Imported last: engine.codec's decoders import this module, and this module
-# only needs these names at call time, so either may be imported first.
-from engine.codec.dtypes import BYTES, datatype_of, dtype_of  # noqa: E402
-from engine.codec.errors import (  # noqa: E402
-    CodecError,
-    DuplicateTensor,
-    InvalidMessage,
-    InvalidTensor,
-    TensorNotFound,
-)

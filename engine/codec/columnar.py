@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.codec import fast_avro
-from engine.codec.dtypes import BYTES
 from engine.codec.errors import CodecError
+from engine.dtypes import BYTES
 from engine.messages import InferenceMessage, MessageKind
 
 
@@ -119,7 +119,7 @@ def layout_for(
     kind: MessageKind, model_name: str, tensors: list[tuple[str, str, tuple[int, ...]]]
 ) -> Layout | None:
     """The layout of messages with these (name, datatype, shape) tensors, e.g. a model's answers."""
-    from engine.codec.dtypes import dtype_of
+    from engine.dtypes import dtype_of
     from engine.messages import Tensor
 
     message = InferenceMessage(

@@ -23,7 +23,6 @@ from typing import Any, Final
 import numpy as np
 
 from engine.codec import parameters as params
-from engine.codec.dtypes import BOOL, BYTES, DATATYPE_TO_DTYPE, DATATYPES
 from engine.codec.errors import (
     ContentsMismatch,
     DuplicateTensor,
@@ -33,6 +32,7 @@ from engine.codec.errors import (
     UnknownDatatype,
 )
 from engine.codec.raw import _bytes_array, raw_from_array
+from engine.dtypes import BOOL, BYTES, DATATYPE_TO_DTYPE, DATATYPES
 from engine.messages import EMPTY, InferenceMessage, MessageKind, Tensor
 
 # ---------------------------------------------------------------- encoding

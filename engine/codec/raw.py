@@ -13,8 +13,8 @@ from typing import Final
 
 import numpy as np
 
-from engine.codec.dtypes import BOOL, BYTES, DATATYPE_TO_DTYPE, DATATYPES
 from engine.codec.errors import ContentsMismatch, InvalidShape, UnknownDatatype
+from engine.dtypes import BOOL, BYTES, DATATYPE_TO_DTYPE, DATATYPES
 
 _LENGTH_PREFIX: Final = struct.Struct("<I")
 _MAX_ELEMENT_BYTES: Final = 0xFFFFFFFF  # a 4-byte length prefix can say no more
