@@ -23,7 +23,6 @@ PENDING_OVERSIZE: frozenset[str] = frozenset(
     {
         "engine/runtime/worker.py",
         "engine/cli/client.py",
-        "engine/codec/fast_avro.py",
         "engine/gateway/app.py",
         "engine/topology/compiler.py",
     }
