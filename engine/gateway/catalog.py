@@ -142,7 +142,7 @@ class ControlCatalog:
     """
 
     def __init__(self, settings: KafkaSettings, *, poll_s: float = 0.2) -> None:
-        from engine.runtime.control import TopicReader
+        from engine.topic_reader import TopicReader
 
         self.settings = settings
         self.topics = settings.topics()
