@@ -22,7 +22,6 @@ MAX_LINES = 450
 PENDING_OVERSIZE: frozenset[str] = frozenset(
     {
         "engine/runtime/worker.py",
-        "engine/topology/compiler.py",
     }
 )
 PENDING_CYCLES: frozenset[frozenset[str]] = frozenset(
