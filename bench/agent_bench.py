@@ -15,7 +15,7 @@ import argparse
 import time
 
 from bench import load
-from bench.runner import MODELS, PIPELINES
+from bench.contenders import MODELS, PIPELINES
 from engine.runtime.agent import NodeAgent, Outgoing
 from engine.runtime.offsets import OffsetTracker
 from engine.runtime.records import Record

@@ -21,7 +21,7 @@ import time
 import uuid
 
 from bench import load
-from bench.runner import BENCH_BIN, MODELS, PIPELINES, RESULTS, VENV_BIN
+from bench.contenders import BENCH_BIN, MODELS, PIPELINES, RESULTS, VENV_BIN
 from engine.admin import TopicAdmin
 from engine.broker import EmbeddedBroker
 from engine.config import KafkaSettings

@@ -22,12 +22,13 @@ from engine.cli.errors import (
 )
 from engine.cli.options import add_kafka_options, settings_from
 from engine.config import KafkaSettings
+from engine.topology.specs import ResourceType
 
 DEFAULT_URL = "http://127.0.0.1:9000"
 GATEWAY_URL_VARIABLE = "TENSORFLUX_GATEWAY_URL"
 
 
-def register(commands: argparse._SubParsersAction, kind: str) -> None:
+def register(commands: argparse._SubParsersAction, kind: ResourceType) -> None:
     infer = commands.add_parser(
         "infer",
         help=f"send one inference request to a {kind} (HTTP gateway, or --kafka)",
@@ -87,7 +88,12 @@ def run_infer(args: argparse.Namespace, environ: dict[str, str] | None = None) -
 
 
 def infer_http(
-    url: str, kind: str, name: str, document: dict[str, Any], request_id: str, timeout_s: float
+    url: str,
+    kind: ResourceType,
+    name: str,
+    document: dict[str, Any],
+    request_id: str,
+    timeout_s: float,
 ) -> dict[str, Any]:
     import httpx
 
@@ -109,7 +115,7 @@ def infer_http(
 
 def infer_kafka(
     settings: KafkaSettings,
-    kind: str,
+    kind: ResourceType,
     name: str,
     document: dict[str, Any],
     request_id: str,

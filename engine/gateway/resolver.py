@@ -17,16 +17,17 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from engine.gateway.catalog import Catalog, ModelInfo, PipelineInfo
 from engine.gateway.errors import NotReady, UnknownName
 from engine.gateway.experiments import ExperimentInfo, choose_candidate, mirror_this_one
+from engine.topology.specs import ResourceType
 
 PIPELINE_SUFFIX = ".pipeline"
 EXPERIMENT_SUFFIX = ".experiment"
 
-Prefer = Literal["model", "pipeline"]
+Prefer = ResourceType
 """Which endpoint family was called: /v2/models or /v2/pipelines."""
 
 Target = PipelineInfo | ModelInfo
@@ -80,7 +81,7 @@ class Resolver:
                 known = [*models, *pipelines, *self.catalog.experiment_names()]
                 raise UnknownName("model, pipeline or experiment", name, known) from None
             raise failure from None
-        kind = "pipeline" if isinstance(target, PipelineInfo) else "model"
+        kind: ResourceType = "pipeline" if isinstance(target, PipelineInfo) else "model"
         experiment = self.catalog.experiment_on(kind, target.name) if split else None
         if experiment is not None and not self.inactive(experiment):
             return experiment
