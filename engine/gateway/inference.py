@@ -1,8 +1,9 @@
 """One inference through Kafka: parse the OIP body, produce it, await the reply, answer.
 
-No HTTP here: `Inference.run` takes the body and the headers that matter and
-returns the answer document or raises a `GatewayError` / `CodecError`, which
-the endpoints turn into statuses (statuses.py).
+No HTTP here: `parse_request` reads the body, `Inference.run` sends the
+message where the resolver routed it and returns the answer document; both
+raise a `GatewayError` or `CodecError`, which the endpoints turn into
+statuses (statuses.py).
 """
 
 from __future__ import annotations
