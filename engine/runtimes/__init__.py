@@ -20,6 +20,7 @@ from engine.runtimes.errors import (
 )
 from engine.runtimes.onnx_model import OnnxModel
 from engine.runtimes.python_model import PythonModel
+from engine.runtimes.roots import ModelRoots
 from engine.topology.specs import ModelSpec
 
 Kind = Literal["onnx", "python"]
@@ -33,6 +34,7 @@ __all__ = [
     "ModelFailure",
     "ModelInputError",
     "ModelLoadError",
+    "ModelRoots",
     "ModelRuntime",
     "OnnxModel",
     "PythonModel",
@@ -42,10 +44,17 @@ __all__ = [
 ]
 
 
-def load_model(spec: ModelSpec) -> ModelRuntime:
+def load_model(spec: ModelSpec, roots: ModelRoots | None = None) -> ModelRuntime:
     """The runtime for `spec`, chosen by `requirements` ("onnx"/"python") or, when
-    none of them is known, by what `storage_uri` holds. Raises ModelLoadError."""
+    none of them is known, by what `storage_uri` holds. Raises ModelLoadError.
+
+    With `roots`, a storageUri outside them fails before anything under it is
+    looked at, and so does an artifact that a symlink leads out of them."""
+    if roots is not None and spec.storage_uri and not _is_remote(spec.storage_uri):
+        roots.check(spec, Path(spec.storage_uri.removeprefix("file://")))
     kind, path = resolve_artifact(spec)
+    if roots is not None:
+        roots.check(spec, path)
     if kind == "onnx":
         return OnnxModel(spec.name, path)
     return PythonModel(spec.name, path)
@@ -56,7 +65,7 @@ def resolve_artifact(spec: ModelSpec) -> tuple[Kind, Path]:
     name, uri = spec.name, spec.storage_uri
     if not uri:
         raise ModelLoadError(name, None, "the Model has no storageUri")
-    if "://" in uri and not uri.startswith("file://"):
+    if _is_remote(uri):
         raise ModelLoadError(
             name,
             uri,
@@ -125,3 +134,7 @@ def _infer(name: str, root: Path, requirements: tuple[str, ...]) -> tuple[Kind, 
         f"{said} and no model file found (expected model.onnx, a .onnx file or model.py); "
         f"known runtimes: {', '.join(KINDS)}",
     )
+
+
+def _is_remote(uri: str) -> bool:
+    return "://" in uri and not uri.startswith("file://")
