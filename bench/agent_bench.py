@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 
 from bench import load
-from bench.runner import MODELS, PIPELINES
+from bench.contenders import MODELS, PIPELINES
 from engine.runtime.agent import NodeAgent, Outgoing
 from engine.runtime.models import ModelPool
 from engine.runtime.offsets import OffsetTracker

@@ -21,7 +21,7 @@ import time
 import uuid
 
 from bench import load
-from bench.runner import BENCH_BIN, MODELS, PIPELINES, RESULTS, VENV_BIN
+from bench.contenders import BENCH_BIN, MODELS, PIPELINES, RESULTS, VENV_BIN
 from engine.admin import TopicAdmin
 from engine.broker import EmbeddedBroker
 from engine.config import KafkaSettings
@@ -55,7 +55,14 @@ def main() -> int:
         receiver = load.Receiver(broker.bootstrap, outputs, 1, start_topic)
         receiver.start()
         worker = subprocess.Popen(
-            [str(VENV_BIN / "tensorflux"), "worker", "--bootstrap", broker.bootstrap]
+            [
+                str(VENV_BIN / "tensorflux"),
+                "worker",
+                "--model-root",
+                str(MODELS),
+                "--bootstrap",
+                broker.bootstrap,
+            ]
             + ["--namespace", ns],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

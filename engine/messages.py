@@ -15,15 +15,31 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, get_args
 
 import numpy as np
 
+from engine.dtypes import BYTES, datatype_of, dtype_of
+from engine.tensor_errors import (
+    CodecError,
+    DuplicateTensor,
+    InvalidMessage,
+    InvalidTensor,
+    TensorNotFound,
+)
+
 MessageKind = Literal["request", "response"]
-MESSAGE_KINDS: Final[tuple[str, ...]] = ("request", "response")
+MESSAGE_KINDS: Final[tuple[str, ...]] = get_args(MessageKind)
 
 ErrorKind = Literal["bad-input", "model-failure", "timeout", "internal"]
-ERROR_KINDS: Final[tuple[str, ...]] = ("bad-input", "model-failure", "timeout", "internal")
+"""Who should act on an error record (schemas/ErrorRecord.avsc); checked on build and decode."""
+ERROR_KINDS: Final[tuple[str, ...]] = get_args(ErrorKind)
+
+Stage = Literal["decode", "join", "revisits", "model", "model-output", "produce"]
+"""What the engine was doing when a request failed, as the runtime writes it. Not
+checked when records are read: the schema keeps it a string, so records written
+by other versions stay readable."""
+STAGES: Final[tuple[str, ...]] = get_args(Stage)
 
 # One shared empty read-only mapping: the default parameters of everything.
 EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
@@ -202,7 +218,7 @@ class ErrorRecord:
     pipeline: str
     step: str
     request_id: str
-    stage: str
+    stage: Stage
     reason: str
     payload: bytes | None = None
     kind: ErrorKind = "internal"
@@ -226,7 +242,7 @@ class ErrorRecord:
         pipeline: str,
         step: str,
         request_id: str,
-        stage: str,
+        stage: Stage,
         payload: bytes | None = None,
         kind: ErrorKind | None = None,
         **source: Any,
@@ -288,14 +304,3 @@ def new_message(
 
 
 _set = object.__setattr__
-
-# Imported last: engine.codec's decoders import this module, and this module
-# only needs these names at call time, so either may be imported first.
-from engine.codec.dtypes import BYTES, datatype_of, dtype_of  # noqa: E402
-from engine.codec.errors import (  # noqa: E402
-    CodecError,
-    DuplicateTensor,
-    InvalidMessage,
-    InvalidTensor,
-    TensorNotFound,
-)

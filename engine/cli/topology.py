@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections.abc import Mapping
 
-from engine.errors import TensorfluxError
+from engine.cli.errors import UnknownPipeline
 from engine.topology import (
     TopicNames,
     compile_collecting,
@@ -60,18 +61,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _topic_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--topic-prefix",
-        default=os.environ.get("TENSORFLUX_TOPIC_PREFIX") or "tensorflux",
-        help="first part of every topic name (default: tensorflux)",
+        help="first part of every topic name (default: TENSORFLUX_TOPIC_PREFIX, else tensorflux)",
     )
     parser.add_argument(
         "--namespace",
-        default=os.environ.get("TENSORFLUX_NAMESPACE") or "default",
-        help="second part of every topic name (default: default)",
+        help="second part of every topic name (default: TENSORFLUX_NAMESPACE, else default)",
     )
 
 
-def _topics(args: argparse.Namespace) -> TopicNames:
-    return TopicNames(prefix=args.topic_prefix, namespace=args.namespace)
+def _topics(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> TopicNames:
+    """The naming scheme, the environment read when the command runs (not at parser build)."""
+    environ = os.environ if environ is None else environ
+    return TopicNames(
+        prefix=args.topic_prefix or environ.get("TENSORFLUX_TOPIC_PREFIX") or "tensorflux",
+        namespace=args.namespace or environ.get("TENSORFLUX_NAMESPACE") or "default",
+    )
 
 
 def _print_warnings(warnings: list[Problem]) -> None:
@@ -110,8 +114,7 @@ def run_describe(args: argparse.Namespace) -> int:
         topology, where = _loaded_topology(args), "the running engine"
     graph = topology.pipelines.get(args.pipeline)
     if graph is None:
-        known = ", ".join(sorted(topology.pipelines)) or "(none)"
-        raise TensorfluxError(f"no pipeline '{args.pipeline}' in {where}; pipelines: {known}")
+        raise UnknownPipeline(args.pipeline, f"in {where}", sorted(topology.pipelines), "(none)")
     print(describe_mermaid(graph) if args.mermaid else describe_text(graph), end="")
     return 0
 

@@ -9,7 +9,6 @@ spoken by the HTTP gateway. Every failure is a `CodecError`.
 from __future__ import annotations
 
 from engine.codec import fast_avro
-from engine.codec.dtypes import DATATYPE_TO_DTYPE, DATATYPES, datatype_of, dtype_of
 from engine.codec.envelope import (
     SCHEMA_VERSION,
     SUPPORTED_SCHEMA_VERSIONS,
@@ -38,6 +37,7 @@ from engine.codec.oip_json import (
     message_to_document,
 )
 from engine.codec.parameters import InvalidParameter
+from engine.dtypes import DATATYPE_TO_DTYPE, DATATYPES, datatype_of, dtype_of
 from engine.messages import ErrorRecord, InferenceMessage, MessageKind
 
 encode_avro = fast_avro.encode

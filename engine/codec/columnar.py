@@ -8,9 +8,9 @@ join into one column, ready for one batched model call. Responses are
 encoded the same way around: fixed bytes learnt once, id and contents put
 between them.
 
-Layouts are learnt from `fast_avro`'s own encoder and kept only when they
-reproduce the record byte for byte, so this path writes and reads exactly
-what `fast_avro` (and so fastavro) does; anything unusual (parameters, BYTES
+Layouts are built from `avro_wire`'s pieces, laid out as `fast_avro` lays
+them, and kept only when they reproduce the record byte for byte, so this path
+writes and reads exactly what `fast_avro` (and so fastavro) does; anything unusual (parameters, BYTES
 tensors, requested outputs) is left to the general path.
 """
 
@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.codec import fast_avro
-from engine.codec.dtypes import BYTES
+from engine.codec import avro_wire, fast_avro
 from engine.codec.errors import CodecError
-from engine.messages import InferenceMessage, MessageKind
+from engine.dtypes import BYTES, dtype_of
+from engine.messages import InferenceMessage, MessageKind, Tensor
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class Layout:
 
     def encode(self, message_id: str, contents: list[bytes]) -> bytes:
         """The record of this layout with `message_id` and `contents` (one per tensor)."""
-        parts = [fast_avro._string(message_id)]
+        parts = [avro_wire.encode_string(message_id)]
         for piece, content in zip(self.pieces, contents, strict=False):
             parts.append(piece)
             parts.append(content)
@@ -76,27 +76,27 @@ def _parts(message: InferenceMessage) -> tuple[list[bytes], list[bytes]]:
     pieces: list[bytes] = []
     contents: list[bytes] = []
     current = [
-        fast_avro._string(message.model_name),
-        fast_avro._string(message.model_version),
-        fast_avro._parameters(message.parameters, None),
+        avro_wire.encode_string(message.model_name),
+        avro_wire.encode_string(message.model_version),
+        avro_wire.encode_parameters(message.parameters, None),
     ]
     if message.tensors:
-        current.append(fast_avro._long(len(message.tensors)))
+        current.append(avro_wire.encode_long(len(message.tensors)))
     for tensor in message.tensors:
         data = tensor.data.tobytes()
         current += [
-            fast_avro._name(tensor.name),
-            fast_avro._DATATYPE_WIRE[tensor.datatype],
-            fast_avro._shape(tensor.shape),
-            fast_avro._END,
-            fast_avro._long(len(data)),
+            avro_wire.encode_name(tensor.name),
+            avro_wire.DATATYPE_WIRE[tensor.datatype],
+            avro_wire.encode_shape(tensor.shape),
+            avro_wire.END,
+            avro_wire.encode_long(len(data)),
         ]
         pieces.append(b"".join(current))
         contents.append(data)
         current = []
-    current.append(fast_avro._END)
+    current.append(avro_wire.END)
     if message.kind == "request":
-        current.append(fast_avro._END)  # no requested outputs
+        current.append(avro_wire.END)  # no requested outputs
     pieces.append(b"".join(current))
     return pieces, contents
 
@@ -119,9 +119,6 @@ def layout_for(
     kind: MessageKind, model_name: str, tensors: list[tuple[str, str, tuple[int, ...]]]
 ) -> Layout | None:
     """The layout of messages with these (name, datatype, shape) tensors, e.g. a model's answers."""
-    from engine.codec.dtypes import dtype_of
-    from engine.messages import Tensor
-
     message = InferenceMessage(
         "",
         tuple(Tensor(n, d, s, np.zeros(s, dtype=dtype_of(d))) for n, d, s in tensors),

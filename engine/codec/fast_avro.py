@@ -8,22 +8,34 @@ views of the payload, not copies). Its output is byte-identical to fastavro's
 `schemaless_writer` and it reads everything fastavro reads; the tests in
 tests/codec/test_fast_avro.py prove both against `engine.codec.avro`.
 
-Avro binary in brief: long = zigzag varint; string/bytes = long length then
-the bytes; array/map = blocks of (long count [, long byte size when count is
-negative], items) ended by a 0 count; union = long branch index then value.
+The wire primitives (longs, strings, maps, shapes) are `engine.codec.avro_wire`'s;
+this module lays out whole messages and reads tensors inline for speed.
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any, Final
 
 import numpy as np
 
-from engine.codec import parameters as params
-from engine.codec.dtypes import BOOL, BYTES, DATATYPE_TO_DTYPE, DATATYPES
+from engine.codec.avro_wire import (
+    DATATYPE_WIRE,
+    END,
+    MEMO_LIMIT,
+    Truncated,
+    encode_long,
+    encode_name,
+    encode_parameters,
+    encode_shape,
+    encode_string,
+    read_count,
+    read_parameters,
+    read_shape,
+    read_span,
+    read_string,
+    read_strings,
+)
 from engine.codec.errors import (
     ContentsMismatch,
     DuplicateTensor,
@@ -32,123 +44,49 @@ from engine.codec.errors import (
     MalformedPayload,
     UnknownDatatype,
 )
-from engine.codec.raw import _bytes_array, raw_from_array
+from engine.codec.raw import bytes_array, raw_from_array
+from engine.dtypes import BOOL, BYTES, DATATYPE_TO_DTYPE, DATATYPES
 from engine.messages import EMPTY, InferenceMessage, MessageKind, Tensor
 
 # ---------------------------------------------------------------- encoding
 
 
-def _varint(n: int) -> bytes:
-    """Zigzag varint of a signed 64-bit `n`, as Avro writes a long."""
-    n = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-# Lengths, counts and dimensions are small non-negative longs: look them up.
-_SMALL_LONGS: Final = tuple(_varint(n) for n in range(1 << 14))
-_SMALL_LIMIT: Final = len(_SMALL_LONGS)
-_END: Final = b"\x00"  # a zero count ends an array or map; also the empty one
-
-
-def _long(n: int) -> bytes:
-    return _SMALL_LONGS[n] if 0 <= n < _SMALL_LIMIT else _varint(n)
-
-
-def _string(text: str) -> bytes:
-    data = text.encode("utf-8")
-    return _long(len(data)) + data
-
-
-# Encoded names and shapes repeat from message to message; keep a bounded
-# memo so the common case is one dict lookup. Datatypes are a closed set.
-_MEMO_LIMIT: Final = 4096
-_name_memo: dict[str, bytes] = {}
-_shape_memo: dict[tuple[int, ...], bytes] = {}
-_DATATYPE_WIRE: Final = {datatype: _string(datatype) for datatype in DATATYPES}
-
-
-def _name(text: str) -> bytes:
-    encoded = _name_memo.get(text)
-    if encoded is None:
-        encoded = _string(text)
-        if len(_name_memo) < _MEMO_LIMIT:
-            _name_memo[text] = encoded
-    return encoded
-
-
-def _shape(shape: tuple[int, ...]) -> bytes:
-    encoded = _shape_memo.get(shape)
-    if encoded is None:
-        if shape:
-            encoded = _long(len(shape)) + b"".join(map(_varint, shape)) + _END
-        else:
-            encoded = _END
-        if len(_shape_memo) < _MEMO_LIMIT:
-            _shape_memo[shape] = encoded
-    return encoded
-
-
-def _parameters(parameters: Mapping[str, Any], tensor: str | None) -> bytes:
-    if not parameters:
-        return _END
-    parts = [_long(len(parameters))]
-    for name, value in parameters.items():
-        parts.append(_string(name))
-        branch, wire = params.branch_of(value, name=name, tensor=tensor)
-        parts.append(_SMALL_LONGS[branch])
-        if branch == params.BOOLEAN:
-            parts.append(b"\x01" if wire else b"\x00")
-        elif branch == params.LONG:
-            parts.append(_varint(wire))
-        elif branch == params.DOUBLE:
-            parts.append(struct.pack("<d", wire))
-        elif branch != params.NULL:  # STRING, or JSON text in a one-field record
-            parts.append(_string(wire))
-    parts.append(_END)
-    return b"".join(parts)
-
-
 def _tensors(tensors: tuple[Tensor, ...]) -> list[bytes]:
     if not tensors:
-        return [_END]
-    parts = [_long(len(tensors))]
+        return [END]
+    parts = [encode_long(len(tensors))]
     append = parts.append
     for tensor in tensors:
-        append(_name(tensor.name))
-        append(_DATATYPE_WIRE[tensor.datatype])
-        append(_shape(tensor.shape))
-        append(_parameters(tensor.parameters, tensor.name) if tensor.parameters else _END)
+        append(encode_name(tensor.name))
+        append(DATATYPE_WIRE[tensor.datatype])
+        append(encode_shape(tensor.shape))
+        append(encode_parameters(tensor.parameters, tensor.name) if tensor.parameters else END)
         data = tensor.data
         if tensor.datatype == BYTES:
             contents = raw_from_array(BYTES, data, tensor=tensor.name)
         else:
             contents = data.tobytes()
-        append(_long(len(contents)))
+        append(encode_long(len(contents)))
         append(contents)
-    append(_END)
+    append(END)
     return parts
 
 
 def encode(message: InferenceMessage) -> bytes:
     """Schemaless Avro of `message` (InferenceRequest or InferenceResponse by kind)."""
     parts = [
-        _string(message.id),
-        _string(message.model_name),
-        _string(message.model_version),
-        _parameters(message.parameters, None),
+        encode_string(message.id),
+        encode_string(message.model_name),
+        encode_string(message.model_version),
+        encode_parameters(message.parameters, None),
     ]
     parts += _tensors(message.tensors)
     if message.kind == "request":
         outputs = message.requested_outputs
         if outputs:
-            parts.append(_long(len(outputs)))
-            parts.extend(map(_string, outputs))
-        parts.append(_END)
+            parts.append(encode_long(len(outputs)))
+            parts.extend(map(encode_string, outputs))
+        parts.append(END)
     return b"".join(parts)
 
 
@@ -159,121 +97,6 @@ _DATATYPE_BY_WIRE: Final = {
     datatype.encode(): (datatype, dtype, dtype.itemsize)
     for datatype, dtype in DATATYPE_TO_DTYPE.items()
 }
-_DOUBLE: Final = struct.Struct("<d")
-_UINT64_LIMIT: Final = 1 << 64
-
-
-class _Truncated(Exception):
-    """Internal: a length or count runs past the end of the payload."""
-
-
-def _read_long(buf: bytes, pos: int) -> tuple[int, int]:
-    """The zigzag varint long at `pos` and the position after it."""
-    b = buf[pos]
-    if b < 0x80:
-        return (b >> 1) ^ -(b & 1), pos + 1
-    n = b & 0x7F
-    shift = 7
-    pos += 1
-    while True:
-        b = buf[pos]
-        pos += 1
-        n |= (b & 0x7F) << shift
-        if b < 0x80:
-            break
-        shift += 7
-        if shift > 63:
-            raise MalformedPayload("a varint runs over 10 bytes")
-    if n >= _UINT64_LIMIT:
-        raise MalformedPayload("a varint overflows 64 bits")
-    return (n >> 1) ^ -(n & 1), pos
-
-
-def _read_span(buf: bytes, pos: int, size: int) -> tuple[int, int]:
-    """Start and end of the length-prefixed bytes at `pos`."""
-    b = buf[pos]
-    if b < 0x80:
-        length = (b >> 1) ^ -(b & 1)
-        pos += 1
-    else:
-        length, pos = _read_long(buf, pos)
-    end = pos + length
-    if length < 0 or end > size:
-        raise _Truncated
-    return pos, end
-
-
-def _read_string(buf: bytes, pos: int, size: int) -> tuple[str, int]:
-    start, end = _read_span(buf, pos, size)
-    return buf[start:end].decode("utf-8"), end
-
-
-def _read_count(buf: bytes, pos: int, size: int) -> tuple[int, int]:
-    """Item count of the next array/map block (0 ends it), skipping the block
-    byte size that a negative count announces."""
-    count, pos = _read_long(buf, pos)
-    if count < 0:
-        count = -count
-        _, pos = _read_long(buf, pos)
-    if count > size - pos:  # every item takes at least one byte
-        raise _Truncated
-    return count, pos
-
-
-def _read_parameters(
-    buf: bytes, pos: int, size: int, tensor: str | None
-) -> tuple[Mapping[str, Any], int]:
-    if buf[pos] == 0:
-        return EMPTY, pos + 1
-    values: dict[str, Any] = {}
-    count, pos = _read_count(buf, pos, size)
-    while count:
-        for _ in range(count):
-            name, pos = _read_string(buf, pos, size)
-            branch, pos = _read_long(buf, pos)
-            if branch == params.NULL:
-                value = None
-            elif branch == params.BOOLEAN:
-                value = buf[pos] != 0  # fastavro reads any non-zero byte as true
-                pos += 1
-            elif branch == params.LONG:
-                value, pos = _read_long(buf, pos)
-            elif branch == params.DOUBLE:
-                if pos + 8 > size:
-                    raise _Truncated
-                (value,) = _DOUBLE.unpack_from(buf, pos)
-                pos += 8
-            elif branch == params.STRING:
-                value, pos = _read_string(buf, pos, size)
-            elif branch == params.JSON:
-                text, pos = _read_string(buf, pos, size)
-                value = params.from_json_text(text, name=name, tensor=tensor)
-            else:
-                raise MalformedPayload(
-                    f"parameter {name!r} has union branch {branch}, not 0..5", tensor=tensor
-                )
-            values[name] = value
-        count, pos = _read_count(buf, pos, size)
-    return MappingProxyType(values), pos
-
-
-def _read_shape(buf: bytes, pos: int, size: int, tensor: str) -> tuple[tuple[int, ...], int, int]:
-    """Shape, element count and the position after the shape (general case)."""
-    dims: list[int] = []
-    count, pos = _read_count(buf, pos, size)
-    while count:
-        for _ in range(count):
-            dim, pos = _read_long(buf, pos)
-            dims.append(dim)
-        count, pos = _read_count(buf, pos, size)
-    if any(d < 0 for d in dims):
-        raise InvalidShape(f"shape {dims} has a negative dimension", tensor=tensor)
-    elements = 1
-    for dim in dims:
-        elements *= dim
-    return tuple(dims), elements, pos
-
-
 # Per tensor name (its raw bytes): the bytes that followed it last time
 # (datatype, shape, empty parameters) and what they decode to. Producers send
 # the same tensors again and again, so the common case checks one
@@ -295,11 +118,11 @@ def _read_header(
             f"tensor #{index} has a name that is not UTF-8: {raw_name!r}"
         ) from None
     try:
-        datatype_start, datatype_end = _read_span(buf, end, size)
+        datatype_start, datatype_end = read_span(buf, end, size)
         wire_datatype = buf[datatype_start:datatype_end]
-        shape, elements, pos = _read_shape(buf, datatype_end, size, name)
-        parameters, pos = _read_parameters(buf, pos, size, name)
-    except (_Truncated, IndexError):
+        shape, elements, pos = read_shape(buf, datatype_end, size, name)
+        parameters, pos = read_parameters(buf, pos, size, name)
+    except (Truncated, IndexError):
         raise MalformedPayload("the payload ends inside this tensor", tensor=name) from None
     except UnicodeDecodeError as exc:
         raise MalformedPayload(f"a string is not UTF-8: {exc}", tensor=name) from None
@@ -309,7 +132,7 @@ def _read_header(
             wire_datatype.decode("utf-8", "backslashreplace"), tensor=name, known=DATATYPES
         )
     datatype, dtype, itemsize = entry
-    if parameters is EMPTY and len(_header_memo) < _MEMO_LIMIT:
+    if parameters is EMPTY and len(_header_memo) < MEMO_LIMIT:
         tail = buf[end:pos]
         _header_memo[raw_name] = (tail, len(tail), name, datatype, dtype, itemsize, shape, elements)
     return name, datatype, dtype, itemsize, shape, elements, parameters, pos
@@ -342,7 +165,7 @@ def _read_tensors(buf: bytes, pos: int, size: int) -> tuple[tuple[Tensor, ...], 
             count = b >> 1
             pos += 1
         else:
-            count, pos = _read_count(buf, pos, size)
+            count, pos = read_count(buf, pos, size)
         while count:
             for _ in range(count):
                 name = None
@@ -352,9 +175,9 @@ def _read_tensors(buf: bytes, pos: int, size: int) -> tuple[tuple[Tensor, ...], 
                     start = pos + 1
                     end = start + (b >> 1)
                     if end > size:
-                        raise _Truncated
+                        raise Truncated
                 else:
-                    start, end = _read_span(buf, pos, size)
+                    start, end = read_span(buf, pos, size)
                 raw_name = buf[start:end]
                 # datatype, shape, parameters
                 known = _header_memo.get(raw_name)
@@ -375,12 +198,12 @@ def _read_tensors(buf: bytes, pos: int, size: int) -> tuple[tuple[Tensor, ...], 
                     start = pos + 2
                     end = start + (((b & 0x7F) | (buf[pos + 1] << 7)) >> 1)
                 else:
-                    start, end = _read_span(buf, pos, size)
+                    start, end = read_span(buf, pos, size)
                 if end > size:
-                    raise _Truncated
+                    raise Truncated
                 pos = end
                 if datatype == BYTES:
-                    data = _bytes_array(buf, start, end, elements, shape, tensor=name)
+                    data = bytes_array(buf, start, end, elements, shape, tensor=name)
                 else:
                     if end - start != elements * itemsize:
                         raise _contents_mismatch(
@@ -408,10 +231,10 @@ def _read_tensors(buf: bytes, pos: int, size: int) -> tuple[tuple[Tensor, ...], 
                 count = 0
                 pos += 1
             else:
-                count, pos = _read_count(buf, pos, size)
-    except (_Truncated, IndexError):
+                count, pos = read_count(buf, pos, size)
+    except (Truncated, IndexError):
         if name is None:
-            raise _Truncated from None
+            raise Truncated from None
         raise MalformedPayload("the payload ends inside this tensor", tensor=name) from None
     if len(names) > 1 and len(set(names)) != len(names):
         duplicate = next(n for n in names if names.count(n) > 1)
@@ -429,19 +252,6 @@ _set_data = Tensor.data.__set__  # type: ignore[attr-defined]
 _set_parameters = Tensor.parameters.__set__  # type: ignore[attr-defined]
 
 
-def _read_strings(buf: bytes, pos: int, size: int) -> tuple[tuple[str, ...], int]:
-    if buf[pos] == 0:
-        return (), pos + 1
-    items: list[str] = []
-    count, pos = _read_count(buf, pos, size)
-    while count:
-        for _ in range(count):
-            item, pos = _read_string(buf, pos, size)
-            items.append(item)
-        count, pos = _read_count(buf, pos, size)
-    return tuple(items), pos
-
-
 def decode(payload: bytes, kind: MessageKind) -> InferenceMessage:
     """The message in schemaless Avro `payload` (InferenceRequest or
     InferenceResponse by `kind`); anything wrong raises a CodecError."""
@@ -453,27 +263,27 @@ def decode(payload: bytes, kind: MessageKind) -> InferenceMessage:
         if b < 0x80 and not b & 1:
             end = 1 + (b >> 1)
             if end > size:
-                raise _Truncated
+                raise Truncated
             message_id = buf[1:end].decode("utf-8")
         else:
-            start, end = _read_span(buf, 0, size)
+            start, end = read_span(buf, 0, size)
             message_id = buf[start:end].decode("utf-8")
         where = "model_name"
         if buf[end] == 0:  # empty strings are common: skip the slice and decode
             model_name, pos = "", end + 1
         else:
-            model_name, pos = _read_string(buf, end, size)
+            model_name, pos = read_string(buf, end, size)
         where = "model_version"
         if buf[pos] == 0:
             model_version, pos = "", pos + 1
         else:
-            model_version, pos = _read_string(buf, pos, size)
+            model_version, pos = read_string(buf, pos, size)
         where = "parameters"
         if buf[pos] == 0:
             parameters: Mapping[str, Any] = EMPTY
             pos += 1
         else:
-            parameters, pos = _read_parameters(buf, pos, size, None)
+            parameters, pos = read_parameters(buf, pos, size, None)
         where = "tensors"
         tensors, pos = _read_tensors(buf, pos, size)
         where = "outputs"
@@ -482,8 +292,8 @@ def decode(payload: bytes, kind: MessageKind) -> InferenceMessage:
             if buf[pos] == 0:
                 pos += 1
             else:
-                requested, pos = _read_strings(buf, pos, size)
-    except (_Truncated, IndexError):
+                requested, pos = read_strings(buf, pos, size)
+    except (Truncated, IndexError):
         raise MalformedPayload(
             f"payload ends in the middle of the {kind}'s {where} ({size} bytes)"
         ) from None

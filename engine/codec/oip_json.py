@@ -24,9 +24,9 @@ from typing import Any, Final
 
 import numpy as np
 
-from engine.codec.dtypes import BOOL, BYTES, INTEGER_DATATYPES, dtype_of
 from engine.codec.errors import ContentsMismatch, DuplicateTensor, InvalidJson, InvalidShape
 from engine.codec.raw import element_count, reshaped
+from engine.dtypes import BOOL, BYTES, INTEGER_DATATYPES, dtype_of
 from engine.messages import EMPTY, InferenceMessage, MessageKind, Tensor, new_message, new_tensor
 
 CONTENT_TYPE_PARAMETER: Final = "content_type"

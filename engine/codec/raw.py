@@ -13,8 +13,8 @@ from typing import Final
 
 import numpy as np
 
-from engine.codec.dtypes import BOOL, BYTES, DATATYPE_TO_DTYPE, DATATYPES
 from engine.codec.errors import ContentsMismatch, InvalidShape, UnknownDatatype
+from engine.dtypes import BOOL, BYTES, DATATYPE_TO_DTYPE, DATATYPES
 
 _LENGTH_PREFIX: Final = struct.Struct("<I")
 _MAX_ELEMENT_BYTES: Final = 0xFFFFFFFF  # a 4-byte length prefix can say no more
@@ -39,7 +39,7 @@ def array_from_raw(
         raise UnknownDatatype(datatype, tensor=tensor, known=DATATYPES)
     count = element_count(shape, tensor=tensor)
     if datatype == BYTES:
-        return _bytes_array(buffer, start, end, count, shape, tensor=tensor)
+        return bytes_array(buffer, start, end, count, shape, tensor=tensor)
     size = end - start
     if size != count * dtype.itemsize:
         raise ContentsMismatch(
@@ -54,9 +54,10 @@ def array_from_raw(
     return reshaped(array, shape, tensor=tensor)
 
 
-def _bytes_array(
+def bytes_array(
     buffer: bytes, start: int, end: int, count: int, shape: tuple[int, ...], *, tensor: str
 ) -> np.ndarray:
+    """The BYTES tensor of `shape` in buffer[start:end] (length-prefixed elements)."""
     elements = []
     pos = start
     unpack = _LENGTH_PREFIX.unpack_from

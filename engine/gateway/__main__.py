@@ -3,8 +3,8 @@
 import argparse
 import sys
 
-from engine.cli import client
+from engine.cli import gateway
 
 parser = argparse.ArgumentParser(prog="python -m engine.gateway")
-client.register(parser.add_subparsers(dest="command"))
-raise SystemExit(client.run_gateway_command(parser.parse_args(["gateway", *sys.argv[1:]])))
+gateway.register(parser.add_subparsers(dest="command"))
+raise SystemExit(gateway.run_gateway_command(parser.parse_args(["gateway", *sys.argv[1:]])))

@@ -20,11 +20,12 @@ from typing import Literal, Protocol, TypeVar
 from engine.config import KafkaSettings
 from engine.gateway.experiments import ExperimentInfo
 from engine.topology import PipelineGraph, TopicNames, Topology
-from engine.topology.specs import ModelSpec
+from engine.topology.specs import ModelSpec, ResourceType
 
 log = logging.getLogger("tensorflux.gateway")
 
 State = Literal["Ready", "Loading", "Pending", "Failed"]
+"""A resource's state as the gateway serves it (Seldon's names)."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ class Catalog(Protocol):
 
     def experiment(self, name: str) -> ExperimentInfo | None: ...
 
-    def experiment_on(self, kind: str, name: str) -> ExperimentInfo | None:
+    def experiment_on(self, kind: ResourceType, name: str) -> ExperimentInfo | None:
         """The experiment whose `default` is this model or pipeline, if any."""
         ...
 
@@ -119,7 +120,7 @@ class StaticCatalog:
     def experiment(self, name: str) -> ExperimentInfo | None:
         return self.experiments.get(name)
 
-    def experiment_on(self, kind: str, name: str) -> ExperimentInfo | None:
+    def experiment_on(self, kind: ResourceType, name: str) -> ExperimentInfo | None:
         # Two experiments on one default: the first by name wins, every time.
         return next(
             (
@@ -142,7 +143,7 @@ class ControlCatalog:
     """
 
     def __init__(self, settings: KafkaSettings, *, poll_s: float = 0.2) -> None:
-        from engine.runtime.control import TopicReader
+        from engine.topic_reader import TopicReader
 
         self.settings = settings
         self.topics = settings.topics()
@@ -209,7 +210,7 @@ class ControlCatalog:
         with self._lock:
             return self._static.experiment(name)
 
-    def experiment_on(self, kind: str, name: str) -> ExperimentInfo | None:
+    def experiment_on(self, kind: ResourceType, name: str) -> ExperimentInfo | None:
         with self._lock:
             return self._static.experiment_on(kind, name)
 

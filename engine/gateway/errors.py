@@ -1,4 +1,4 @@
-"""Errors of the gateway. Their HTTP status is chosen in `app.py`, not here."""
+"""Errors of the gateway. Their HTTP status is chosen in `statuses.py`, not here."""
 
 from __future__ import annotations
 

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Literal
 
-from engine.topology.specs import ExperimentSpec
+from engine.topology.specs import ExperimentSpec, ResourceType
 
 ROUTE_HEADER = "x-seldon-route"
 """Seldon's header naming the candidate that answered; sent back, it pins the route."""
@@ -21,7 +20,7 @@ class ExperimentInfo:
     """A loaded experiment: a traffic split over candidates by weight, an optional mirror."""
 
     name: str
-    resource_type: Literal["model", "pipeline"]
+    resource_type: ResourceType
     candidates: tuple[tuple[str, int], ...]
     """(name, weight); weight 0 keeps a candidate in the experiment without traffic."""
     default: str | None = None

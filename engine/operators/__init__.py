@@ -5,4 +5,5 @@ tensor_map  selects a source's tensors and renames them (conditional routing)
 batch       gathers ready requests into one model call (size / window)
 model_call  calls a model for many requests at once and splits the results
 revisits    counts step visits of a request in a cyclic pipeline
+errors      what they raise (OperatorError and its kinds)
 """

@@ -11,13 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from engine.errors import TensorfluxError
 from engine.messages import Tensor
+from engine.operators.errors import TensorNameClash
 from engine.topology.graph import Source
 
-
-class TensorNameClash(TensorfluxError):
-    """Joined sources deliver two tensors of one name."""
+__all__ = ["TensorNameClash", "merge", "select"]
 
 
 def select(source: Source, tensors: tuple[Tensor, ...]) -> tuple[Tensor, ...] | None:
@@ -40,10 +38,7 @@ def merge(parts: Iterable[tuple[str, tuple[Tensor, ...]]]) -> tuple[Tensor, ...]
     for label, tensors in parts:
         for tensor in tensors:
             if tensor.name in origin:
-                raise TensorNameClash(
-                    f"tensor '{tensor.name}' arrives from both {origin[tensor.name]} and {label}; "
-                    f"rename one of them with tensorMap"
-                )
+                raise TensorNameClash(tensor.name, origin[tensor.name], label)
             origin[tensor.name] = label
             merged.append(tensor)
     return tuple(merged)

@@ -17,20 +17,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import yaml
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from engine.admin import TopicAdmin
 from engine.config import KafkaSettings
 from engine.errors import TensorfluxError
+from engine.topic_reader import COMPACTED, TopicReader
 from engine.topology import Problem, SpecSet, TopicNames, Topology, compile_collecting, read_text
 from engine.topology.loader import read_files
 
-COMPACTED = {"cleanup.policy": "compact"}
 KINDS = {"Model": "model", "Pipeline": "pipeline", "Experiment": "experiment"}
-IDLE_END_S = 0.3
-"""Reading "to the end": the embedded broker's high watermark is approximate,
-so the end is where partition EOF was seen and nothing more came for a moment."""
-READ_TIMEOUT_S = 15.0
 
 
 class ControlError(TensorfluxError):
@@ -104,56 +100,6 @@ def combine_reports(reports: Iterable[Mapping]) -> dict[str, tuple[str, str, tup
         else:
             combined[key] = ("Loading", "", workers)
     return combined
-
-
-class TopicReader:
-    """Reads a compacted topic from the beginning, then follows it (no consumer group)."""
-
-    def __init__(self, settings: KafkaSettings, topic: str) -> None:
-        self.topic = topic
-        self.values: dict[str, bytes] = {}
-        TopicAdmin(settings).ensure([topic], partitions=1, config=COMPACTED)
-        self._consumer = Consumer(
-            settings.consumer_config(
-                f"{topic}.reader.{uuid.uuid4().hex}", **{"enable.partition.eof": True}
-            )
-        )
-        self._consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
-        self._at_end = False
-
-    def poll(self, timeout: float = 0.0) -> bool:
-        """Apply what arrived; True when anything changed."""
-        changed = False
-        for message in self._consumer.consume(1000, timeout=timeout):
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    self._at_end = True
-                continue
-            key = (message.key() or b"").decode()
-            value = message.value()
-            if value is None:
-                changed |= self.values.pop(key, None) is not None
-            elif self.values.get(key) != value:
-                self.values[key] = value
-                changed = True
-        return changed
-
-    def read_to_end(self) -> dict[str, bytes]:
-        deadline = time.monotonic() + READ_TIMEOUT_S
-        self._at_end = False
-        while not self._at_end:
-            if time.monotonic() > deadline:
-                raise ControlError(f"could not read {self.topic} to its end in {READ_TIMEOUT_S}s")
-            self.poll(timeout=0.1)
-        quiet_since = time.monotonic()
-        while time.monotonic() - quiet_since < IDLE_END_S:
-            if self.poll(timeout=0.1):
-                quiet_since = time.monotonic()
-        return self.values
-
-    def close(self) -> None:
-        self._consumer.close()
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ import numpy as np
 from engine import headers as h
 from engine.codec import SUPPORTED_SCHEMA_VERSIONS
 from engine.codec.columnar import Layout, LayoutMatcher, column, layout_for
-from engine.codec.dtypes import BYTES, DATATYPE_TO_DTYPE, datatype_of
 from engine.codec.errors import CodecError
+from engine.dtypes import BYTES, DATATYPE_TO_DTYPE, datatype_of
 from engine.messages import MessageKind
 from engine.operators.batch import Batcher
 from engine.runtime import metrics

@@ -10,16 +10,12 @@ import time
 from confluent_kafka import Producer
 
 from engine.config import KafkaSettings
-from engine.runtime.control import (
-    TopicReader,
-    compile_documents,
-    new_worker_id,
-    resource_key,
-)
+from engine.runtime.control import compile_documents, new_worker_id, resource_key
 from engine.runtime.plan import Status
 from engine.runtime.settings import WorkerSettings
 from engine.runtime.worker import Worker
 from engine.runtimes import ModelRoots
+from engine.topic_reader import TopicReader
 
 log = logging.getLogger("tensorflux.worker")
 

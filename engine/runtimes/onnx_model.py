@@ -14,7 +14,7 @@ from typing import Final
 import numpy as np
 import onnxruntime as ort
 
-from engine.codec.dtypes import DATATYPE_TO_DTYPE, datatype_of
+from engine.dtypes import DATATYPE_TO_DTYPE, datatype_of
 from engine.runtimes.base import DYNAMIC, ModelRuntime, TensorSpec
 from engine.runtimes.errors import MissingInputs, ModelFailure, ModelInputError, ModelLoadError
 

@@ -11,7 +11,7 @@ import math
 import numpy as np
 from hypothesis import strategies as st
 
-from engine.codec.dtypes import DATATYPE_TO_DTYPE, DATATYPES
+from engine.dtypes import DATATYPE_TO_DTYPE, DATATYPES
 from engine.messages import InferenceMessage, Tensor
 
 names = st.text(max_size=12)

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from engine.cli import client
+from engine.cli.inspect import parse_time
 from engine.errors import TensorfluxError
 from tests.gateway.conftest import DOUBLED, ONES_TO_16, Stack, tensors
 
@@ -182,8 +183,8 @@ def test_inspect_names_what_exists(stack: Stack, capsys) -> None:
 
 
 def test_parse_time() -> None:
-    assert client.parse_time("1700000000000") == 1700000000000
-    assert client.parse_time("10m", now_ms=1_000_000) == 400_000
-    assert client.parse_time("2023-11-14T22:13:20+00:00") == 1700000000000
+    assert parse_time("1700000000000") == 1700000000000
+    assert parse_time("10m", now_ms=1_000_000) == 400_000
+    assert parse_time("2023-11-14T22:13:20+00:00") == 1700000000000
     with pytest.raises(TensorfluxError, match="ISO 8601"):
-        client.parse_time("yesterday")
+        parse_time("yesterday")

@@ -1,5 +1,8 @@
 """The one table mapping Open Inference Protocol datatypes to numpy dtypes.
 
+It sits below `engine.messages` (a Tensor checks its dtype against it) and
+below `engine.codec` (which reads and writes by it).
+
 Every dtype here is explicitly little-endian because tensor contents travel as
 raw little-endian bytes (OIP raw contents); `np.frombuffer` with these dtypes
 reads the wire bytes in place on any host.
@@ -11,7 +14,7 @@ from typing import Final
 
 import numpy as np
 
-from engine.codec.errors import ContentsMismatch, UnknownDatatype
+from engine.tensor_errors import ContentsMismatch, UnknownDatatype
 
 # Wire datatype -> numpy dtype of `Tensor.data`. BYTES tensors hold numpy
 # object arrays whose elements are `bytes`.

@@ -1,0 +1,67 @@
+"""`tensorflux gateway`: the Open Inference Protocol HTTP gateway alone (a scale-out unit)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from typing import Any
+
+from engine.cli.options import add_kafka_options, configure_logging, settings_from
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    gateway = subparsers.add_parser(
+        "gateway",
+        help="run the Open Inference Protocol HTTP gateway alone (a scale-out unit)",
+        description="Serve OIP V2 over HTTP: requests go to the pipelines' and models' Kafka "
+        "topics and replies come back from their outputs topics. What exists comes from the "
+        "control topic, or from -f SPECS when given. Run as many as you like.",
+    )
+    gateway.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    gateway.add_argument("--port", type=int, default=9000, help="HTTP port (default 9000)")
+    gateway.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds to wait for a reply (default 30)"
+    )
+    gateway.add_argument(
+        "-f",
+        "--file",
+        dest="files",
+        action="append",
+        default=[],
+        metavar="SPECS",
+        help="serve these specs instead of following the control topic",
+    )
+    gateway.add_argument("-v", "--verbose", action="store_true")
+    add_kafka_options(gateway)
+    gateway.set_defaults(handler=run_gateway_command)
+
+
+def run_gateway_command(args: argparse.Namespace) -> int:
+    from engine.gateway import ControlCatalog, StaticCatalog, run_gateway
+    from engine.topology import compile_topology, load_files
+
+    configure_logging(args.verbose)
+    settings = settings_from(args)
+    topics = settings.topics()
+    if args.files:
+        catalog: Any = StaticCatalog.from_topology(
+            compile_topology(load_files(args.files), topics), topics
+        )
+    else:
+        catalog = ControlCatalog(settings)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    print(
+        f"tensorflux gateway: http://{args.host}:{args.port}/v2 "
+        f"(bootstrap {settings.bootstrap}, namespace {settings.namespace})",
+        flush=True,
+    )
+    try:
+        run_gateway(settings, catalog, args.host, args.port, stop, timeout_s=args.timeout)
+    finally:
+        close = getattr(catalog, "close", None)
+        if close is not None:
+            close()
+    return 0

@@ -1,0 +1,161 @@
+"""`tensorflux pipeline|model infer`: one inference request, over HTTP or straight through Kafka."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from engine import headers as h
+from engine.cli.errors import (
+    BadInputs,
+    BadRequest,
+    GatewayUnreachable,
+    InferenceFailed,
+    NoReply,
+    Refused,
+    UnreadableFile,
+)
+from engine.cli.options import add_kafka_options, settings_from
+from engine.config import KafkaSettings
+from engine.topology.specs import ResourceType
+
+DEFAULT_URL = "http://127.0.0.1:9000"
+GATEWAY_URL_VARIABLE = "TENSORFLUX_GATEWAY_URL"
+
+
+def register(commands: argparse._SubParsersAction, kind: ResourceType) -> None:
+    infer = commands.add_parser(
+        "infer",
+        help=f"send one inference request to a {kind} (HTTP gateway, or --kafka)",
+        description=f"Send an Open Inference Protocol V2 request to a {kind} and print the "
+        'response JSON. --inputs is a request object ({"inputs": [...]}) or a list of '
+        "tensors, as JSON text or @FILE.",
+    )
+    infer.add_argument("name", metavar="NAME")
+    infer.add_argument("--inputs", required=True, metavar="JSON|@FILE")
+    via = infer.add_mutually_exclusive_group()
+    via.add_argument("--http", action="store_true", help="through the HTTP gateway (default)")
+    via.add_argument("--kafka", action="store_true", help="straight to the Kafka topics")
+    infer.add_argument(
+        "--url",
+        help=f"gateway URL (default: {GATEWAY_URL_VARIABLE}, else {DEFAULT_URL})",
+    )
+    infer.add_argument("--request-id", help="request id (default: a new uuid)")
+    infer.add_argument("--timeout", type=float, default=30.0, help="seconds to wait (default 30)")
+    add_kafka_options(infer)
+    infer.set_defaults(handler=run_infer, kind=kind)
+
+
+def read_request(text: str) -> dict[str, Any]:
+    """An OIP request object from JSON text or @FILE; a bare list is its inputs."""
+    if text.startswith("@"):
+        path = Path(text[1:])
+        try:
+            text = path.read_text()
+        except OSError as error:
+            raise UnreadableFile(path, error.strerror) from None
+    try:
+        document = json.loads(text)
+    except ValueError as error:
+        raise BadInputs.not_json(error) from None
+    if isinstance(document, list):
+        document = {"inputs": document}
+    if not isinstance(document, dict) or not isinstance(document.get("inputs"), list):
+        raise BadInputs.not_a_request()
+    return document
+
+
+def run_infer(args: argparse.Namespace, environ: dict[str, str] | None = None) -> int:
+    document = read_request(args.inputs)
+    request_id = args.request_id or document.get("id") or str(uuid.uuid4())
+    if args.kafka:
+        response = infer_kafka(
+            settings_from(args), args.kind, args.name, document, request_id, args.timeout
+        )
+    else:
+        # Read when the command runs, not when the parser is built.
+        url = args.url or (os.environ if environ is None else environ).get(
+            GATEWAY_URL_VARIABLE, DEFAULT_URL
+        )
+        response = infer_http(url, args.kind, args.name, document, request_id, args.timeout)
+    print(json.dumps(response, indent=2))
+    return 0
+
+
+def infer_http(
+    url: str,
+    kind: ResourceType,
+    name: str,
+    document: dict[str, Any],
+    request_id: str,
+    timeout_s: float,
+) -> dict[str, Any]:
+    import httpx
+
+    endpoint = f"{url.rstrip('/')}/v2/{kind}s/{name}/infer"
+    try:
+        reply = httpx.post(
+            endpoint, json=document, headers={h.REQUEST_ID: request_id}, timeout=timeout_s + 5
+        )
+    except httpx.HTTPError as error:
+        raise GatewayUnreachable(url, error) from None
+    try:
+        body = reply.json()
+    except ValueError:
+        body = {"error": reply.text}
+    if reply.status_code != 200:
+        raise Refused(kind, name, reply.status_code, body.get("error", body))
+    return body
+
+
+def infer_kafka(
+    settings: KafkaSettings,
+    kind: ResourceType,
+    name: str,
+    document: dict[str, Any],
+    request_id: str,
+    timeout_s: float,
+) -> dict[str, Any]:
+    """Produce the request to the inputs topic, wait for its record on the outputs topic."""
+    from engine.codec import (
+        CodecError,
+        avro_headers,
+        decode_error,
+        decode_payload,
+        encode_avro,
+        message_from_document,
+        message_to_document,
+    )
+    from engine.gateway.router import ReplyRouter
+
+    topics = settings.topics()
+    if kind == "pipeline":
+        topic, reply_topic = topics.pipeline_inputs(name), topics.pipeline_outputs(name)
+    else:
+        topic, reply_topic = topics.model_inputs(name), topics.model_outputs(name)
+    try:
+        message = message_from_document(document, "request", default_id=request_id)
+    except CodecError as error:
+        raise BadRequest(error) from None
+    message = message.replace(id=request_id, model_name=name)
+    headers = avro_headers(message, pipeline=name if kind == "pipeline" else None)
+    router = ReplyRouter(settings).start()
+    try:
+        reply = asyncio.run(
+            router.request(topic, reply_topic, request_id, encode_avro(message), headers, timeout_s)
+        )
+    except TimeoutError:
+        raise NoReply(reply_topic, timeout_s, request_id) from None
+    finally:
+        router.close()
+    if h.is_error(reply.headers):
+        record = decode_error(reply.value)
+        raise InferenceFailed(kind, name, record.kind, record.reason)
+    result = message_to_document(decode_payload(reply.value, reply.headers, "response"))
+    result["model_name"] = name
+    return result
