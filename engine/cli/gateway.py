@@ -33,8 +33,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="serve these specs instead of following the control topic",
     )
     gateway.add_argument("-v", "--verbose", action="store_true")
+    add_security_options(gateway)
     add_kafka_options(gateway)
     gateway.set_defaults(handler=run_gateway_command)
+
+
+def add_security_options(parser: argparse.ArgumentParser) -> None:
+    """The gateway's authentication and TLS flags (`gateway` and `up`)."""
+    group = parser.add_argument_group("gateway security")
+    group.add_argument(
+        "--auth-token-file",
+        metavar="FILE",
+        help="require 'Authorization: Bearer TOKEN' with a token of FILE (one per line) "
+        "on everything but /v2/health/*; FILE is re-read when it changes",
+    )
+    group.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate")
+    group.add_argument("--tls-key", metavar="PEM", help="the certificate's private key")
+    group.add_argument(
+        "--tls-client-ca",
+        metavar="PEM",
+        help="mutual TLS: accept only clients with a certificate signed by this CA",
+    )
+
+
+def security_from(args: argparse.Namespace) -> tuple[Any, Any]:
+    """(TokenFile or None, TlsFiles or None); SecurityConfigError names a bad file."""
+    from engine.gateway.security import TlsFiles, TokenFile
+
+    tokens = TokenFile(args.auth_token_file) if args.auth_token_file else None
+    return tokens, TlsFiles.of(args.tls_cert, args.tls_key, args.tls_client_ca)
 
 
 def run_gateway_command(args: argparse.Namespace) -> int:
@@ -43,6 +70,7 @@ def run_gateway_command(args: argparse.Namespace) -> int:
 
     configure_logging(args.verbose)
     settings = settings_from(args)
+    tokens, tls = security_from(args)
     topics = settings.topics()
     if args.files:
         catalog: Any = StaticCatalog.from_topology(
@@ -54,12 +82,21 @@ def run_gateway_command(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     print(
-        f"tensorflux gateway: http://{args.host}:{args.port}/v2 "
+        f"tensorflux gateway: {'https' if tls else 'http'}://{args.host}:{args.port}/v2 "
         f"(bootstrap {settings.bootstrap}, namespace {settings.namespace})",
         flush=True,
     )
     try:
-        run_gateway(settings, catalog, args.host, args.port, stop, timeout_s=args.timeout)
+        run_gateway(
+            settings,
+            catalog,
+            args.host,
+            args.port,
+            stop,
+            timeout_s=args.timeout,
+            tokens=tokens,
+            tls=tls,
+        )
     finally:
         close = getattr(catalog, "close", None)
         if close is not None:

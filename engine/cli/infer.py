@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import os
+import ssl
 import uuid
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from engine.topology.specs import ResourceType
 
 DEFAULT_URL = "http://127.0.0.1:9000"
 GATEWAY_URL_VARIABLE = "TENSORFLUX_GATEWAY_URL"
+GATEWAY_TOKEN_VARIABLE = "TENSORFLUX_GATEWAY_TOKEN"
 
 
 def register(commands: argparse._SubParsersAction, kind: ResourceType) -> None:
@@ -44,6 +46,13 @@ def register(commands: argparse._SubParsersAction, kind: ResourceType) -> None:
     infer.add_argument(
         "--url",
         help=f"gateway URL (default: {GATEWAY_URL_VARIABLE}, else {DEFAULT_URL})",
+    )
+    infer.add_argument(
+        "--token",
+        help=f"bearer token for a gateway that asks for one (default: {GATEWAY_TOKEN_VARIABLE})",
+    )
+    infer.add_argument(
+        "--ca-cert", metavar="PEM", help="verify an HTTPS gateway against this CA (else system CAs)"
     )
     infer.add_argument("--request-id", help="request id (default: a new uuid)")
     infer.add_argument("--timeout", type=float, default=30.0, help="seconds to wait (default 30)")
@@ -79,10 +88,18 @@ def run_infer(args: argparse.Namespace, environ: dict[str, str] | None = None) -
         )
     else:
         # Read when the command runs, not when the parser is built.
-        url = args.url or (os.environ if environ is None else environ).get(
-            GATEWAY_URL_VARIABLE, DEFAULT_URL
+        env = os.environ if environ is None else environ
+        url = args.url or env.get(GATEWAY_URL_VARIABLE, DEFAULT_URL)
+        response = infer_http(
+            url,
+            args.kind,
+            args.name,
+            document,
+            request_id,
+            args.timeout,
+            token=args.token or env.get(GATEWAY_TOKEN_VARIABLE),
+            ca_cert=args.ca_cert,
         )
-        response = infer_http(url, args.kind, args.name, document, request_id, args.timeout)
     print(json.dumps(response, indent=2))
     return 0
 
@@ -94,13 +111,23 @@ def infer_http(
     document: dict[str, Any],
     request_id: str,
     timeout_s: float,
+    *,
+    token: str | None = None,
+    ca_cert: str | None = None,
 ) -> dict[str, Any]:
     import httpx
 
     endpoint = f"{url.rstrip('/')}/v2/{kind}s/{name}/infer"
+    headers = {h.REQUEST_ID: request_id}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
     try:
         reply = httpx.post(
-            endpoint, json=document, headers={h.REQUEST_ID: request_id}, timeout=timeout_s + 5
+            endpoint,
+            json=document,
+            headers=headers,
+            timeout=timeout_s + 5,
+            verify=ssl.create_default_context(cafile=ca_cert) if ca_cert else True,
         )
     except httpx.HTTPError as error:
         raise GatewayUnreachable(url, error) from None

@@ -6,8 +6,10 @@ import argparse
 import logging
 import signal
 import threading
+from typing import Any
 
 from engine.broker import EmbeddedBroker
+from engine.cli.gateway import add_security_options, security_from
 from engine.cli.options import add_kafka_options, configure_logging, settings_from
 from engine.config import KafkaSettings
 from engine.runtime.control import ControlPlane
@@ -35,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument("--no-gateway", action="store_true", help="run no HTTP gateway")
     up.add_argument("-v", "--verbose", action="store_true")
     _add_model_roots_option(up, default="the directories of the -f specs' models and the cwd")
+    add_security_options(up)
     add_kafka_options(up)
     up.set_defaults(handler=run_up)
 
@@ -142,6 +145,7 @@ def run_worker(args: argparse.Namespace) -> int:
 def run_up(args: argparse.Namespace) -> int:
     configure_logging(args.verbose)
     stop = _stop_on_signals()
+    security = security_from(args)  # a bad token or TLS file fails before anything starts
     broker = None
     if not args.bootstrap:
         broker = EmbeddedBroker(port=args.broker_port).start()
@@ -158,7 +162,7 @@ def run_up(args: argparse.Namespace) -> int:
         )
         threads.append(threading.Thread(target=service.run, args=(stop,), name="worker"))
         if not args.no_gateway:
-            gateway = _gateway_thread(settings, args, stop)
+            gateway = _gateway_thread(settings, args, stop, security)
             if gateway is None:
                 args.no_gateway = True
             else:
@@ -167,7 +171,12 @@ def run_up(args: argparse.Namespace) -> int:
             thread.start()
         print(
             f"tensorflux up: bootstrap {settings.bootstrap}, namespace '{settings.namespace}'"
-            + ("" if args.no_gateway else f", gateway http://{args.http_host}:{args.http_port}/v2")
+            + (
+                ""
+                if args.no_gateway
+                else f", gateway {'https' if security[1] else 'http'}://"
+                f"{args.http_host}:{args.http_port}/v2"
+            )
             + " (Ctrl-C stops)",
             flush=True,
         )
@@ -191,7 +200,10 @@ def run_up(args: argparse.Namespace) -> int:
 
 
 def _gateway_thread(
-    settings: KafkaSettings, args: argparse.Namespace, stop: threading.Event
+    settings: KafkaSettings,
+    args: argparse.Namespace,
+    stop: threading.Event,
+    security: tuple[Any, Any],
 ) -> threading.Thread | None:
     try:
         from engine.gateway import run_gateway
@@ -204,7 +216,10 @@ def _gateway_thread(
 
     def serve() -> None:
         try:
-            run_gateway(settings, catalog, args.http_host, args.http_port, stop)
+            tokens, tls = security
+            run_gateway(
+                settings, catalog, args.http_host, args.http_port, stop, tokens=tokens, tls=tls
+            )
         finally:
             catalog.close()
 

@@ -37,6 +37,7 @@ from engine.gateway.catalog import Catalog
 from engine.gateway.endpoints import Endpoints
 from engine.gateway.resolver import Prefer, Resolver
 from engine.gateway.router import ReplyRouter
+from engine.gateway.security import BearerAuth, TokenFile
 
 DEFAULT_TIMEOUT_S = 30.0
 
@@ -94,12 +95,14 @@ def create_app(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     router: ReplyRouter | None = None,
     rng: random.Random | None = None,
+    tokens: TokenFile | None = None,
 ) -> FastAPI:
     """The gateway for `settings`' namespace; `catalog` says what exists.
 
     The reply router (one producer, one reply consumer) starts and stops with
     the app's lifespan unless one is passed in (then the caller owns it).
     `rng` draws experiment candidates and mirror copies (seed it in tests).
+    With `tokens`, every path but /v2/health/* needs one of them as a bearer token.
     """
     state: dict[str, ReplyRouter] = {}
 
@@ -120,6 +123,8 @@ def create_app(
         description="Open Inference Protocol V2 over tensorflux's Kafka topics.",
         lifespan=lifespan,
     )
+    if tokens is not None:
+        app.add_middleware(BearerAuth, tokens=tokens)
     # Prometheus metrics of this process (with `tensorflux up`, the worker's as well).
     app.mount("/metrics", make_asgi_app())
     endpoints = Endpoints(Resolver(catalog, rng), lambda: state.get("router"), timeout_s)

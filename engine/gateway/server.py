@@ -10,6 +10,7 @@ import uvicorn
 from engine.config import KafkaSettings
 from engine.gateway.app import DEFAULT_TIMEOUT_S, create_app
 from engine.gateway.catalog import Catalog
+from engine.gateway.security import TlsFiles, TokenFile
 
 log = logging.getLogger("tensorflux.gateway")
 
@@ -23,13 +24,15 @@ def run_gateway(
     *,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     log_level: str = "warning",
+    tokens: TokenFile | None = None,
+    tls: TlsFiles | None = None,
 ) -> None:
     """Serve the gateway on host:port until `stop` is set (blocks; any thread).
 
     Uvicorn installs no signal handlers outside the main thread: whoever runs
     this sets `stop` on Ctrl-C/SIGTERM.
     """
-    app = create_app(settings, catalog, timeout_s=timeout_s)
+    app = create_app(settings, catalog, timeout_s=timeout_s, tokens=tokens)
     config = uvicorn.Config(
         app,
         host=host,
@@ -38,6 +41,7 @@ def run_gateway(
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=5,
+        **(tls.uvicorn_options() if tls is not None else {}),
     )
     server = uvicorn.Server(config)
 
@@ -47,7 +51,16 @@ def run_gateway(
 
     watcher = threading.Thread(target=watch, name="gateway-stop", daemon=True)
     watcher.start()
-    log.info("gateway on http://%s:%d/v2 (namespace %s)", host, port, settings.namespace)
+    scheme = "https" if tls is not None else "http"
+    log.info(
+        "gateway on %s://%s:%d/v2 (namespace %s%s%s)",
+        scheme,
+        host,
+        port,
+        settings.namespace,
+        ", bearer tokens required" if tokens is not None else "",
+        ", client certificates required" if tls is not None and tls.client_ca else "",
+    )
     server.run()
     if not stop.is_set() and not server.should_exit:
         log.error("gateway on %s:%d stopped on its own", host, port)
