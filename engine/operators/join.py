@@ -9,7 +9,11 @@ A node reads data sources (joined by `inputs_join`) and trigger sources
 
 A pending key lives for the node's window, measured on the wall clock, so an
 outer join emits what it has even when no further traffic comes. Once a key
-has emitted, later arrivals for it within the window are released unused.
+has emitted, later arrivals for it within the window are released unused
+(redeliveries, and an `any` join's other sources), except that an arrival on a
+source the emission used, from further on in that source (a larger position,
+e.g. Kafka offset), is the same id reused by a new request: it starts a new
+join instead of vanishing.
 """
 
 from __future__ import annotations
@@ -47,6 +51,8 @@ class _Pending(Generic[Item]):
     deadline_ms: int
     arrivals: dict[int, Item] = field(default_factory=dict)
     emitted: bool = False
+    positions: dict[int, int] = field(default_factory=dict)
+    """Per source, the position of the arrival it holds or used."""
 
 
 class Join(Generic[Item]):
@@ -75,12 +81,25 @@ class Join(Generic[Item]):
         """One source, no triggers: every arrival emits at once and nothing is kept."""
         return self.n_inputs == 1 and self.n_triggers == 0
 
-    def process(self, key: Hashable, source: int, item: Item, now_ms: int) -> JoinResult[Item]:
+    def process(
+        self, key: Hashable, source: int, item: Item, now_ms: int, position: int | None = None
+    ) -> JoinResult[Item]:
+        """`position`: where the item sits in its source (a Kafka offset); it tells a
+        redelivered arrival (not past the one used) from a reused key (further on)."""
         result: JoinResult[Item] = JoinResult()
         if self.passes_through():
             result.emitted.append(Emission(key, [item], []))
             return result
         pending = self._pending.get(key)
+        if (
+            pending is not None
+            and pending.emitted
+            and position is not None
+            and source in pending.positions
+            and position > pending.positions[source]
+        ):
+            del self._pending[key]  # answered; this is a new request under the same key
+            pending = None
         if pending is None:
             pending = self._pending[key] = _Pending(now_ms + self.window_ms)
         if pending.emitted or source in pending.arrivals:
@@ -88,6 +107,8 @@ class Join(Generic[Item]):
             result.released.append(item)
             return result
         pending.arrivals[source] = item
+        if position is not None:
+            pending.positions[source] = position
         if self._satisfied(pending.arrivals, closing=False):
             self._emit(key, pending, result)
         return result

@@ -138,6 +138,16 @@ class NodeAgent:
         self._labels: dict[str, str] = {}
         for source in self.sources:  # the first source reading a topic names it
             self._labels.setdefault(source.topic, f"'{source.ref.spelled(node.pipeline)}'")
+        # A chained pipeline's caller must learn why its upstream failed: error records on
+        # another pipeline's outputs are passed on to this one's (once per topic read).
+        self._passes_errors_of = frozenset(
+            index
+            for index, source in enumerate(self.sources)
+            if source.ref.pipeline != node.pipeline
+            and source.ref.step is None
+            and source.ref.port == "outputs"
+            and all(s.topic != source.topic for s in self.sources[:index])
+        )
         self.lane: FastLane | None = None
         if lane:
             if model is None or not fits_lane(node, model, max_visits):
@@ -154,12 +164,16 @@ class NodeAgent:
 
     def process(self, source_index: int, record: Record, now_ms: int, out: list[Outgoing]) -> None:
         if record.is_error():
-            return  # failures travel on their own; a downstream pipeline does not consume them
+            if source_index in self._passes_errors_of:  # the record names where it failed
+                headers = self.headers_for(record.headers, record.request_id)
+                headers.append((h.ERROR, record.header(h.ERROR) or b"internal"))
+                out.append(Outgoing(self.failure_topic, record.request_id, record.value, headers))
+            return  # failures are not data: no step consumes them
         if self.forwards_raw:
             out.append(
                 Outgoing(
                     self.node.output_topic,
-                    record.key,
+                    record.request_id,
                     record.value,
                     self.headers_for(record.headers, record.request_id),
                 )
@@ -175,8 +189,11 @@ class NodeAgent:
         if tensors is None:
             return  # the tensor this edge reads is absent: conditional routing drops it here
         visits = revisits.parse(record.header(revisits.VISITS_HEADER)) if self.max_visits else {}
-        key: Hashable = (record.partition, message.id, visits.get(self.node.name, 0))
-        result = self.join.process(key, source_index, Arrival(record, tensors, visits), now_ms)
+        # Joined by the record's request id (its key), the id every record of it is written with.
+        key: Hashable = (record.partition, record.request_id, visits.get(self.node.name, 0))
+        result = self.join.process(
+            key, source_index, Arrival(record, tensors, visits), now_ms, record.offset
+        )
         if not self.join.passes_through():
             self.tracker.hold(record.ref)
         self._joined(result, now_ms, out)

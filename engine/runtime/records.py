@@ -51,13 +51,19 @@ class Record:
         """The record's value decoded as `kind` (cached); raises CodecError."""
         message = self._decoded.get(kind)
         if message is None:
-            message = decode_payload(self.value, self.headers, kind, default_id=self.key or None)
+            message = decode_payload(self.value, self.headers, kind, default_id=self.request_id)
             self._decoded[kind] = message
         return message
 
     @property
     def request_id(self) -> str:
-        return self.key or h.header_value(self.headers, h.REQUEST_ID) or ""
+        """The key, else the x-request-id header, else an id unique to this record: two
+        keyless requests must never share an answer (or a join)."""
+        return (
+            self.key
+            or h.header_value(self.headers, h.REQUEST_ID)
+            or f"{self.topic}:{self.partition}:{self.offset}"
+        )
 
 
 def chunk_by_topic(

@@ -148,3 +148,30 @@ def test_drop_forgets_keys_of_revoked_partitions() -> None:
     j.process((1, "b"), 0, "b0", 0)
     assert j.drop(lambda key: key[0] == 1) == ["b0"]
     assert len(j) == 1
+
+
+def test_a_key_reused_further_on_after_its_answer_is_a_new_request() -> None:
+    j = join(2)
+    j.process("k", 0, "a1", 0, position=10)
+    assert [e.inputs for e in j.process("k", 1, "b1", 1, position=20).emitted] == [["a1", "b1"]]
+    # The same id again, later in both sources: a second request, answered too.
+    assert not j.process("k", 0, "a2", 2, position=11).emitted
+    assert [e.inputs for e in j.process("k", 1, "b2", 3, position=21).emitted] == [["a2", "b2"]]
+
+
+def test_a_redelivered_arrival_of_an_answered_key_is_released_not_answered_again() -> None:
+    j = join(2)
+    j.process("k", 0, "a", 0, position=10)
+    j.process("k", 1, "b", 1, position=20)
+    # Consumed again (a rewind, a rebalance): at or before what was used.
+    for source, item, position in ((0, "a-again", 10), (1, "b-again", 20), (0, "older", 9)):
+        result = j.process("k", source, item, 2, position=position)
+        assert not result.emitted and result.released == [item]
+
+
+def test_any_join_late_arrivals_of_other_sources_stay_released() -> None:
+    j = join(2, "any")
+    assert [e.inputs for e in j.process("k", 0, "a", 0, position=5).emitted] == [["a"]]
+    # The other source of the same request, arriving after the first answered: not a new one.
+    result = j.process("k", 1, "b", 1, position=50)
+    assert not result.emitted and result.released == ["b"]

@@ -181,3 +181,59 @@ def test_a_model_that_does_not_load_stops_the_driver(tmp_path: Path) -> None:
     )
     with pytest.raises(ResourcesFailed, match="model 'broken': .*no weights here"):
         TopologyTestDriver.from_files([tmp_path / "broken.yaml"])
+
+
+def test_keyless_requests_never_share_an_answer() -> None:
+    # Two JSON requests without a key nor an id into a join: each gets an id of its own
+    # (topic:partition:offset), carried in x-request-id, and its own answer.
+    with TopologyTestDriver.from_files([EXAMPLES]) as driver:
+        inputs = driver.topics.pipeline_inputs("tfsimples-join")
+        rows = ([1] * 16, [2] * 16)
+        for row in rows:
+            document = {
+                "inputs": [
+                    {"name": "INPUT0", "datatype": "INT32", "shape": [1, 16], "data": row},
+                    {"name": "INPUT1", "datatype": "INT32", "shape": [1, 16], "data": row},
+                ]
+            }
+            driver.send(inputs, "", document)
+        outputs = driver.outputs("tfsimples-join")
+        assert sorted(outputs) == [f"{inputs}:0:0", f"{inputs}:0:1"]
+        for offset, row in enumerate(rows):
+            answer = outputs[f"{inputs}:0:{offset}"]
+            assert answer.header("x-request-id") == f"{inputs}:0:{offset}"
+            assert answer.arrays()["OUTPUT0"].tolist() == [[2 * v for v in row]]
+
+
+def test_a_request_id_reused_after_its_answer_is_answered_again() -> None:
+    with TopologyTestDriver.from_files([EXAMPLES]) as driver:
+        first = driver.infer("tfsimples-join", _row_inputs(1), request_id="same")
+        assert driver.output("tfsimples-join", first).arrays()["OUTPUT0"].tolist() == [[2] * 16]
+        driver.infer("tfsimples-join", _row_inputs(3), request_id="same")
+        answers = [
+            r.arrays()["OUTPUT0"].tolist()
+            for r in driver.records(driver.topics.pipeline_outputs("tfsimples-join"))
+        ]
+        assert answers == [[[2] * 16], [[6] * 16]]
+
+
+def _row_inputs(value: int) -> dict:
+    row = np.full((1, 16), value, dtype=np.int32)
+    return {"INPUT0": row, "INPUT1": row}
+
+
+def test_an_upstream_failure_reaches_the_outputs_of_pipelines_chained_on_it() -> None:
+    with TopologyTestDriver.from_files([EXAMPLES]) as driver:
+        wrong = np.zeros((1, 16), dtype=np.float32)  # tfsimple1 takes INT32
+        rid = driver.infer("chain-base", {"INPUT0": wrong, "INPUT1": wrong})
+        upstream = driver.output("chain-base", rid)
+        assert upstream.is_error
+        # Both read chain-base's outputs (externalInputs).
+        for chained in ("chain-extended", "chain-extended-again"):
+            answer = driver.output(chained, rid)
+            assert answer.is_error, chained
+            error = answer.error()
+            assert (error.pipeline, error.step) == (upstream.error().pipeline, "tfsimple1")
+            assert error.pipeline == "chain-base" and error.kind == "bad-input"
+        # Passed on, not raised again: the errors topic holds the one failure.
+        assert [e.request_id for e in driver.errors()] == [rid]

@@ -340,3 +340,49 @@ def kafka_encode(rid: str, **arrays: object) -> bytes:
     from engine.codec import encode_avro
 
     return encode_avro(InferenceMessage(rid, tensors(**arrays), "request"))
+
+
+def test_keyless_requests_and_reused_request_ids_are_each_answered(kafka: Kafka) -> None:
+    import time
+
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    from engine.codec import decode_payload, encode_json
+
+    pipeline = "tfsimples-join"
+    inputs = kafka.topics.pipeline_inputs(pipeline)
+    rid = new_id("reused")
+    kafka.infer(pipeline, rid, **tfsimple_inputs())
+    kafka.outputs(pipeline, [rid])  # answered: the id is free to be used again
+    row = int32(*[3] * 16, shape=(1, 16))
+    kafka.infer(pipeline, rid, INPUT0=row, INPUT1=row)
+    for value in (5, 7):  # two keyless JSON requests, no id anywhere
+        keyless = int32(*[value] * 16, shape=(1, 16))
+        message = InferenceMessage("", tensors(INPUT0=keyless, INPUT1=keyless), "request")
+        kafka.producer.produce(
+            inputs, encode_json(message).replace(b'"id":"",', b""), None,
+            headers=[(h.CONTENT_TYPE, b"application/json")],
+        )  # fmt: skip
+    kafka.producer.flush(10)
+
+    consumer = Consumer(kafka.settings.consumer_config(new_id("reader")))
+    consumer.assign([TopicPartition(kafka.topics.pipeline_outputs(pipeline), 0, OFFSET_BEGINNING)])
+    answers: dict[str, list[list[int]]] = {}
+    deadline = time.monotonic() + 30
+    try:
+        while time.monotonic() < deadline:
+            for record in consumer.consume(100, timeout=0.1):
+                if record.error() is not None:
+                    continue
+                key = (record.key() or b"").decode()
+                if key == rid or key.startswith(f"{inputs}:"):
+                    reply = decode_payload(record.value(), record.headers() or [], "response")
+                    first = reply.as_arrays()["OUTPUT0"].tolist()[0]
+                    answers.setdefault(key, []).append(first[0])
+            if len(answers.get(rid, ())) >= 2 and len(answers) >= 3:
+                break
+    finally:
+        consumer.close()
+    assert answers.get(rid) == [2, 6], answers  # the reused id, answered twice
+    keyless = {k: v for k, v in answers.items() if k != rid}
+    assert sorted(v[0] for v in keyless.values()) == [10, 14], answers  # one answer each
