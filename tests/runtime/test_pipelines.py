@@ -386,3 +386,13 @@ def test_keyless_requests_and_reused_request_ids_are_each_answered(kafka: Kafka)
     assert answers.get(rid) == [2, 6], answers  # the reused id, answered twice
     keyless = {k: v for k, v in answers.items() if k != rid}
     assert sorted(v[0] for v in keyless.values()) == [10, 14], answers  # one answer each
+
+
+def test_an_upstream_failure_reaches_a_chained_pipelines_caller(kafka: Kafka) -> None:
+    rid = new_id("chain-fail")
+    wrong = fp32(*[0.0] * 16)  # tfsimple1 takes INT32 [1,16]
+    kafka.infer("chain-base", rid, INPUT0=wrong, INPUT1=wrong)
+    answer = kafka.outputs("chain-extended", [rid])[rid]
+    assert answer.is_error
+    error = answer.error()
+    assert (error.pipeline, error.step, error.kind) == ("chain-base", "tfsimple1", "bad-input")
