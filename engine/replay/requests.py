@@ -1,0 +1,87 @@
+"""A recorded request made into a replayed one: new id, same tensors, lineage headers.
+
+The new id is the run id with the original's partition and offset, so it
+never meets an original id and `--resume` derives the same one again. Only
+the id changes in the payload: an Avro value has its leading id string
+swapped and every byte after it kept (tensors byte for byte); a JSON value
+gets a new "id". A value neither can read is sent as it was (it failed
+before and should fail the same way); its key and header carry the new id.
+"""
+
+from __future__ import annotations
+
+import json
+
+from engine import headers as h
+from engine.replay.reading import Recorded
+from engine.replay.selection import original_id
+
+_DROPPED = frozenset({h.REQUEST_ID, h.PIPELINE, h.STEP, h.TRACEPARENT, h.ERROR, *h.REPLAY_HEADERS})
+"""The original's headers that a replay replaces: identity, position, its trace."""
+
+
+def new_request_id(run: str, record: Recorded) -> str:
+    return f"{run}-{record.partition}-{record.offset}"
+
+
+def replay_headers(
+    run: str, record: Recorded, new_id: str, pipeline: str | None
+) -> list[tuple[str, bytes]]:
+    kept = [(k, v) for k, v in record.headers if k.lower() not in _DROPPED]
+    lineage = [
+        (h.REQUEST_ID, new_id.encode()),
+        (h.REPLAY_RUN, run.encode()),
+        (h.REPLAY_OF, original_id(record).encode()),
+        (h.REPLAY_SOURCE, record.coordinates.encode()),
+        (h.ORIGINAL_TIMESTAMP, str(record.timestamp_ms).encode()),
+    ]
+    if pipeline is not None:
+        lineage.append((h.PIPELINE, pipeline.encode()))
+    return kept + lineage
+
+
+def with_request_id(value: bytes, headers: list[tuple[str, bytes]], new_id: str) -> bytes:
+    """The payload with its id replaced and everything else unchanged."""
+    if h.is_json(headers):
+        try:
+            document = json.loads(value)
+        except ValueError:
+            return value
+        if not isinstance(document, dict):
+            return value
+        document["id"] = new_id
+        return json.dumps(document, separators=(",", ":")).encode()
+    span = avro_id_end(value)
+    if span is None:
+        return value
+    encoded = new_id.encode()
+    return _zigzag(len(encoded)) + encoded + value[span:]
+
+
+def avro_id_end(value: bytes) -> int | None:
+    """Where the Avro string at the start of `value` ends; None if it is not one."""
+    shift = result = position = 0
+    while True:
+        if position >= len(value) or shift > 63:
+            return None
+        byte = value[position]
+        position += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            break
+        shift += 7
+    length = (result >> 1) ^ -(result & 1)
+    end = position + length
+    if length < 0 or end > len(value):
+        return None
+    return end
+
+
+def _zigzag(n: int) -> bytes:
+    n = (n << 1) ^ (n >> 63)
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
