@@ -41,7 +41,7 @@ class Target:
 
     @property
     def spelled(self) -> str:
-        return self.name if self.kind == "pipeline" else f"model {self.name}"
+        return self.name if self.kind == "pipeline" else f"model/{self.name}"
 
 
 def parse_source(text: str, topics: TopicNames, existing: Mapping[str, int]) -> Source:

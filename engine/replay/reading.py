@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from engine import headers as h
+from engine.admin import TopicAdmin
 from engine.config import KafkaSettings
 from engine.replay.errors import ReplayError
 
@@ -66,7 +67,13 @@ class RangeReader:
         self.consumer = Consumer(
             settings.consumer_config(
                 f"{settings.topic_prefix}.{settings.namespace}.replay.{uuid.uuid4().hex[:8]}",
-                **{"enable.partition.eof": True, "enable.auto.commit": False},
+                # A fetch that finds nothing waits fetch.wait.max.ms (librdkafka: 500) before
+                # the EOF that ends a read is known: reads here are short and want it soon.
+                **{
+                    "enable.partition.eof": True,
+                    "enable.auto.commit": False,
+                    "fetch.wait.max.ms": 10,
+                },
             )
         )
         self._finished: set[TP] = set()
@@ -196,3 +203,23 @@ def first_by_key(
         if known is None or (h.is_error(known.headers) and not h.is_error(message.headers())):
             found[slot] = Recorded.of(message)
     return found
+
+
+def latest_values(settings: KafkaSettings, topic: str) -> dict[str, bytes]:
+    """A compacted one-partition topic as a table: the latest value of each key (a
+    tombstone removes it), read to its end; empty when the topic does not exist."""
+    values: dict[str, bytes] = {}
+    if topic not in TopicAdmin(settings).existing():
+        return values
+    reader = RangeReader(settings)
+    try:
+        low, _ = reader.watermarks(topic, 0)
+        for message in reader.read({(topic, 0): (low, None)}):
+            key, value = (message.key() or b"").decode("utf-8", "replace"), message.value()
+            if value is None:
+                values.pop(key, None)
+            else:
+                values[key] = value
+    finally:
+        reader.close()
+    return values

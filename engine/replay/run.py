@@ -21,12 +21,12 @@ from engine.replay.divergence import first_divergent_steps
 from engine.replay.endpoints import Source, Target, parse_source, resolve_target, step_pairs
 from engine.replay.errors import BadInvocation
 from engine.replay.progress import ReplayProgress
-from engine.replay.reading import RangeReader, Recorded, first_by_key
+from engine.replay.reading import RangeReader, Recorded, first_by_key, latest_values
 from engine.replay.report import Report, dry_run_summary
 from engine.replay.requests import new_request_id, replay_headers, with_request_id
 from engine.replay.selection import Selection, original_id, partition_ranges, select
 from engine.replay.sending import AnswerCollector, Outbound, Pace, send_all, wait_answers
-from engine.runtime.control import TopicReader, compile_documents
+from engine.runtime.control import compile_documents
 from engine.topology import TopicNames, Topology
 
 
@@ -56,11 +56,8 @@ class ReplayResult:
 
 def loaded_topology(settings: KafkaSettings) -> Topology:
     """What the control topic says is loaded now."""
-    reader = TopicReader(settings, settings.topics().control())
-    try:
-        documents = {k: v.decode() for k, v in reader.read_to_end().items()}
-    finally:
-        reader.close()
+    values = latest_values(settings, settings.topics().control())
+    documents = {key: value.decode() for key, value in values.items()}
     topology, _ = compile_documents(documents, settings.topics())
     return topology
 
@@ -96,14 +93,10 @@ def replay(
         raise BadInvocation("give SOURCE (a pipeline or PIPELINE.step.STEP), or --resume RUN")
     request.selection.check()
     source = parse_source(request.source, topics, existing)
-    topology = loaded_topology(settings)
-    target = resolve_target(
-        source, topology, topics, into=request.into, into_model=request.into_model
-    )
     reader = RangeReader(settings)
     try:
         return _replay(
-            settings, request, manifest, source, target, topology, existing, reader,
+            settings, request, manifest, source, existing, reader,
             now_ms=now_ms, stop=stop, notice=notice, progress=progress,
         )  # fmt: skip
     finally:
@@ -115,8 +108,6 @@ def _replay(
     request: ReplayRequest,
     manifest: runs.Manifest | None,
     source: Source,
-    target: Target,
-    topology: Topology,
     existing: dict[str, int],
     reader: RangeReader,
     *,
@@ -127,70 +118,74 @@ def _replay(
 ) -> ReplayResult:
     selection = request.selection
     partitions = existing[source.requests]
+    # The control topic is read while the source's bounds are found (each takes a moment).
+    loading = _Background(lambda: loaded_topology(settings))
     warnings: list[str] = []
     if manifest is None:
         ranges, warnings = partition_ranges(reader, source.requests, partitions, selection, now_ms)
     else:
         ranges = manifest.ranges
-    records = select(reader, source.requests, ranges, selection)
-    if selection.request_ids is not None:
-        found = {original_id(r) for r in records}
-        missing = [i for i in selection.request_ids if i not in found]
-        if missing and records:
-            shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
-            warnings.append(f"{len(missing)} request id(s) not found on {source.requests}: {shown}")
-    for warning in warnings:
-        notice(f"warning: {warning}")
-    if not records:
-        raise BadInvocation(
-            f"nothing to replay: no request on {source.requests} {_what(selection)}"
-        )
+    topology = loading.result()
+    target = resolve_target(
+        source, topology, settings.topics(), into=request.into, into_model=request.into_model
+    )
     run = manifest.run if manifest is not None else runs.new_run_id(now_ms)
-    report = Report(run, source.spelled, target.spelled, len(records), warnings=warnings)
     if request.dry_run:
+        records = _selected(reader, source, ranges, selection, warnings, notice)
+        report = Report(run, source.spelled, target.spelled, len(records), warnings=warnings)
         return ReplayResult(report, dry_run=dry_run_summary(records))
-
     admin = TopicAdmin(settings)
     admin.ensure([target.requests, target.answers])
     existing = admin.existing()
-    if manifest is None:
-        manifest = runs.Manifest(
-            run=run,
-            source=source.spelled,
-            into=request.into,
-            into_model=request.into_model,
-            selection=selection,
-            diff=request.diff,
-            started_ms=now_ms,
-            ranges=ranges,
-            requests_from=runs.positions_now(reader, target.requests, existing[target.requests]),
-            answers_from=runs.positions_now(reader, target.answers, existing[target.answers]),
+    requests_from, answers_from = (
+        (manifest.requests_from, manifest.answers_from)
+        if manifest is not None
+        else (
+            runs.positions_now(reader, target.requests, existing[target.requests]),
+            runs.positions_now(reader, target.answers, existing[target.answers]),
         )
-        runs.save(settings, manifest)
-        done: dict[str, str] = {}
-    else:
-        done = runs.already_sent(
-            reader, manifest, target.requests, existing[target.requests], now_ms
-        )
-    verb = "resumes" if done else "replays"
-    notice(
-        f"replay run {run} {verb} {len(records)} request(s) from {source.spelled} into "
-        f"{target.spelled}" + (f" ({len(done)} sent before)" if done else "")
     )
-    pipeline = target.name if target.kind == "pipeline" else None
-    ids = [new_request_id(run, record) for record in records]
-    outbound = [
-        Outbound(
-            new_id,
-            record,
-            with_request_id(record.value, record.headers, new_id),
-            replay_headers(run, record, new_id, pipeline),
-        )
-        for new_id, record in zip(ids, records, strict=True)
-        if record.coordinates not in done
-    ]
-    collector = AnswerCollector(settings, target.answers, manifest.answers_from, ids)
+    # Listening from before anything is sent (and while the selection is read).
+    collector = AnswerCollector(settings, target.answers, answers_from, f"{run}-")
     try:
+        records = _selected(reader, source, ranges, selection, warnings, notice)
+        report = Report(run, source.spelled, target.spelled, len(records), warnings=warnings)
+        if manifest is None:
+            manifest = runs.Manifest(
+                run=run,
+                source=source.spelled,
+                into=request.into,
+                into_model=request.into_model,
+                selection=selection,
+                diff=request.diff,
+                started_ms=now_ms,
+                ranges=ranges,
+                requests_from=requests_from,
+                answers_from=answers_from,
+            )
+            runs.save(settings, manifest)
+            done: dict[str, str] = {}
+        else:
+            done = runs.already_sent(
+                reader, manifest, target.requests, existing[target.requests], now_ms
+            )
+        verb = "resumes" if done else "replays"
+        notice(
+            f"replay run {run} {verb} {len(records)} request(s) from {source.spelled} into "
+            f"{target.spelled}" + (f" ({len(done)} sent before)" if done else "")
+        )
+        pipeline = target.name if target.kind == "pipeline" else None
+        ids = [new_request_id(run, record) for record in records]
+        outbound = [
+            Outbound(
+                new_id,
+                record,
+                with_request_id(record.value, record.headers, new_id),
+                replay_headers(run, record, new_id, pipeline),
+            )
+            for new_id, record in zip(ids, records, strict=True)
+            if record.coordinates not in done
+        ]
         with ReplayProgress(len(records), enabled=progress) as bar:
             bar.update(sent=len(done), answered=collector.count())
             outcome = send_all(
@@ -227,6 +222,31 @@ def _replay(
             collector.answers, manifest, settings.topics(), now_ms=time.time_ns() // 1_000_000,
         )  # fmt: skip
     return ReplayResult(report)
+
+
+def _selected(
+    reader: RangeReader,
+    source: Source,
+    ranges: dict[int, tuple[int, int]],
+    selection: Selection,
+    warnings: list[str],
+    notice: Callable[[str], None],
+) -> list[Recorded]:
+    """The records to replay; BadInvocation when there are none."""
+    records = select(reader, source.requests, ranges, selection)
+    if selection.request_ids is not None:
+        found = {original_id(r) for r in records}
+        missing = [i for i in selection.request_ids if i not in found]
+        if missing and records:
+            shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+            warnings.append(f"{len(missing)} request id(s) not found on {source.requests}: {shown}")
+    for warning in warnings:
+        notice(f"warning: {warning}")
+    if not records:
+        raise BadInvocation(
+            f"nothing to replay: no request on {source.requests} {_what(selection)}"
+        )
+    return records
 
 
 def _count(
@@ -313,3 +333,26 @@ def _what(selection: Selection) -> str:
     if selection.request_ids is not None:
         parts.append(f"with the {len(selection.request_ids)} request id(s) given")
     return " and ".join(parts) or "(the topic is empty)"
+
+
+class _Background:
+    """A call on its own thread; `result()` waits for it (and raises what it raised)."""
+
+    def __init__(self, call: Callable[[], Any]) -> None:
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                self._value = call()
+            except BaseException as error:  # handed to the caller of result()
+                self._error = error
+
+        self._thread = threading.Thread(target=run, name="replay-background", daemon=True)
+        self._thread.start()
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value

@@ -19,12 +19,13 @@ from typing import Any
 from confluent_kafka import Producer
 
 from engine import headers as h
+from engine.admin import TopicAdmin
 from engine.config import KafkaSettings
 from engine.replay.diff import Tolerance
 from engine.replay.errors import BadInvocation, ReplayError
-from engine.replay.reading import RangeReader
+from engine.replay.reading import RangeReader, latest_values
 from engine.replay.selection import Selection
-from engine.runtime.control import TopicReader
+from engine.runtime.control import COMPACTED
 
 
 def runs_topic(settings: KafkaSettings) -> str:
@@ -80,8 +81,7 @@ class Manifest:
 
 
 def save(settings: KafkaSettings, manifest: Manifest) -> None:
-    reader = TopicReader(settings, runs_topic(settings))  # creates the compacted topic
-    reader.close()
+    TopicAdmin(settings).ensure([runs_topic(settings)], partitions=1, config=COMPACTED)
     producer = Producer(settings.producer_config())
     producer.produce(
         runs_topic(settings), json.dumps(manifest.to_json()).encode(), manifest.run.encode()
@@ -91,11 +91,7 @@ def save(settings: KafkaSettings, manifest: Manifest) -> None:
 
 
 def load(settings: KafkaSettings, run: str) -> Manifest:
-    reader = TopicReader(settings, runs_topic(settings))
-    try:
-        values = reader.read_to_end()
-    finally:
-        reader.close()
+    values = latest_values(settings, runs_topic(settings))
     value = values.get(run)
     if value is None:
         known = sorted(values)[-5:]

@@ -53,12 +53,13 @@ class Outbound:
 
 
 class AnswerCollector:
-    """Reads one topic from given positions, keeping the first record of each wanted key."""
+    """Reads one topic from given positions, keeping the first record of each key that
+    starts with `prefix` (a run's new ids all start with the run id)."""
 
     def __init__(
-        self, settings: KafkaSettings, topic: str, starts: Mapping[int, int], wanted: Iterable[str]
+        self, settings: KafkaSettings, topic: str, starts: Mapping[int, int], prefix: str
     ) -> None:
-        self.wanted = set(wanted)
+        self.prefix = prefix
         self.answers: dict[str, Recorded] = {}
         self.changed = threading.Condition()
         self._stop = threading.Event()
@@ -83,7 +84,7 @@ class AnswerCollector:
                         continue
                     raw = message.key()
                     key = raw.decode("utf-8", "replace") if raw else ""
-                    if key in self.wanted and key not in self.answers:
+                    if key.startswith(self.prefix) and key not in self.answers:
                         found.append(Recorded.of(message))
                 if found:
                     with self.changed:

@@ -1,4 +1,4 @@
-"""One engine per module for the replay tests: specs on the control topic, a worker
+"""One engine for all the replay tests: specs on the control topic, a worker
 serving them, and recorded traffic, all on the session's broker.
 
 Recorded traffic: 1,000 good requests to `scoring` stamped T0 + 10 ms * i
@@ -70,6 +70,21 @@ class Engine:
             timeout=timeout,
         )
 
+    def replay(self, source: str | None, **options: object) -> dict:
+        """In-process (no interpreter start): the report's JSON, `dry_run` added for dry runs."""
+        from engine.replay.run import ReplayRequest, replay
+        from engine.replay.selection import Selection
+
+        fields = set(Selection.__dataclass_fields__)
+        selection = Selection(**{k: v for k, v in options.items() if k in fields})  # type: ignore[arg-type]
+        rest = {k: v for k, v in options.items() if k not in fields}
+        result = replay(self.settings, ReplayRequest(source, selection=selection, **rest))  # type: ignore[arg-type]
+        out = result.report.to_json()
+        out["exit_code"] = result.report.exit_code()
+        if result.dry_run is not None:
+            out["dry_run"] = result.dry_run
+        return out
+
     def replay_json(self, *args: str, expect: int | None = None) -> dict:
         result = self.cli("pipeline", "replay", *args, "-o", "json")
         if expect is not None:
@@ -82,7 +97,7 @@ def request(request_id: str, x0: float) -> bytes:
     return encode_avro(InferenceMessage(request_id, (Tensor.from_array("X", x),), "request"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def engine(kafka_bootstrap: str) -> Iterator[Engine]:
     settings = KafkaSettings(bootstrap=kafka_bootstrap, namespace=f"t{uuid.uuid4().hex[:12]}")
     plane = ControlPlane(settings)
@@ -135,7 +150,10 @@ def read_topic(settings: KafkaSettings, topic: str) -> list[Seen]:
 
     partitions = TopicAdmin(settings).existing().get(topic, 0)
     consumer = Consumer(
-        settings.consumer_config(f"read-{uuid.uuid4().hex[:8]}", **{"enable.partition.eof": True})
+        settings.consumer_config(
+            f"read-{uuid.uuid4().hex[:8]}",
+            **{"enable.partition.eof": True, "fetch.wait.max.ms": 10},
+        )
     )
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
     pending, seen = set(range(partitions)), []

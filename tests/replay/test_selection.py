@@ -9,6 +9,9 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
+from engine.replay.errors import BadInvocation
 from tests.runtime.helpers import ROOT
 
 from .conftest import GOOD, STEP_MS, Engine, good_id, of_run, read_topic, request
@@ -24,37 +27,33 @@ def _replayed(engine: Engine, report: dict, pipeline: str = "scoring-v2") -> lis
 
 def test_a_time_window_in_the_middle_replays_exactly_the_requests_inside_it(engine: Engine):
     start, end = engine.t0 + 300 * STEP_MS, engine.t0 + 600 * STEP_MS
-    report = engine.replay_json(
-        "scoring", "--into", "scoring-v2", "--from-time", str(start), "--to-time", str(end),
-        expect=0,
-    )  # fmt: skip
+    report = engine.replay("scoring", into="scoring-v2", from_ms=start, to_ms=end)
+    assert report["exit_code"] == 0
     assert report["selected"] == report["sent"] == report["answered"] == 300
     replayed = _replayed(engine, report)
     assert sorted(replayed) == [good_id(i) for i in range(300, 600)]  # none twice, none missed
 
 
 def test_windows_ending_and_starting_inside_record_batches_are_exact(engine: Engine):
-    # The recorded burst went out in a few large batches; windows of one record, at odd
-    # places, still find exactly that record.
-    for i in (1, 333, 777, GOOD - 1):
+    # The recorded burst went out in a few large record batches; one-record windows at odd
+    # places still find exactly that record (dry runs: what would be sent).
+    for i in (1, 333, GOOD - 1):
         stamp = engine.t0 + i * STEP_MS
-        report = engine.replay_json(
-            "scoring", "--into", "scoring-v2", "--from-time", str(stamp),
-            "--to-time", str(stamp + 1), expect=0,
-        )  # fmt: skip
-        assert _replayed(engine, report) == [good_id(i)]
+        report = engine.replay(
+            "scoring", into="scoring-v2", from_ms=stamp, to_ms=stamp + 1, dry_run=True
+        )
+        assert report["selected"] == 1
+        assert report["dry_run"]["partitions"]["0"]["first_offset"] == i
 
 
 def test_offsets_from_inclusive_to_exclusive(engine: Engine):
-    report = engine.replay_json(
-        "scoring", "--into", "scoring-v2", "--from-offset", "100", "--to-offset", "110", expect=0
-    )
+    report = engine.replay("scoring", into="scoring-v2", from_offset=100, to_offset=110)
     assert sorted(_replayed(engine, report)) == [good_id(i) for i in range(100, 110)]
 
 
 def test_limit_takes_the_oldest(engine: Engine):
-    report = engine.replay_json("scoring", "--into", "scoring-v2", "--limit", "5", expect=0)
-    assert report["selected"] == 5
+    report = engine.replay("scoring", into="scoring-v2", limit=5)
+    assert report["selected"] == 5 and report["exit_code"] == 0
     assert sorted(_replayed(engine, report)) == [good_id(i) for i in range(5)]
 
 
@@ -63,7 +62,7 @@ def test_request_ids_repeated_and_from_a_file(engine: Engine, tmp_path: Path):
     ids.write_text(f"# picked by hand\n{good_id(7)}\n\n{good_id(70)}\n")
     report = engine.replay_json(
         "scoring", "--into", "scoring-v2", "--request-id", f"@{ids}",
-        "--request-id", good_id(700), expect=0,
+        "--request-id", good_id(700), "--request-id", "not-recorded", expect=0,
     )  # fmt: skip
     assert sorted(_replayed(engine, report)) == [good_id(7), good_id(70), good_id(700)]
 
@@ -85,18 +84,21 @@ def test_dry_run_sends_nothing_and_says_what_it_would_send(engine: Engine):
 
 
 def test_bad_invocations_exit_2_saying_why(engine: Engine):
-    cases = {
+    for args, reason in {
         ("nosuch",): "no pipeline 'nosuch'",
-        ("scoring", "--into", "nosuch"): "no pipeline 'nosuch' is loaded",
-        ("scoring.step.nosuch",): "no step 'nosuch'",
-        ("scoring", "--to-time", str(engine.t0 - 1000)): "nothing to replay",
         ("scoring", "--from-time", "2h", "--to-time", "3h"): "is not before",
-        ("--resume", "r-nosuch"): "no replay run 'r-nosuch'",
-    }
-    for args, reason in cases.items():
+    }.items():
         result = engine.cli("pipeline", "replay", *args)
         assert result.returncode == 2, (args, result.stdout, result.stderr)
         assert reason in result.stderr, (args, result.stderr)
+    for source, options, reason in (
+        ("scoring", {"into": "nosuch"}, "no pipeline 'nosuch' is loaded"),
+        ("scoring.step.nosuch", {}, "no step 'nosuch'"),
+        ("scoring", {"to_ms": engine.t0 - 1000}, "nothing to replay"),
+        (None, {"resume": "r-nosuch"}, "no replay run 'r-nosuch'"),
+    ):
+        with pytest.raises(BadInvocation, match=reason):
+            engine.replay(source, **options)
 
 
 def test_only_what_was_on_the_topic_when_the_replay_started(engine: Engine):
