@@ -89,7 +89,8 @@ def same_bytes(replayed: bytes, original: bytes) -> bool:
 @dataclass
 class TensorTally:
     changed: int = 0
-    max_abs_diff: float | None = 0.0
+    max_abs_diff: float | None = None
+    """The largest difference a number says; None while none has (BYTES, missing tensors)."""
 
     def add(self, diff: TensorDiff) -> None:
         self.changed += diff.changed
