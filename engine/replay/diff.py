@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from engine.codec import CodecError, decode_payload
+from engine.codec.columnar import LayoutMatcher
 from engine.codec.dtypes import BOOL, BYTES
 from engine.messages import InferenceMessage, Tensor
 from engine.replay.requests import avro_id_end
@@ -86,6 +87,9 @@ def same_bytes(replayed: bytes, original: bytes) -> bool:
     return a is not None and b is not None and replayed[a:] == original[b:]
 
 
+_SAME = TensorDiff(False, 0.0)
+
+
 @dataclass
 class TensorTally:
     changed: int = 0
@@ -112,6 +116,7 @@ class Diff:
     """Original request ids whose answer changed."""
     tensors: dict[str, TensorTally] = field(default_factory=dict)
     first_divergent_step: dict[str, int] = field(default_factory=dict)
+    _layouts: LayoutMatcher = field(default_factory=lambda: LayoutMatcher("response"), repr=False)
 
     def add(
         self,
@@ -124,15 +129,17 @@ class Diff:
         if original is None:
             self.no_original += 1
             return False
+        if same_bytes(replayed[0], original[0]):
+            names = self._names(replayed)
+            if names is not None:
+                for name in names:
+                    self._tally(name).add(_SAME)
+                self.same += 1
+                return False
         try:
-            ours = decode_payload(replayed[0], replayed[1], "response")
+            ours: InferenceMessage | None = decode_payload(replayed[0], replayed[1], "response")
         except CodecError:
             ours = None
-        if ours is not None and same_bytes(replayed[0], original[0]):
-            for tensor in ours.tensors:
-                self._tally(tensor.name).add(TensorDiff(False, 0.0))
-            self.same += 1
-            return False
         try:
             theirs = decode_payload(original[0], original[1], "response")
         except CodecError:
@@ -150,6 +157,16 @@ class Diff:
             return True
         self.same += 1
         return False
+
+    def _names(self, answer: tuple[bytes, list[tuple[str, bytes]]]) -> list[str] | None:
+        """The answer's tensor names: from its layout when one fits (no decoding)."""
+        found = self._layouts.match(answer[0])
+        if found is not None:
+            return [tensor.name for tensor in found[0].tensors]
+        try:
+            return list(decode_payload(answer[0], answer[1], "response").names())
+        except CodecError:
+            return None
 
     def _tally(self, name: str) -> TensorTally:
         tally = self.tensors.get(name)

@@ -59,6 +59,16 @@ class Recorded:
         return f"{self.topic}:{self.partition}:{self.offset}"
 
 
+def is_error_record(headers: list[tuple[str, bytes]] | None) -> bool:
+    """`headers.is_error` for records tensorflux wrote (it names its headers in lower
+    case): an exact match, without lower-casing every header of every record."""
+    if headers:
+        for key, _ in headers:
+            if key == h.ERROR:
+                return True
+    return False
+
+
 class RangeReader:
     """One assign-only consumer (no group, no commits) reading offset ranges."""
 
@@ -200,7 +210,9 @@ def first_by_key(
             continue
         slot = (message.topic(), key)
         known = found.get(slot)
-        if known is None or (h.is_error(known.headers) and not h.is_error(message.headers())):
+        if known is None or (
+            is_error_record(known.headers) and not is_error_record(message.headers())
+        ):
             found[slot] = Recorded.of(message)
     return found
 

@@ -27,22 +27,52 @@ def new_request_id(run: str, record: Recorded) -> str:
 def replay_headers(
     run: str, record: Recorded, new_id: str, pipeline: str | None
 ) -> list[tuple[str, bytes]]:
-    kept = [(k, v) for k, v in record.headers if k.lower() not in _DROPPED]
-    lineage = [
-        (h.REQUEST_ID, new_id.encode()),
-        (h.REPLAY_RUN, run.encode()),
-        (h.REPLAY_OF, original_id(record).encode()),
-        (h.REPLAY_SOURCE, record.coordinates.encode()),
-        (h.ORIGINAL_TIMESTAMP, str(record.timestamp_ms).encode()),
-    ]
-    if pipeline is not None:
-        lineage.append((h.PIPELINE, pipeline.encode()))
-    return kept + lineage
+    return RequestMaker(run, pipeline).headers(record, new_id)[0]
+
+
+class RequestMaker:
+    """Makes a run's replayed requests (what is the same for all of them, computed once)."""
+
+    def __init__(self, run: str, pipeline: str | None) -> None:
+        self.run = run
+        self._run = (h.REPLAY_RUN, run.encode())
+        self._tail = [(h.PIPELINE, pipeline.encode())] if pipeline is not None else []
+
+    def headers(self, record: Recorded, new_id: str) -> tuple[list[tuple[str, bytes]], bool]:
+        """The replayed request's headers, and whether its payload is JSON."""
+        kept = []
+        is_json = False
+        for key, value in record.headers:
+            lowered = key.lower()
+            if lowered in _DROPPED:
+                continue
+            if lowered == h.CONTENT_TYPE:
+                is_json = h.is_json([(key, value)])
+            kept.append((key, value))
+        kept += [
+            (h.REQUEST_ID, new_id.encode()),
+            self._run,
+            (h.REPLAY_OF, original_id(record).encode()),
+            (h.REPLAY_SOURCE, record.coordinates.encode()),
+            (h.ORIGINAL_TIMESTAMP, str(record.timestamp_ms).encode()),
+            *self._tail,
+        ]
+        return kept, is_json
+
+    def make(self, record: Recorded) -> tuple[str, bytes, list[tuple[str, bytes]]]:
+        """(new id, payload, headers) of the replay of `record`."""
+        new_id = f"{self.run}-{record.partition}-{record.offset}"
+        headers, is_json = self.headers(record, new_id)
+        return new_id, _with_id(record.value, is_json, new_id), headers
 
 
 def with_request_id(value: bytes, headers: list[tuple[str, bytes]], new_id: str) -> bytes:
     """The payload with its id replaced and everything else unchanged."""
-    if h.is_json(headers):
+    return _with_id(value, h.is_json(headers), new_id)
+
+
+def _with_id(value: bytes, is_json: bool, new_id: str) -> bytes:
+    if is_json:
         try:
             document = json.loads(value)
         except ValueError:

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from engine import headers as h
 from engine.admin import TopicAdmin
 from engine.config import KafkaSettings
 from engine.replay import runs
@@ -21,11 +20,17 @@ from engine.replay.divergence import first_divergent_steps
 from engine.replay.endpoints import Source, Target, parse_source, resolve_target, step_pairs
 from engine.replay.errors import BadInvocation
 from engine.replay.progress import ReplayProgress
-from engine.replay.reading import RangeReader, Recorded, first_by_key, latest_values
+from engine.replay.reading import (
+    RangeReader,
+    Recorded,
+    first_by_key,
+    is_error_record,
+    latest_values,
+)
 from engine.replay.report import Report, dry_run_summary
-from engine.replay.requests import new_request_id, replay_headers, with_request_id
+from engine.replay.requests import RequestMaker, new_request_id
 from engine.replay.selection import Selection, original_id, partition_ranges, select
-from engine.replay.sending import AnswerCollector, Outbound, Pace, send_all, wait_answers
+from engine.replay.sending import AnswerCollector, Pace, send_all, wait_answers
 from engine.runtime.control import compile_documents
 from engine.topology import TopicNames, Topology
 
@@ -150,6 +155,12 @@ def _replay(
     try:
         records = _selected(reader, source, ranges, selection, warnings, notice)
         report = Report(run, source.spelled, target.spelled, len(records), warnings=warnings)
+        # The recorded answers are read while the target answers (its own work bounds that).
+        originals = (
+            _Background(lambda: _originals(settings, source, existing, records, now_ms))
+            if request.diff is not None
+            else None
+        )
         if manifest is None:
             manifest = runs.Manifest(
                 run=run,
@@ -174,24 +185,16 @@ def _replay(
             f"replay run {run} {verb} {len(records)} request(s) from {source.spelled} into "
             f"{target.spelled}" + (f" ({len(done)} sent before)" if done else "")
         )
-        pipeline = target.name if target.kind == "pipeline" else None
         ids = [new_request_id(run, record) for record in records]
-        outbound = [
-            Outbound(
-                new_id,
-                record,
-                with_request_id(record.value, record.headers, new_id),
-                replay_headers(run, record, new_id, pipeline),
-            )
-            for new_id, record in zip(ids, records, strict=True)
-            if record.coordinates not in done
-        ]
+        pending = [r for r in records if r.coordinates not in done] if done else records
+        maker = RequestMaker(run, target.name if target.kind == "pipeline" else None)
         with ReplayProgress(len(records), enabled=progress) as bar:
             bar.update(sent=len(done), answered=collector.count())
             outcome = send_all(
                 settings,
                 target.requests,
-                outbound,
+                pending,
+                maker.make,
                 collector,
                 request.pace,
                 stop=stop,
@@ -216,10 +219,11 @@ def _replay(
     _count(report, records, ids, sent_ids, outcome.refused, collector.answers)
     if outcome.interrupted or stop.is_set():
         return ReplayResult(report, interrupted=True)
-    if request.diff is not None:
+    if originals is not None and request.diff is not None:
         report.diff = _diff(
             reader, request.diff, source, target, topology, existing, records, ids,
-            collector.answers, manifest, settings.topics(), now_ms=time.time_ns() // 1_000_000,
+            collector.answers, originals.result(), manifest, settings.topics(),
+            now_ms=time.time_ns() // 1_000_000,
         )  # fmt: skip
     return ReplayResult(report)
 
@@ -266,10 +270,31 @@ def _count(
             report.errors += 1
         elif answer is None:
             report.timed_out += 1
-        elif h.is_error(answer.headers):
+        elif is_error_record(answer.headers):
             report.errors += 1
         else:
             report.answered += 1
+
+
+def _originals(
+    settings: KafkaSettings,
+    source: Source,
+    existing: dict[str, int],
+    records: list[Recorded],
+    now_ms: int,
+) -> dict[tuple[str, str], Recorded]:
+    """The recorded answer (or error record) of each selected request, by original id."""
+    reader = RangeReader(settings)  # its own consumer: this runs on a thread of its own
+    try:
+        return first_by_key(
+            reader,
+            {source.originals: existing.get(source.originals, 0)},
+            {original_id(r) for r in records},
+            since_ms=min(r.timestamp_ms for r in records),
+            now_ms=now_ms,
+        )
+    finally:
+        reader.close()
 
 
 def _diff(
@@ -282,6 +307,7 @@ def _diff(
     records: list[Recorded],
     ids: list[str],
     answers: dict[str, Recorded],
+    originals: dict[tuple[str, str], Recorded],
     manifest: runs.Manifest,
     topics: TopicNames,
     *,
@@ -289,21 +315,13 @@ def _diff(
 ) -> Diff:
     diff = Diff(tolerance)
     originals_since = min(r.timestamp_ms for r in records)
-    wanted = {original_id(r) for r in records}
-    originals = first_by_key(
-        reader,
-        {source.originals: existing.get(source.originals, 0)},
-        wanted,
-        since_ms=originals_since,
-        now_ms=now_ms,
-    )
     changed: dict[str, str] = {}
     for new_id, record in zip(ids, records, strict=True):
         answer = answers.get(new_id)
-        if answer is None or h.is_error(answer.headers):
+        if answer is None or is_error_record(answer.headers):
             continue
         first = originals.get((source.originals, original_id(record)))
-        original = None if first is None or h.is_error(first.headers) else first
+        original = None if first is None or is_error_record(first.headers) else first
         if diff.add(
             original_id(record),
             (answer.value, answer.headers),

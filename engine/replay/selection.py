@@ -21,6 +21,8 @@ from engine import headers as h
 from engine.replay.errors import BadInvocation
 from engine.replay.reading import RangeReader, Recorded
 
+_NOT_REQUESTS = frozenset({h.ERROR, h.REPLAY_RUN})
+"""Error records, and earlier replays (replaying a pipeline into itself writes them)."""
 LATE_MS = 60_000
 """A record stamped this long after --to-time ends its partition's read: records
 created before the window's end but written later than that are not looked for."""
@@ -170,7 +172,7 @@ def select(
         if from_ms is not None and timestamp < from_ms:
             continue
         headers = message.headers() or []
-        if h.is_error(headers) or h.header_bytes(headers, h.REPLAY_RUN) is not None:
+        if any(key in _NOT_REQUESTS for key, _ in headers):
             continue
         record = Recorded.of(message)
         if wanted is not None:

@@ -42,16 +42,6 @@ class Pace:
         return None
 
 
-@dataclass
-class Outbound:
-    """One replayed request to produce."""
-
-    new_id: str
-    record: Recorded
-    value: bytes
-    headers: list[tuple[str, bytes]]
-
-
 class AnswerCollector:
     """Reads one topic from given positions, keeping the first record of each key that
     starts with `prefix` (a run's new ids all start with the run id)."""
@@ -114,7 +104,8 @@ class Outcome:
 def send_all(
     settings: KafkaSettings,
     topic: str,
-    outbound: list[Outbound],
+    records: list[Recorded],
+    make: Callable[[Recorded], tuple[str, bytes, list[tuple[str, bytes]]]],
     collector: AnswerCollector,
     pace: Pace,
     *,
@@ -122,7 +113,8 @@ def send_all(
     timeout_s: float,
     on_progress: Callable[[int], None] = lambda sent: None,
 ) -> Outcome:
-    """Produce every request (unless stopped), keeping the window or the pace."""
+    """Produce the replay of every record (`make` makes it, as it is sent: the target
+    is at work meanwhile), unless stopped, keeping the window or the pace."""
     outcome = Outcome()
 
     def delivered(error: KafkaError | None, message: object) -> None:
@@ -133,13 +125,13 @@ def send_all(
     producer = Producer(settings.producer_config(**PRODUCER, on_delivery=delivered))
     deadlines: deque[tuple[float, str]] = deque()
     started = time.monotonic()
-    first_ms = outbound[0].record.timestamp_ms if outbound else 0
+    first_ms = records[0].timestamp_ms if records else 0
     try:
-        for index, item in enumerate(outbound):
+        for index, record in enumerate(records):
             if stop.is_set():
                 outcome.interrupted = True
                 break
-            due = pace.due_s(index, item.record.timestamp_ms, first_ms)
+            due = pace.due_s(index, record.timestamp_ms, first_ms)
             if due is not None:
                 _sleep_until(started + due, stop, producer)
             else:
@@ -147,14 +139,15 @@ def send_all(
             if stop.is_set():
                 outcome.interrupted = True
                 break
+            new_id, value, headers = make(record)
             while True:
                 try:
-                    producer.produce(topic, item.value, item.new_id, headers=item.headers)
+                    producer.produce(topic, value, new_id, headers=headers)
                     break
                 except BufferError:
                     producer.poll(0.1)
-            outcome.sent.append(item.new_id)
-            deadlines.append((time.monotonic() + timeout_s, item.new_id))
+            outcome.sent.append(new_id)
+            deadlines.append((time.monotonic() + timeout_s, new_id))
             if index % 500 == 0:
                 producer.poll(0)
                 on_progress(len(outcome.sent))
