@@ -109,18 +109,16 @@ def print_table(report: Report) -> None:
     summary = Table(title=f"replay {report.run}: {report.source} -> {report.target}")
     for column in ("selected", "sent", "answered", "errors", "timed out"):
         summary.add_column(column, justify="right")
-    summary.add_row(
-        *(str(v) for v in (report.selected, report.sent, report.answered, report.errors))
-        + (str(report.timed_out),)
-    )
+    counts = (report.selected, report.sent, report.answered, report.errors, report.timed_out)
+    summary.add_row(*(str(count) for count in counts))
     console.print(summary)
     diff = report.diff
     if diff is not None:
-        counts = Table(title="diff")
+        outcome = Table(title="diff")
         for column in ("same", "changed", "no original"):
-            counts.add_column(column, justify="right")
-        counts.add_row(str(diff.same), str(diff.changed), str(diff.no_original))
-        console.print(counts)
+            outcome.add_column(column, justify="right")
+        outcome.add_row(str(diff.same), str(diff.changed), str(diff.no_original))
+        console.print(outcome)
         tensors = Table(title="tensors")
         for column in ("tensor", "changed", "max abs diff"):
             tensors.add_column(column)

@@ -37,12 +37,19 @@ class RequestMaker:
         self.run = run
         self._run = (h.REPLAY_RUN, run.encode())
         self._tail = [(h.PIPELINE, pipeline.encode())] if pipeline is not None else []
+        self._topics: dict[str, str] = {}
+
+    def _topic(self, topic: str) -> str:
+        known = self._topics.get(topic)
+        if known is None:
+            known = self._topics[topic] = f"{topic}:"
+        return known
 
     def headers(self, record: Recorded, new_id: str) -> tuple[list[tuple[str, bytes]], bool]:
         """The replayed request's headers, and whether its payload is JSON."""
-        kept = []
+        kept: list[tuple[str, bytes]] = []
         is_json = False
-        for key, value in record.headers:
+        for key, value in record.headers or ():
             lowered = key.lower()
             if lowered in _DROPPED:
                 continue
@@ -52,8 +59,11 @@ class RequestMaker:
         kept += [
             (h.REQUEST_ID, new_id.encode()),
             self._run,
-            (h.REPLAY_OF, original_id(record).encode()),
-            (h.REPLAY_SOURCE, record.coordinates.encode()),
+            (h.REPLAY_OF, (record.key or original_id(record)).encode()),
+            (
+                h.REPLAY_SOURCE,
+                f"{self._topic(record.topic)}{record.partition}:{record.offset}".encode(),
+            ),
             (h.ORIGINAL_TIMESTAMP, str(record.timestamp_ms).encode()),
             *self._tail,
         ]
@@ -90,6 +100,9 @@ def _with_id(value: bytes, is_json: bool, new_id: str) -> bytes:
 
 def avro_id_end(value: bytes) -> int | None:
     """Where the Avro string at the start of `value` ends; None if it is not one."""
+    if value and value[0] < 0x80 and not value[0] & 1:  # the common case: a short id
+        end = 1 + (value[0] >> 1)
+        return end if end <= len(value) else None
     shift = result = position = 0
     while True:
         if position >= len(value) or shift > 63:

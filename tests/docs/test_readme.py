@@ -154,3 +154,40 @@ def test_readme_kcat_example_is_valid_oip_json():
     payload = line.split("r1:", 1)[1].rsplit("'", 1)[0]
     message = decode_json(payload, "request")
     assert message.names() == ("INPUT0", "INPUT1")
+
+
+def replay_walkthrough() -> list[str]:
+    """The `sh` blocks of the README's Replay section, in order (run as bash scripts)."""
+    section = README.split("\n## Replay\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.*?)```", section, flags=re.S)
+
+
+def test_readme_replay_walkthrough_runs_as_written(engine_up, tmp_path):
+    blocks = replay_walkthrough()
+    assert len(blocks) == 3, "the Replay section's walkthrough changed; update this test"
+    for block in blocks:
+        script = block.replace(".venv/bin/", f"{ROOT}/.venv/bin/").replace(
+            "http://127.0.0.1:9000", engine_up["TENSORFLUX_GATEWAY_URL"]
+        )
+        result = subprocess.run(
+            ["bash", "-e", "-o", "pipefail", "-c", script],
+            cwd=tmp_path,
+            env=engine_up,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, f"{block}\n{result.stdout}\n{result.stderr}"
+        if "--into tfsimples-v2" in block:
+            assert "exit code 1: some answers changed" in result.stdout
+            report = json.loads((tmp_path / "replay-report.json").read_text())
+            changed = {f"demo-{i}" for i in range(6, 10)}
+            assert changed <= set(report["diff"]["changed_ids"])
+            assert not {f"demo-{i}" for i in range(6)} & set(report["diff"]["changed_ids"])
+            assert report["diff"]["tensors"]["OUTPUT0"]["max_abs_diff"] >= 8
+            assert report["diff"]["first_divergent_step"] == {
+                "tfsimple2-v2": report["diff"]["changed"]
+            }
+            assert (tmp_path / "replay-report.md").exists()
+        if "pipeline trace demo-9" in block:
+            assert "demo-9" in result.stdout and "tfsimples.step.tfsimple2.outputs" in result.stdout
