@@ -33,7 +33,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import load
+from bench import load, replay_bench
 from engine.admin import TopicAdmin
 from engine.broker import EmbeddedBroker
 from engine.config import KafkaSettings
@@ -630,6 +630,7 @@ def main(argv: list[str] | None = None) -> int:
         if broker is not None:
             broker.stop()
     gateway = _gateway(args)
+    gateway += replay_bench.section(None if broker else args.bootstrap, max(1000, int(50_000 * args.scale)), logdir)  # fmt: skip
     loads[1] = _loadavg()
     text = report(results, args, (loads[0], loads[1])) + gateway
     Path(args.output).write_text(text)

@@ -134,7 +134,13 @@ def _request(args: argparse.Namespace) -> ReplayRequest:
 
 def run_replay(args: argparse.Namespace) -> int:
     stop = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+    def interrupt(*_: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt  # a second Ctrl-C: stop at once
+        stop.set()  # the first: stop sending, then say how to resume
+
+    previous = signal.signal(signal.SIGINT, interrupt)
     try:
         try:
             result = replay(

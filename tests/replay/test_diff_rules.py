@@ -128,3 +128,14 @@ def test_exit_code_zero_only_when_all_answered_and_nothing_changed():
     assert Report("r", "p", "p", 3, sent=3, answered=2, timed_out=1).exit_code() == 1
     changed = Diff(Tolerance(), changed=1)
     assert Report("r", "p", "p", 3, sent=3, answered=3, diff=changed).exit_code() == 1
+
+
+def test_the_progress_bar_draws_on_stderr_and_is_silent_off_a_terminal(capsys):
+    from engine.replay.progress import ReplayProgress
+
+    with ReplayProgress(10, enabled=True) as bar:
+        bar.update(sent=5, answered=3)
+    with ReplayProgress(10) as bar:  # pytest's stderr is no terminal
+        bar.update(sent=10, answered=10)
+    captured = capsys.readouterr()
+    assert captured.out == ""
