@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from engine import headers as h
 from engine.codec import CodecError, decode_payload
 from engine.replay.diff import Tolerance, compare_messages, same_bytes
-from engine.replay.reading import RangeReader, Recorded, first_by_key
+from engine.replay.reading import RangeReader, Recorded, answer_for, by_key, first_by_key
 
 OUTPUT_LABEL = "(output)"
 
@@ -23,7 +23,7 @@ OUTPUT_LABEL = "(output)"
 def first_divergent_steps(
     reader: RangeReader,
     pairs: list[tuple[str, str, str]],
-    changed: Mapping[str, str],
+    changed: Mapping[str, tuple[str, int]],
     partitions: Mapping[str, int],
     tolerance: Tolerance,
     *,
@@ -34,7 +34,8 @@ def first_divergent_steps(
     """Counts of the first divergent step over the changed requests.
 
     `pairs`: (target step, its outputs topic, the source step's outputs topic);
-    `changed`: new id → original id; `partitions`: topic → partition count.
+    `changed`: new id → (original id, the original's timestamp); `partitions`: topic →
+    partition count.
     """
     if not pairs or not changed:
         return {}
@@ -43,15 +44,20 @@ def first_divergent_steps(
     replays = first_by_key(
         reader, target_topics, set(changed), since_ms=replays_since_ms, now_ms=now_ms
     )
-    originals = first_by_key(
-        reader, source_topics, set(changed.values()), since_ms=originals_since_ms, now_ms=now_ms
+    originals = by_key(
+        reader,
+        source_topics,
+        {original for original, _ in changed.values()},
+        since_ms=originals_since_ms,
+        now_ms=now_ms,
     )
     counts: dict[str, int] = {}
-    for new_id, original_id in changed.items():
+    for new_id, (original_id, asked_ms) in changed.items():
         step = OUTPUT_LABEL
         for name, target_topic, source_topic in pairs:
             ours = replays.get((target_topic, new_id))
-            theirs = originals.get((source_topic, original_id))
+            recorded = originals.get((source_topic, original_id))
+            theirs = None if recorded is None else answer_for(recorded, asked_ms)
             if ours is None and theirs is None:
                 continue
             if ours is None or theirs is None or _differ(ours, theirs, tolerance):

@@ -179,17 +179,16 @@ class RangeReader:
         self.consumer.close()
 
 
-def first_by_key(
+def by_key(
     reader: RangeReader,
     topics: Mapping[str, int],
     keys: set[str],
     *,
     since_ms: int | None,
     now_ms: int,
-) -> dict[tuple[str, str], Recorded]:
-    """The first record of each wanted key on each topic (`topics`: name → partitions),
-    from `since_ms` (None: the start) to what was there at `now_ms`. An answer wins
-    over an error record of the same key (a request answered at least once)."""
+) -> dict[tuple[str, str], list[Recorded]]:
+    """Every record of each wanted key on each topic (`topics`: name → partitions), in
+    offset order, from `since_ms` (None: the start) to what was there at `now_ms`."""
     ranges: dict[TP, tuple[int, int | None]] = {}
     for topic, partitions in topics.items():
         ends = reader.ends_now(topic, partitions, now_ms)
@@ -202,19 +201,40 @@ def first_by_key(
             if start < 0:
                 continue
             ranges[(topic, partition)] = (max(low, start), ends[partition])
-    found: dict[tuple[str, str], Recorded] = {}
+    found: dict[tuple[str, str], list[Recorded]] = {}
     for message in reader.read(ranges):
         raw = message.key()
         key = raw.decode("utf-8", "replace") if raw else ""
-        if key not in keys:
-            continue
-        slot = (message.topic(), key)
-        known = found.get(slot)
-        if known is None or (
-            is_error_record(known.headers) and not is_error_record(message.headers())
-        ):
-            found[slot] = Recorded.of(message)
+        if key in keys:
+            found.setdefault((message.topic(), key), []).append(Recorded.of(message))
     return found
+
+
+def first_by_key(
+    reader: RangeReader,
+    topics: Mapping[str, int],
+    keys: set[str],
+    *,
+    since_ms: int | None,
+    now_ms: int,
+) -> dict[tuple[str, str], Recorded]:
+    """The first record of each wanted key on each topic; an answer wins over an error
+    record of the same key (a request answered at least once)."""
+    found = by_key(reader, topics, keys, since_ms=since_ms, now_ms=now_ms)
+    return {slot: answer_for(records, None) for slot, records in found.items()}
+
+
+def answer_for(records: list[Recorded], asked_ms: int | None) -> Recorded:
+    """The answer of a request asked at `asked_ms` among its id's records: the first one
+    written at or after it (an id used twice has two answers), an answer before an error
+    record; the last one when all are older (clocks apart)."""
+    later = records if asked_ms is None else [r for r in records if r.timestamp_ms >= asked_ms]
+    if not later:
+        return records[-1]
+    for record in later:
+        if not is_error_record(record.headers):
+            return record
+    return later[0]
 
 
 def latest_values(settings: KafkaSettings, topic: str) -> dict[str, bytes]:

@@ -23,7 +23,8 @@ from engine.replay.progress import ReplayProgress
 from engine.replay.reading import (
     RangeReader,
     Recorded,
-    first_by_key,
+    answer_for,
+    by_key,
     is_error_record,
     latest_values,
 )
@@ -282,11 +283,11 @@ def _originals(
     existing: dict[str, int],
     records: list[Recorded],
     now_ms: int,
-) -> dict[tuple[str, str], Recorded]:
-    """The recorded answer (or error record) of each selected request, by original id."""
+) -> dict[tuple[str, str], list[Recorded]]:
+    """The recorded answers (and error records) of the selected requests' ids."""
     reader = RangeReader(settings)  # its own consumer: this runs on a thread of its own
     try:
-        return first_by_key(
+        return by_key(
             reader,
             {source.originals: existing.get(source.originals, 0)},
             {original_id(r) for r in records},
@@ -307,7 +308,7 @@ def _diff(
     records: list[Recorded],
     ids: list[str],
     answers: dict[str, Recorded],
-    originals: dict[tuple[str, str], Recorded],
+    originals: dict[tuple[str, str], list[Recorded]],
     manifest: runs.Manifest,
     topics: TopicNames,
     *,
@@ -315,19 +316,20 @@ def _diff(
 ) -> Diff:
     diff = Diff(tolerance)
     originals_since = min(r.timestamp_ms for r in records)
-    changed: dict[str, str] = {}
+    changed: dict[str, tuple[str, int]] = {}
     for new_id, record in zip(ids, records, strict=True):
         answer = answers.get(new_id)
         if answer is None or is_error_record(answer.headers):
             continue
-        first = originals.get((source.originals, original_id(record)))
+        recorded = originals.get((source.originals, original_id(record)))
+        first = None if recorded is None else answer_for(recorded, record.timestamp_ms)
         original = None if first is None or is_error_record(first.headers) else first
         if diff.add(
             original_id(record),
             (answer.value, answer.headers),
             None if original is None else (original.value, original.headers),
         ):
-            changed[new_id] = original_id(record)
+            changed[new_id] = (original_id(record), record.timestamp_ms)
     pairs = step_pairs(source, target, topology, topics, existing)
     diff.first_divergent_step = first_divergent_steps(
         reader,

@@ -181,13 +181,13 @@ def test_readme_replay_walkthrough_runs_as_written(engine_up, tmp_path):
         if "--into tfsimples-v2" in block:
             assert "exit code 1: some answers changed" in result.stdout
             report = json.loads((tmp_path / "replay-report.json").read_text())
-            changed = {f"demo-{i}" for i in range(6, 10)}
+            changed = {f"rec-{i}" for i in range(6, 10)}
             assert changed <= set(report["diff"]["changed_ids"])
-            assert not {f"demo-{i}" for i in range(6)} & set(report["diff"]["changed_ids"])
+            assert not {f"rec-{i}" for i in range(6)} & set(report["diff"]["changed_ids"])
             assert report["diff"]["tensors"]["OUTPUT0"]["max_abs_diff"] >= 8
             assert report["diff"]["first_divergent_step"] == {
                 "tfsimple2-v2": report["diff"]["changed"]
             }
             assert (tmp_path / "replay-report.md").exists()
-        if "pipeline trace demo-9" in block:
-            assert "demo-9" in result.stdout and "tfsimples.step.tfsimple2.outputs" in result.stdout
+        if "pipeline trace rec-9" in block:
+            assert "rec-9" in result.stdout and "tfsimples.step.tfsimple2.outputs" in result.stdout

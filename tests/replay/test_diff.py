@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from engine.codec import decode_avro
@@ -18,6 +19,7 @@ from .conftest import (
     good_id,
     of_run,
     read_topic,
+    request,
 )
 
 REPORT_KEYS = {
@@ -79,7 +81,10 @@ def test_a_looser_tolerance_accepts_the_change(engine: Engine):
 
 
 def test_requests_that_originally_failed(engine: Engine):
-    failing = ("--from-time", str(engine.t0 + FAILING_FROM_MS))
+    failing = (
+        "--from-time", str(engine.t0 + FAILING_FROM_MS),
+        "--to-time", str(engine.t0 + FAILING_FROM_MS + FAILING * STEP_MS),
+    )  # fmt: skip
     # score-v2 accepts them: answered, with no original answer to compare with.
     fixed = engine.replay_json("scoring", "--into", "scoring-v2", *failing, "--diff", expect=0)
     assert fixed["selected"] == fixed["answered"] == FAILING
@@ -128,3 +133,18 @@ def test_a_step_replayed_into_its_own_model_by_default(engine: Engine):
     report = engine.replay("scoring.step.score", request_ids=(good_id(500),), diff=Tolerance())
     assert report["target"] == "model/score" and report["diff"]["same"] == 1
     assert report["exit_code"] == 0
+
+
+def test_an_id_used_twice_is_compared_with_its_own_answer(engine: Engine):
+    # good-0005 again, later, with another X: its replay compares with the second answer.
+    asked = time.time_ns() // 1_000_000
+    topic = engine.settings.topics().pipeline_inputs("scoring")
+    engine.kafka.send(topic, good_id(5), request(good_id(5), 7.0))
+    outputs = engine.settings.topics().pipeline_outputs("scoring")
+    deadline = time.monotonic() + 30
+    while sum(s.key == good_id(5) for s in read_topic(engine.settings, outputs)) < 2:
+        assert time.monotonic() < deadline, "the second good-0005 was never answered"
+        time.sleep(0.1)
+    report = engine.replay("scoring", from_ms=asked, request_ids=(good_id(5),), diff=Tolerance())
+    assert report["selected"] == 1 and report["exit_code"] == 0
+    assert report["diff"]["same"] == 1
