@@ -63,6 +63,8 @@ def measure(bootstrap: str, n: int, log: Path) -> dict[str, float]:
                 raise RuntimeError(f"{receiver.count}/{n} outputs; see {log}")
             time.sleep(0.01)
         pipeline_rate = receiver.rate()
+        receiver.stop.set()  # it would read the replay's answers too, on this process's GIL
+        receiver.join(5)
         started = time.perf_counter()
         result = replay(settings, ReplayRequest("onestep", diff=Tolerance()), progress=False)
         elapsed = time.perf_counter() - started

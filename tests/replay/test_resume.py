@@ -47,3 +47,30 @@ def test_interrupted_then_resumed_replays_every_request_once(engine: Engine):
         s.headers["tensorflux-replay-of"] for s in of_run(engine.settings, topic, run)
     )
     assert replayed == [good_id(i) for i in range(COUNT)]  # no duplicates, no gaps
+
+
+def test_killed_then_resumed_replays_every_request_once(engine: Engine):
+    # kill -9: nothing is flushed or printed at the end; the run is still resumable.
+    argv = [
+        sys.executable, "-m", "engine", "pipeline", "replay", "scoring", "--into", "scoring-v2",
+        "--from-offset", "500", "--to-offset", str(500 + COUNT), "--rate", "200", "-o", "json",
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        argv, cwd=ROOT, env=engine.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    assert process.stderr is not None
+    started = process.stderr.readline()
+    found = re.search(r"replay run (\S+)", started)
+    assert found, started
+    time.sleep(1.0)
+    process.kill()
+    process.communicate(timeout=30)
+    run = found.group(1)
+    resumed = engine.cli("pipeline", "replay", "--resume", run, "-o", "json")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert json.loads(resumed.stdout)["answered"] == COUNT
+    topic = engine.settings.topics().pipeline_inputs("scoring-v2")
+    replayed = sorted(
+        s.headers["tensorflux-replay-of"] for s in of_run(engine.settings, topic, run)
+    )
+    assert replayed == [good_id(i) for i in range(500, 500 + COUNT)]
