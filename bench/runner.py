@@ -24,6 +24,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench import replay_bench
 from bench.contenders import (
     CONTENDERS,
     DEFAULT_CHUNK,
@@ -124,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         if broker is not None:
             broker.stop()
     gateway = _gateway(args)
+    # Replay + diff through the 1-step pipeline, on its own broker unless --bootstrap.
+    replays = max(1000, int(50_000 * args.scale))
+    gateway += replay_bench.section(None if broker else args.bootstrap, replays, logdir)
     loads[1] = _loadavg()
     text = report(results, args, (loads[0], loads[1])) + gateway
     Path(args.output).write_text(text)

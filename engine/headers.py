@@ -20,6 +20,13 @@ TRACEPARENT: Final = "traceparent"  # W3C trace context
 CONTENT_TYPE: Final = "content-type"
 ERROR: Final = "tensorflux-error"  # on error records; the value is the error kind
 SCHEMA_VERSION: Final = "tensorflux-schema-version"  # Avro schema version; absent means 1
+# Lineage of a replayed request (PRODUCT.md "Replay and lineage"): every record a
+# pipeline writes for it carries them on, so consumers can tell replays from live traffic.
+REPLAY_RUN: Final = "tensorflux-replay-run"  # the replay run's id
+REPLAY_OF: Final = "tensorflux-replay-of"  # the original request id
+REPLAY_SOURCE: Final = "tensorflux-replay-source"  # topic:partition:offset of the original
+ORIGINAL_TIMESTAMP: Final = "tensorflux-original-timestamp"  # the original's timestamp, ms
+REPLAY_HEADERS: Final = (REPLAY_RUN, REPLAY_OF, REPLAY_SOURCE, ORIGINAL_TIMESTAMP)
 
 JSON_CONTENT_TYPE: Final = "application/json"
 AVRO_CONTENT_TYPE: Final = "application/avro"

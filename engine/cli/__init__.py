@@ -14,10 +14,11 @@ from collections.abc import Sequence
 
 from engine import __version__
 from engine.cli import broker, client, resources, runtime
+from engine.cli import replay as replay_commands
 from engine.cli import topology as topology_commands
 from engine.errors import TensorfluxError
 
-COMMAND_MODULES = (broker, topology_commands, runtime, resources, client)
+COMMAND_MODULES = (broker, topology_commands, runtime, resources, client, replay_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -31,13 +31,15 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="REF is a pipeline ('p': all its topics), a step ('p.step.s' or 'p.s': its "
         "inputs and outputs), a topic ('p.inputs', 'p.step.s.outputs') or a tensor "
         "('p.step.s.outputs.OUTPUT0'). Shows the last N records per partition, or from "
-        "--offset/--from-time on; --request-id keeps one request's records (searching the "
+        "--from-offset/--from-time on; --request-id keeps one request's records (searching the "
         "whole topic unless a position is given).",
     )
     inspect.add_argument("ref", metavar="REF")
     inspect.add_argument("--request-id", help="only this request's records")
     position = inspect.add_mutually_exclusive_group()
-    position.add_argument("--offset", type=int, help="start at this offset in every partition")
+    position.add_argument(
+        "--from-offset", type=int, metavar="N", help="start at offset N in every partition"
+    )
     position.add_argument(
         "--from-time",
         metavar="T",
@@ -46,11 +48,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     inspect.add_argument(
         "-n",
         "--last",
+        "--offset",  # Seldon's `inspect --offset N`: the last N messages
+        dest="last",
         type=int,
-        help=f"records per partition (default: the last {DEFAULT_LAST}; "
-        "all from --offset/--from-time/--request-id)",
+        metavar="N",
+        help=f"the last N records per partition (default {DEFAULT_LAST}; "
+        "all from --from-offset/--from-time/--request-id)",
     )
-    inspect.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    inspect.add_argument(
+        "-o", "--output", "--format", dest="output", choices=("table", "json"), default="table"
+    )
     inspect.add_argument("-v", "--verbose", action="store_true", help="show record headers")
     add_kafka_options(inspect)
     inspect.set_defaults(handler=run_inspect)
@@ -189,7 +196,7 @@ def run_inspect(args: argparse.Namespace) -> int:
         settings,
         targets,
         last=args.last,
-        offset=args.offset,
+        offset=args.from_offset,
         from_ms=parse_time(args.from_time) if args.from_time else None,
         request_id=args.request_id,
     )

@@ -30,8 +30,11 @@ from engine.runtimes.base import ModelRuntime
 from engine.runtimes.errors import ModelInputError
 from engine.topology.graph import Node, Source
 
-_CARRIED_HEADERS = frozenset({h.REQUEST_ID, h.TRACEPARENT, revisits.VISITS_HEADER})
-"""Incoming headers a node passes on; it sets its own pipeline, step and schema version."""
+_CARRIED_HEADERS = frozenset(
+    {h.REQUEST_ID, h.TRACEPARENT, revisits.VISITS_HEADER, *h.REPLAY_HEADERS}
+)
+"""Incoming headers a node passes on; it sets its own pipeline, step and schema version.
+The replay headers make every record written for a replayed request say so."""
 
 
 @dataclass(slots=True)

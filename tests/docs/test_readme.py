@@ -36,7 +36,14 @@ def readme_commands() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def engine_up():
+def engine_cwd(tmp_path_factory):
+    """The working directory of `up` and of the replay walkthrough: a user runs both in
+    one (the checkout, with `make run`), and `up` allows models under it (model roots)."""
+    return tmp_path_factory.mktemp("engine-cwd")
+
+
+@pytest.fixture(scope="module")
+def engine_up(engine_cwd):
     """`tensorflux up -f examples/` on free ports (what `make run` starts), stopped afterwards."""
     broker_port, http_port = free_port(), free_port()
     process = subprocess.Popen(
@@ -46,13 +53,13 @@ def engine_up():
             "engine",
             "up",
             "-f",
-            "examples/",
+            str(ROOT / "examples"),
             "--broker-port",
             str(broker_port),
             "--http-port",
             str(http_port),
         ],
-        cwd=ROOT,
+        cwd=engine_cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -165,3 +172,40 @@ def test_readme_driver_example_runs_as_written():
         [sys.executable, "-c", code.group(1)], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
+
+
+def replay_walkthrough() -> list[str]:
+    """The `sh` blocks of the README's Replay section, in order (run as bash scripts)."""
+    section = README.split("\n## Replay\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sh\n(.*?)```", section, flags=re.S)
+
+
+def test_readme_replay_walkthrough_runs_as_written(engine_up, engine_cwd):
+    blocks = replay_walkthrough()
+    assert len(blocks) == 3, "the Replay section's walkthrough changed; update this test"
+    for block in blocks:
+        script = block.replace(".venv/bin/", f"{ROOT}/.venv/bin/").replace(
+            "http://127.0.0.1:9000", engine_up["TENSORFLUX_GATEWAY_URL"]
+        )
+        result = subprocess.run(
+            ["bash", "-e", "-o", "pipefail", "-c", script],
+            cwd=engine_cwd,
+            env=engine_up,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, f"{block}\n{result.stdout}\n{result.stderr}"
+        if "--into tfsimples-v2" in block:
+            assert "exit code 1: some answers changed" in result.stdout
+            report = json.loads((engine_cwd / "replay-report.json").read_text())
+            changed = {f"rec-{i}" for i in range(6, 10)}
+            assert changed <= set(report["diff"]["changed_ids"])
+            assert not {f"rec-{i}" for i in range(6)} & set(report["diff"]["changed_ids"])
+            assert report["diff"]["tensors"]["OUTPUT0"]["max_abs_diff"] >= 8
+            assert report["diff"]["first_divergent_step"] == {
+                "tfsimple2-v2": report["diff"]["changed"]
+            }
+            assert (engine_cwd / "replay-report.md").exists()
+        if "pipeline trace rec-9" in block:
+            assert "rec-9" in result.stdout and "tfsimples.step.tfsimple2.outputs" in result.stdout

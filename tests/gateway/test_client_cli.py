@@ -116,6 +116,9 @@ def test_inspect_a_tensor_the_last_records_and_from_an_offset(stack: Stack, caps
     ref = "tfsimples.step.tfsimple1.outputs.OUTPUT1"
     rows = json.loads(cli(stack, capsys, "pipeline", "inspect", ref, "-n", "2", "-o", "json"))
     assert [r["key"] for r in rows] == ids[1:]
+    # Seldon's spelling: --offset N is the last N, --format json the JSON output.
+    seldon = cli(stack, capsys, "pipeline", "inspect", ref, "--offset", "2", "--format", "json")
+    assert json.loads(seldon) == rows
     assert [t["name"] for r in rows for t in r["message"]["outputs"]] == ["OUTPUT1", "OUTPUT1"]
 
     first = rows[0]["offset"]
@@ -126,7 +129,7 @@ def test_inspect_a_tensor_the_last_records_and_from_an_offset(stack: Stack, caps
             "pipeline",
             "inspect",
             "tfsimples.step.tfsimple1",
-            "--offset",
+            "--from-offset",
             str(first),
             "-o",
             "json",

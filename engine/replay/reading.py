@@ -1,0 +1,257 @@
+"""Reading exact offset ranges of topics, and where "now" ends a partition.
+
+The embedded broker's high watermark is the base offset of its last record
+batch + 1, below the true end when that batch holds several records, while
+real Kafka's is exact. Neither is trusted alone: the end of a partition at a
+moment is found by reading from just before the reported watermark to the
+partition EOF that librdkafka reports after the last record it fetched (a
+whole batch always comes back), stopping at the first record past the
+watermark created after that moment.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+
+from engine import headers as h
+from engine.admin import TopicAdmin
+from engine.config import KafkaSettings
+from engine.replay.errors import ReplayError
+
+TP = tuple[str, int]
+STALL_S = 30.0
+"""How long a read may see nothing at all before it gives up."""
+
+
+@dataclass(slots=True)
+class Recorded:
+    """One record as read back: where it is, when, and what it holds."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int
+    key: str
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+    @staticmethod
+    def of(message: Message) -> Recorded:
+        key = message.key()
+        return Recorded(
+            message.topic(),
+            message.partition(),
+            message.offset(),
+            message.timestamp()[1],
+            key.decode("utf-8", "replace") if key else "",
+            message.value() or b"",
+            message.headers() or [],
+        )
+
+    @property
+    def coordinates(self) -> str:
+        """`topic:partition:offset`, as the replay-source header spells it."""
+        return f"{self.topic}:{self.partition}:{self.offset}"
+
+
+def is_error_record(headers: list[tuple[str, bytes]] | None) -> bool:
+    """`headers.is_error` for records tensorflux wrote (it names its headers in lower
+    case): an exact match, without lower-casing every header of every record."""
+    if headers:
+        for key, _ in headers:
+            if key == h.ERROR:
+                return True
+    return False
+
+
+class RangeReader:
+    """One assign-only consumer (no group, no commits) reading offset ranges."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self.settings = settings
+        self.consumer = Consumer(
+            settings.consumer_config(
+                f"{settings.topic_prefix}.{settings.namespace}.replay.{uuid.uuid4().hex[:8]}",
+                # A fetch that finds nothing waits fetch.wait.max.ms (librdkafka: 500) before
+                # the EOF that ends a read is known: reads here are short and want it soon.
+                **{
+                    "enable.partition.eof": True,
+                    "enable.auto.commit": False,
+                    "fetch.wait.max.ms": 10,
+                },
+            )
+        )
+        self._finished: set[TP] = set()
+
+    def watermarks(self, topic: str, partition: int) -> tuple[int, int]:
+        return self.consumer.get_watermark_offsets(
+            TopicPartition(topic, partition), timeout=10, cached=False
+        )
+
+    def first_at_or_after(self, topic: str, partitions: int, at_ms: int) -> dict[int, int]:
+        """Per partition, an offset no later than the first record stamped at or after
+        `at_ms` (exact on Kafka, a batch's base or earlier on the embedded broker);
+        -1 where Kafka says no record is that late."""
+        found = self.consumer.offsets_for_times(
+            [TopicPartition(topic, p, at_ms) for p in range(partitions)], timeout=10
+        )
+        return {tp.partition: tp.offset for tp in found}
+
+    def ends_now(self, topic: str, partitions: int, now_ms: int) -> dict[int, int]:
+        """Per partition, the offset after the last record on it at `now_ms`."""
+        ends: dict[int, int] = {}
+        ranges: dict[TP, tuple[int, int | None]] = {}
+        reported: dict[int, int] = {}
+        for partition in range(partitions):
+            low, high = self.watermarks(topic, partition)
+            ends[partition] = max(low, high)
+            if high > low:
+                reported[partition] = high
+                ranges[(topic, partition)] = (max(low, high - 1), None)
+        for message in self.read(ranges):
+            partition, offset = message.partition(), message.offset()
+            if offset >= reported[partition] and message.timestamp()[1] >= now_ms:
+                self.finish((topic, partition))  # written after `now_ms`: not ours
+                continue
+            ends[partition] = max(ends[partition], offset + 1)
+        return ends
+
+    def finish(self, tp: TP) -> None:
+        """Stop reading this partition (in the current `read`)."""
+        self._finished.add(tp)
+
+    def read(self, ranges: Mapping[TP, tuple[int, int | None]]) -> Iterator[Message]:
+        """The records of each partition from its start up to its end (exclusive;
+        None: to the partition's EOF), partitions interleaved, offsets in order."""
+        self._finished = set()
+        pending: dict[TP, tuple[int, int | None]] = {}
+        for tp, (start, end) in ranges.items():
+            if end is None or start < end:
+                pending[tp] = (start, end)
+        if not pending:
+            return
+        self.consumer.assign(
+            [TopicPartition(t, p, start) for (t, p), (start, _) in pending.items()]
+        )
+        try:
+            last_progress = time.monotonic()
+            while pending:
+                for tp in self._finished & set(pending):
+                    del pending[tp]
+                if not pending:
+                    break
+                messages = self.consumer.consume(1000, timeout=0.1)
+                if messages:
+                    last_progress = time.monotonic()
+                elif time.monotonic() - last_progress > STALL_S:
+                    where = ", ".join(f"{t}[{p}]" for t, p in sorted(pending))
+                    raise ReplayError(f"reading stalled for {STALL_S:g}s on {where}")
+                for message in messages:
+                    tp = (message.topic(), message.partition())
+                    bounds = pending.get(tp)
+                    if bounds is None or tp in self._finished:
+                        continue
+                    start, end = bounds
+                    error = message.error()
+                    if error is not None:
+                        if error.code() == KafkaError._PARTITION_EOF:
+                            if end is None or message.offset() >= end:
+                                del pending[tp]
+                        continue
+                    offset = message.offset()
+                    if offset < start:
+                        continue
+                    if end is not None and offset >= end:
+                        del pending[tp]
+                        continue
+                    yield message
+                    if end is not None and offset >= end - 1:
+                        pending.pop(tp, None)
+        finally:
+            self.consumer.unassign()
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def by_key(
+    reader: RangeReader,
+    topics: Mapping[str, int],
+    keys: set[str],
+    *,
+    since_ms: int | None,
+    now_ms: int,
+) -> dict[tuple[str, str], list[Recorded]]:
+    """Every record of each wanted key on each topic (`topics`: name → partitions), in
+    offset order, from `since_ms` (None: the start) to what was there at `now_ms`."""
+    ranges: dict[TP, tuple[int, int | None]] = {}
+    for topic, partitions in topics.items():
+        ends = reader.ends_now(topic, partitions, now_ms)
+        starts = (
+            reader.first_at_or_after(topic, partitions, since_ms) if since_ms is not None else {}
+        )
+        for partition in range(partitions):
+            low, _ = reader.watermarks(topic, partition)
+            start = starts.get(partition, low)
+            if start < 0:
+                continue
+            ranges[(topic, partition)] = (max(low, start), ends[partition])
+    found: dict[tuple[str, str], list[Recorded]] = {}
+    for message in reader.read(ranges):
+        raw = message.key()
+        key = raw.decode("utf-8", "replace") if raw else ""
+        if key in keys:
+            found.setdefault((message.topic(), key), []).append(Recorded.of(message))
+    return found
+
+
+def first_by_key(
+    reader: RangeReader,
+    topics: Mapping[str, int],
+    keys: set[str],
+    *,
+    since_ms: int | None,
+    now_ms: int,
+) -> dict[tuple[str, str], Recorded]:
+    """The first record of each wanted key on each topic; an answer wins over an error
+    record of the same key (a request answered at least once)."""
+    found = by_key(reader, topics, keys, since_ms=since_ms, now_ms=now_ms)
+    return {slot: answer_for(records, None) for slot, records in found.items()}
+
+
+def answer_for(records: list[Recorded], asked_ms: int | None) -> Recorded:
+    """The answer of a request asked at `asked_ms` among its id's records: the first one
+    written at or after it (an id used twice has two answers), an answer before an error
+    record; the last one when all are older (clocks apart)."""
+    later = records if asked_ms is None else [r for r in records if r.timestamp_ms >= asked_ms]
+    if not later:
+        return records[-1]
+    for record in later:
+        if not is_error_record(record.headers):
+            return record
+    return later[0]
+
+
+def latest_values(settings: KafkaSettings, topic: str) -> dict[str, bytes]:
+    """A compacted one-partition topic as a table: the latest value of each key (a
+    tombstone removes it), read to its end; empty when the topic does not exist."""
+    values: dict[str, bytes] = {}
+    if topic not in TopicAdmin(settings).existing():
+        return values
+    reader = RangeReader(settings)
+    try:
+        low, _ = reader.watermarks(topic, 0)
+        for message in reader.read({(topic, 0): (low, None)}):
+            key, value = (message.key() or b"").decode("utf-8", "replace"), message.value()
+            if value is None:
+                values.pop(key, None)
+            else:
+                values[key] = value
+    finally:
+        reader.close()
+    return values
