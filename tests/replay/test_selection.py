@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.replay.errors import BadInvocation
+from engine.replay.sending import Pace
 from tests.runtime.helpers import ROOT
 
 from .conftest import GOOD, STEP_MS, Engine, good_id, of_run, read_topic, request
@@ -52,7 +53,7 @@ def test_offsets_from_inclusive_to_exclusive(engine: Engine):
 
 
 def test_limit_takes_the_oldest(engine: Engine):
-    report = engine.replay("scoring", into="scoring-v2", limit=5)
+    report = engine.replay("scoring", into="scoring-v2", limit=5, pace=Pace(speed=10))
     assert report["selected"] == 5 and report["exit_code"] == 0
     assert sorted(_replayed(engine, report)) == [good_id(i) for i in range(5)]
 
