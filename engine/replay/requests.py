@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 
 from engine import headers as h
+from engine.codec.avro_wire import Truncated, encode_string, read_span
+from engine.codec.errors import CodecError
 from engine.replay.reading import Recorded
 from engine.replay.selection import original_id
 
@@ -94,37 +96,12 @@ def _with_id(value: bytes, is_json: bool, new_id: str) -> bytes:
     span = avro_id_end(value)
     if span is None:
         return value
-    encoded = new_id.encode()
-    return _zigzag(len(encoded)) + encoded + value[span:]
+    return encode_string(new_id) + value[span:]
 
 
 def avro_id_end(value: bytes) -> int | None:
-    """Where the Avro string at the start of `value` ends; None if it is not one."""
-    if value and value[0] < 0x80 and not value[0] & 1:  # the common case: a short id
-        end = 1 + (value[0] >> 1)
-        return end if end <= len(value) else None
-    shift = result = position = 0
-    while True:
-        if position >= len(value) or shift > 63:
-            return None
-        byte = value[position]
-        position += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            break
-        shift += 7
-    length = (result >> 1) ^ -(result & 1)
-    end = position + length
-    if length < 0 or end > len(value):
+    """Where the Avro string at the start of `value` (a message's id) ends; None if it is not one."""
+    try:
+        return read_span(value, 0, len(value))[1]
+    except (IndexError, Truncated, CodecError):
         return None
-    return end
-
-
-def _zigzag(n: int) -> bytes:
-    n = (n << 1) ^ (n >> 63)
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
