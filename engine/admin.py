@@ -1,4 +1,4 @@
-"""Topic administration: create topics idempotently and wait until clients can see them."""
+"""Topic administration: create and delete topics idempotently, and wait until clients see it."""
 
 from __future__ import annotations
 
@@ -86,6 +86,22 @@ class TopicAdmin:
                 )
             time.sleep(0.05)
 
+    def _wait_deleted(self, names: list[str]) -> None:
+        # Kafka answers a deletion once its controller took it; brokers drop the
+        # topic from their metadata a moment later, and a topic recreated before
+        # that would be refused as existing.
+        deadline = time.monotonic() + VISIBLE_TIMEOUT_S
+        while True:
+            remaining = sorted(set(names) & set(self.existing()))
+            if not remaining:
+                return
+            if time.monotonic() > deadline:
+                raise TopicAdminError(
+                    f"topics still listed {VISIBLE_TIMEOUT_S}s after deletion: "
+                    f"{', '.join(remaining)}"
+                )
+            time.sleep(0.05)
+
     def delete(self, topics: Iterable[str]) -> None:
         names = sorted(set(topics) & set(self.existing()))
         if not names:
@@ -98,3 +114,4 @@ class TopicAdmin:
                     raise TopicAdminError(
                         f"cannot delete topic {name!r}: {error.args[0].str()}"
                     ) from None
+        self._wait_deleted(names)
