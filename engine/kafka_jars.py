@@ -30,6 +30,10 @@ class KafkaSetupError(TensorfluxError):
 
 
 def kafka_version(pom: Path = POM) -> str:
+    if not pom.exists():
+        raise KafkaSetupError(
+            f"{pom} is missing: real Kafka on demand runs from a tensorflux checkout"
+        )
     match = re.search(r"<kafka\.version>([^<]+)</kafka\.version>", pom.read_text())
     if match is None:
         raise KafkaSetupError(f"{pom} names no <kafka.version>")
@@ -72,8 +76,9 @@ def cache_root(environ: Mapping[str, str] | None = None) -> Path:
 def jars_dir(environ: Mapping[str, str] | None = None, pom: Path = POM) -> Path:
     """The folder of Kafka's jars, fetched with Maven when it is not cached yet."""
     environ = os.environ if environ is None else environ
+    version = kafka_version(pom)
     digest = hashlib.sha256(pom.read_bytes()).hexdigest()[:10]
-    target = cache_root(environ) / "kafka" / f"{kafka_version(pom)}-{digest}"
+    target = cache_root(environ) / "kafka" / f"{version}-{digest}"
     if (target / _COMPLETE).exists():
         return target
     mvn = shutil.which("mvn", path=environ.get("PATH"))

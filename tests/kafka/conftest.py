@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from engine.kafka_cluster import KafkaCluster
+from tests.kafka.traffic import DRILL_REPORT
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -30,3 +31,10 @@ def kafka_cluster() -> Iterator[KafkaCluster]:
     """A fresh 3-node cluster per test: drills break nodes, so none is shared."""
     with KafkaCluster(nodes=3) as cluster:
         yield cluster
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if DRILL_REPORT:
+        terminalreporter.section("failure drills on the 3-node cluster")
+        for line in DRILL_REPORT:
+            terminalreporter.write_line(line)
