@@ -152,7 +152,9 @@ class KafkaCluster:
 
     def _format(self) -> None:
         """Writes each node's configuration and formats its storage, all nodes at once."""
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster_id = "-"
+        while cluster_id.startswith("-"):  # the format tool would read it as an option
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         voters = ",".join(f"{n.node_id}@{self.host}:{n.controller_port}" for n in self.nodes)
         formats = []
         for node in self.nodes:

@@ -72,11 +72,13 @@ def _drill(
     missing = sorted(set(traffic.sent) - set(result.answers))
     assert not missing, f"{len(missing)} of {len(traffic.sent)} requests unanswered: {missing[:10]}"
     assert not result.wrong, f"wrong answers or error records for {result.wrong[:10]}"
+    healthy = result.latencies(traffic.sent, before=started)
     latencies = result.latencies(traffic.sent)
     DRILL_REPORT.append(
         f"{name}: {what}; {failed_for:.1f} s of failure; {len(traffic.sent)} requests, "
         f"all answered, {result.duplicates} duplicate answers; wait for an answer: "
-        f"median {statistics.median(latencies) * 1000:.0f} ms, longest {max(latencies):.1f} s"
+        f"median {statistics.median(healthy) * 1000:.0f} ms before the failure, "
+        f"{statistics.median(latencies) * 1000:.0f} ms overall, longest {max(latencies):.1f} s"
     )
 
 

@@ -9,7 +9,7 @@ import time
 import uuid
 from pathlib import Path
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 from engine.broker import free_port
@@ -30,10 +30,17 @@ def _java_children(pid: int) -> list[int]:
 
 
 def _round_trip(bootstrap: str, topic: str, count: int = 20) -> list[bytes]:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    if topic not in admin.list_topics(timeout=10).topics:  # no auto-creation on this Kafka
+        admin.create_topics([NewTopic(topic, 1)])[topic].result()
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    refused: list[KafkaError] = []
     for i in range(count):
-        producer.produce(topic, key=f"r{i}", value=f"v{i}".encode())
+        producer.produce(
+            topic, key=f"r{i}", value=f"v{i}".encode(), on_delivery=lambda e, _: refused.append(e)
+        )
     assert producer.flush(30) == 0
+    assert [e for e in refused if e is not None] == []
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": f"g-{topic}", "auto.offset.reset": "earliest"}
     )

@@ -40,7 +40,12 @@ class SteadyTraffic:
         self.sent: dict[str, float] = {}
         self.refused: list[tuple[str, str]] = []
         self._queued: dict[str, float] = {}
-        self._producer = Producer(settings.producer_config())
+        # One request in flight: otherwise each request goes out as its own batch, a
+        # broker serves one produce per connection at a time, each waiting for both
+        # followers (acks=all), and on this busy 3-node cluster 100 requests/s waited
+        # 2-3 s in the client (measured) before tensorflux could see them. With one in
+        # flight, batches grow with the backlog instead (10-20 ms).
+        self._producer = Producer(settings.producer_config(**{"max.in.flight": 1}))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="drill-traffic", daemon=True)
 
@@ -84,12 +89,12 @@ class Tally:
     def duplicates(self) -> int:
         return sum(len(times) - 1 for times in self.answers.values())
 
-    def latencies(self, sent: dict[str, float]) -> list[float]:
-        """Seconds from sending each request to its first answer, in send order."""
+    def latencies(self, sent: dict[str, float], before: float | None = None) -> list[float]:
+        """Seconds from sending each request (sent before `before`) to its first answer."""
         return [
             self.answers[rid][0] - at
             for rid, at in sorted(sent.items(), key=lambda item: item[1])
-            if rid in self.answers
+            if rid in self.answers and (before is None or at < before)
         ]
 
 
