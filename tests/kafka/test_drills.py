@@ -1,7 +1,8 @@
 """Failure drills: a join pipeline under steady traffic while the 3-node cluster fails.
 
 Each drill breaks Kafka the way production does (the leader's broker killed,
-leadership moved, every broker restarted in turn) while requests keep coming,
+leadership moved, every broker restarted in turn), or kills the worker, while
+requests keep coming,
 then checks that every acknowledged request was answered, with the right
 values; duplicates are allowed (at-least-once) and counted. The figures (the
 longest wait for an answer is the pause the failure caused) go to the
@@ -10,10 +11,15 @@ terminal summary.
 
 from __future__ import annotations
 
+import os
+import signal
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from subprocess import STDOUT, Popen
 
 import pytest
 from confluent_kafka import ElectionType, TopicPartition
@@ -22,7 +28,7 @@ from confluent_kafka.admin import AdminClient
 from engine.config import KafkaSettings
 from engine.kafka_cluster import KafkaCluster
 from tests.kafka.traffic import DRILL_REPORT, SteadyTraffic, tally
-from tests.runtime.helpers import MODELS, PIPELINES, RunningWorker, compile_specs
+from tests.runtime.helpers import MODELS, PIPELINES, ROOT, RunningWorker, compile_specs
 
 PIPELINE = "tfsimples-join"
 WARM_ANSWERS = 20
@@ -55,7 +61,7 @@ def worker(settings: KafkaSettings) -> Iterator[RunningWorker]:
 def _drill(
     name: str,
     settings: KafkaSettings,
-    worker: RunningWorker,
+    worker: RunningWorker | None,
     failure: Callable[[], str],
 ) -> None:
     """Traffic before, during and after `failure()` (which says what it did); then the account."""
@@ -66,7 +72,8 @@ def _drill(
     failed_for = time.time() - started
     time.sleep(5)  # traffic goes on after the failure: the engine must have recovered
     traffic.stop()
-    worker.check_alive()
+    if worker is not None:
+        worker.check_alive()
     assert not traffic.refused, f"Kafka refused requests: {traffic.refused[:5]}"
     result = tally(settings, PIPELINE, set(traffic.sent), ANSWER_DEADLINE_S)
     missing = sorted(set(traffic.sent) - set(result.answers))
@@ -136,3 +143,37 @@ def test_rolling_restart(kafka_cluster, settings, worker):
         return "nodes 1, 2, 3 restarted in turn, each back in sync before the next"
 
     _drill("rolling restart", settings, worker, failure)
+
+
+@pytest.fixture
+def worker_process(settings: KafkaSettings, tmp_path: Path) -> Iterator[Callable[[], Popen[bytes]]]:
+    """Starts `tensorflux worker` processes serving the drill pipeline; all killed after."""
+    started: list[Popen[bytes]] = []
+    files = [*(MODELS / f"tfsimple{i}.yaml" for i in (1, 2, 3)), PIPELINES / f"{PIPELINE}.yaml"]
+    environ = {**os.environ, "TENSORFLUX_REPLICATION_FACTOR": str(settings.replication_factor)}
+
+    def start() -> Popen[bytes]:
+        command = [sys.executable, "-m", "engine", "worker", "--bootstrap", settings.bootstrap]
+        command += ["--namespace", settings.namespace]
+        command += [arg for path in files for arg in ("-f", str(path))]
+        with open(tmp_path / f"worker-{len(started)}.log", "wb") as log:
+            started.append(Popen(command, cwd=ROOT, stdout=log, stderr=STDOUT, env=environ))
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.kill()
+        process.wait(10)
+
+
+def test_worker_killed(kafka_cluster, settings, worker_process):
+    first = worker_process()
+
+    def failure() -> str:
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        time.sleep(1)  # requests keep coming while no worker runs
+        worker_process()
+        return "the worker SIGKILLed mid-stream, a new one started 1 s later"
+
+    _drill("worker killed (at-least-once)", settings, None, failure)
