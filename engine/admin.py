@@ -5,13 +5,22 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from engine.config import KafkaSettings
 from engine.errors import TensorfluxError
 
 VISIBLE_TIMEOUT_S = 15.0
+# What a broker answers about a partition whose leadership it has not learnt yet
+# (right after creation, or while a leader moves on a cluster): ask again.
+_NOT_YET = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+    }
+)
 
 
 class TopicAdminError(TensorfluxError):
@@ -115,3 +124,21 @@ class TopicAdmin:
                         f"cannot delete topic {name!r}: {error.args[0].str()}"
                     ) from None
         self._wait_deleted(names)
+
+
+def watermark_offsets(
+    consumer: Consumer, partition: TopicPartition, timeout_s: float = 10.0
+) -> tuple[int, int]:
+    """(low, high) of a partition from its leader, asking again while leadership settles."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return consumer.get_watermark_offsets(
+                partition, timeout=max(0.5, deadline - time.monotonic()), cached=False
+            )
+        except KafkaException as error:
+            kafka_error = error.args[0]
+            settling = kafka_error.code() in _NOT_YET or kafka_error.retriable()
+            if not settling or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
