@@ -97,6 +97,7 @@ class KafkaCluster:
         port: int | None = None,
         heap_mb: int | None = None,
         environ: Mapping[str, str] | None = None,
+        broker_config: Mapping[str, str | int] | None = None,
     ) -> None:
         if nodes < 1:
             raise BrokerError(f"a Kafka cluster needs at least one node, not {nodes}")
@@ -105,6 +106,8 @@ class KafkaCluster:
         self.size = nodes
         self.heap_mb = heap_mb or (512 if nodes == 1 else 384)
         self.environ = dict(os.environ if environ is None else environ)
+        self.broker_config = dict(broker_config or {})
+        """Server properties over the defaults (e.g. a retention check every second)."""
         self.nodes: list[KafkaNode] = []
         self.folder: Path | None = None
         self.version = ""
@@ -212,6 +215,7 @@ class KafkaCluster:
             "group.initial.rebalance.delay.ms": 0,
             "num.network.threads": 2,
             "num.io.threads": 4,
+            **self.broker_config,
         }
         return "".join(f"{key}={value}\n" for key, value in settings.items())
 
