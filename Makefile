@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: run test test-fast lint bench clean
+.PHONY: run test test-fast test-kafka kafka lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,19 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not broker" $(PYTEST_ARGS)
+
+# The suite on a real Apache Kafka node the fixture starts, plus the drills on a
+# 3-node cluster (tests/kafka/). Needs Java 17+ and Maven: the first line fetches
+# Kafka's jars into ~/.cache/tensorflux, or says in one line what is missing.
+# TEST_KAFKA=cluster puts the suite itself on three nodes.
+TEST_KAFKA ?= 1
+test-kafka: $(STAMP)
+	@$(BIN)/tensorflux broker --kafka --fetch-only
+	TENSORFLUX_TEST_KAFKA=$(TEST_KAFKA) $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# A real Apache Kafka in the foreground: KAFKA_ARGS="--nodes 3 --port 9092".
+kafka: $(STAMP)
+	$(BIN)/tensorflux broker --kafka $(KAFKA_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check engine tests bench

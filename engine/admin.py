@@ -1,17 +1,26 @@
-"""Topic administration: create topics idempotently and wait until clients can see them."""
+"""Topic administration: create and delete topics idempotently, and wait until clients see it."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from engine.config import KafkaSettings
 from engine.errors import TensorfluxError
 
 VISIBLE_TIMEOUT_S = 15.0
+# What a broker answers about a partition whose leadership it has not learnt yet
+# (right after creation, or while a leader moves on a cluster): ask again.
+_NOT_YET = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+    }
+)
 
 
 class TopicAdminError(TensorfluxError):
@@ -86,6 +95,22 @@ class TopicAdmin:
                 )
             time.sleep(0.05)
 
+    def _wait_deleted(self, names: list[str]) -> None:
+        # Kafka answers a deletion once its controller took it; brokers drop the
+        # topic from their metadata a moment later, and a topic recreated before
+        # that would be refused as existing.
+        deadline = time.monotonic() + VISIBLE_TIMEOUT_S
+        while True:
+            remaining = sorted(set(names) & set(self.existing()))
+            if not remaining:
+                return
+            if time.monotonic() > deadline:
+                raise TopicAdminError(
+                    f"topics still listed {VISIBLE_TIMEOUT_S}s after deletion: "
+                    f"{', '.join(remaining)}"
+                )
+            time.sleep(0.05)
+
     def delete(self, topics: Iterable[str]) -> None:
         names = sorted(set(topics) & set(self.existing()))
         if not names:
@@ -98,3 +123,22 @@ class TopicAdmin:
                     raise TopicAdminError(
                         f"cannot delete topic {name!r}: {error.args[0].str()}"
                     ) from None
+        self._wait_deleted(names)
+
+
+def watermark_offsets(
+    consumer: Consumer, partition: TopicPartition, timeout_s: float = 10.0
+) -> tuple[int, int]:
+    """(low, high) of a partition from its leader, asking again while leadership settles."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return consumer.get_watermark_offsets(
+                partition, timeout=max(0.5, deadline - time.monotonic()), cached=False
+            )
+        except KafkaException as error:
+            kafka_error = error.args[0]
+            settling = kafka_error.code() in _NOT_YET or kafka_error.retriable()
+            if not settling or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

@@ -40,7 +40,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return probe.getsockname()[1]
 
 
-def _check_port_free(host: str, port: int) -> None:
+def check_port_free(host: str, port: int) -> None:
     # tansu panics and still exits 0 on a taken port: check first, name the port.
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         # As servers do: a port whose last connections linger in TIME_WAIT is free.
@@ -99,7 +99,7 @@ class EmbeddedBroker:
         binary = resolve_binary()
         if self.port is None or self.port == 0:
             self.port = free_port(self.host)
-        _check_port_free(self.host, self.port)
+        check_port_free(self.host, self.port)
         url = f"tcp://{self.host}:{self.port}"
         fd, log = tempfile.mkstemp(prefix="tensorflux-broker-", suffix=".log")
         self._log_path = Path(log)

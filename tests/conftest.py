@@ -1,6 +1,8 @@
 """Shared fixtures: one broker per session, a fresh namespace per test.
 
-The broker is the embedded tansu by default; `TENSORFLUX_BOOTSTRAP=host:port`
+The broker is the embedded tansu by default. `TENSORFLUX_TEST_KAFKA=1` starts a
+real Apache Kafka node for the session (`=cluster`: three nodes, topics with
+replication factor 3), as `make test-kafka` does; `TENSORFLUX_BOOTSTRAP=host:port`
 points the suite at an external Kafka, and `TENSORFLUX_TEST_DOCKER=1` starts
 Kafka with testcontainers where a Docker engine works (skipped where none does).
 """
@@ -17,6 +19,7 @@ from confluent_kafka import Consumer, Producer
 from engine.admin import TopicAdmin
 from engine.broker import EmbeddedBroker
 from engine.config import KafkaSettings
+from engine.kafka_cluster import KafkaCluster
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -34,6 +37,15 @@ def kafka_bootstrap() -> Iterator[str]:
         return
     if os.environ.get("TENSORFLUX_TEST_DOCKER") == "1":
         yield from _docker_kafka()
+        return
+    real_kafka = os.environ.get("TENSORFLUX_TEST_KAFKA")
+    if real_kafka:
+        # A missing Java or Maven errors every broker test: this tier never passes silently.
+        with KafkaCluster(nodes=3 if real_kafka == "cluster" else 1) as cluster:
+            # Workers the tests start as processes create their topics replicated too.
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setenv("TENSORFLUX_REPLICATION_FACTOR", str(cluster.replication_factor))
+                yield cluster.bootstrap
         return
     with EmbeddedBroker() as broker:
         yield broker.bootstrap
@@ -60,7 +72,10 @@ def namespace() -> str:
 
 @pytest.fixture
 def kafka_settings(kafka_bootstrap: str, namespace: str) -> KafkaSettings:
-    return KafkaSettings(bootstrap=kafka_bootstrap, namespace=namespace)
+    replicas = int(os.environ.get("TENSORFLUX_REPLICATION_FACTOR") or 1)
+    return KafkaSettings(
+        bootstrap=kafka_bootstrap, namespace=namespace, replication_factor=replicas
+    )
 
 
 @pytest.fixture

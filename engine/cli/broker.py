@@ -1,4 +1,4 @@
-"""`tensorflux broker`: the embedded Kafka-compatible broker in the foreground."""
+"""`tensorflux broker`: the embedded broker, or a real Apache Kafka, in the foreground."""
 
 from __future__ import annotations
 
@@ -7,29 +7,59 @@ import signal
 import threading
 
 from engine.broker import EmbeddedBroker
+from engine.kafka_cluster import KafkaCluster
+from engine.kafka_jars import find_java, jars_dir
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "broker",
-        help="run the embedded Kafka-compatible broker (memory only)",
+        help="run the embedded Kafka-compatible broker (memory only), or a real Kafka",
         description="Run the embedded tansu broker until Ctrl-C or SIGTERM. "
-        "It keeps everything in memory and applies no retention.",
+        "It keeps everything in memory and applies no retention. With --kafka, run "
+        "Apache Kafka (KRaft) instead, from jars Maven fetches into ~/.cache/tensorflux "
+        "(needs Java 17+ and Maven), its storage in a temporary folder deleted on stop.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=9092, help="port (0 picks a free one)")
+    parser.add_argument(
+        "--port", type=int, default=9092, help="port (of the first node; 0 picks a free one)"
+    )
+    parser.add_argument("--kafka", action="store_true", help="run Apache Kafka, not tansu")
+    parser.add_argument(
+        "--nodes",
+        type=int,
+        default=1,
+        help="with --kafka: how many nodes (3: replication factor 3, min.insync.replicas=2)",
+    )
+    parser.add_argument(
+        "--fetch-only",
+        action="store_true",
+        help="with --kafka: fetch Kafka's jars into the cache, print where, and exit",
+    )
     parser.set_defaults(handler=run_broker)
 
 
 def run_broker(args: argparse.Namespace) -> int:
+    if args.fetch_only:
+        java = find_java()  # what the jars are for: say now if it is missing
+        print(f"tensorflux broker: Kafka jars in {jars_dir()}, run by {java}", flush=True)
+        return 0
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    with EmbeddedBroker(args.host, args.port) as broker:
-        print(
-            f"tensorflux broker ready: bootstrap {broker.bootstrap} (embedded tansu, memory only)",
-            flush=True,
-        )
+    if args.kafka:
+        broker: EmbeddedBroker | KafkaCluster = KafkaCluster(args.nodes, args.host, args.port)
+    else:
+        broker = EmbeddedBroker(args.host, args.port)
+    with broker:
+        if isinstance(broker, KafkaCluster):
+            what = (
+                f"Apache Kafka {broker.version}, {broker.size} KRaft node(s), "
+                f"replication factor {broker.replication_factor}, storage deleted on stop"
+            )
+        else:
+            what = "embedded tansu, memory only"
+        print(f"tensorflux broker ready: bootstrap {broker.bootstrap} ({what})", flush=True)
         while not stop.is_set():
             if not broker.running():
                 print(f"tensorflux broker exited unexpectedly: {broker.log_tail()}", flush=True)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from engine.admin import TopicAdmin
+from engine.admin import TopicAdmin, watermark_offsets
 from engine.config import KafkaSettings
 from engine.gateway.errors import DeliveryFailed, GatewayError, RequestInFlight
 
@@ -126,9 +126,7 @@ class ReplyRouter:
             partitions = range(self._admin.existing()[topic])
             starts = []
             for partition in partitions:
-                _, high = self._probe.get_watermark_offsets(
-                    TopicPartition(topic, partition), timeout=10, cached=False
-                )
+                _, high = watermark_offsets(self._probe, TopicPartition(topic, partition))
                 starts.append(TopicPartition(topic, partition, max(high, 0)))
         except Exception as error:
             _finish(future, GatewayError(f"cannot listen on {topic}: {error}"))
