@@ -8,6 +8,7 @@ the resolver's business, Kafka the inference's.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,9 +18,11 @@ from fastapi.responses import JSONResponse, Response
 from engine import __version__
 from engine import headers as h
 from engine.codec import CodecError
+from engine.gateway.catalog import PipelineInfo
 from engine.gateway.errors import GatewayError, NotReady
 from engine.gateway.experiments import ROUTE_HEADER
 from engine.gateway.inference import Inference, parse_request
+from engine.gateway.metrics import observe_inference
 from engine.gateway.resolver import Prefer, Resolver
 from engine.gateway.router import ReplyRouter
 from engine.gateway.statuses import error_response
@@ -71,12 +74,14 @@ class Endpoints:
 
     async def infer(self, name: str, request: Request, prefer: Prefer) -> Response:
         """Resolve, route (experiments), then produce and await the answer."""
+        started = time.perf_counter()
         request_id = request.headers.get(h.REQUEST_ID) or None
         route = None
+        target = None
         try:
             found = self._resolve(name, request, prefer, split=True)
             to = self.resolver.route(found, request.headers.get(ROUTE_HEADER))
-            route = to.route
+            route, target = to.route, to.target
             message, body_id = parse_request(await request.body(), request_id)
             request_id = message.id
             router = self.router()
@@ -85,7 +90,10 @@ class Endpoints:
                 message, body_id, to, request.headers.get(h.TRACEPARENT)
             )
         except (GatewayError, CodecError) as failure:
-            return error_response(failure, request_id, route)
+            answer = error_response(failure, request_id, route)
+            _observe(target, answer.status_code, started)
+            return answer
+        _observe(target, 200, started)
         headers = {h.REQUEST_ID: request_id}
         if route:
             headers[ROUTE_HEADER] = route
@@ -98,3 +106,9 @@ class Endpoints:
     def _resolve(self, name: str, request: Request, prefer: Prefer, *, split: bool) -> Any:
         seldon_model = request.headers.get(SELDON_MODEL_HEADER, "")
         return self.resolver.resolve(name, prefer, seldon_model=seldon_model, split=split)
+
+
+def _observe(target: Any, code: int, started: float) -> None:
+    kind = None if target is None else "pipeline" if isinstance(target, PipelineInfo) else "model"
+    name = "" if target is None else target.name
+    observe_inference(kind, name, code, time.perf_counter() - started)
