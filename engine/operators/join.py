@@ -44,6 +44,8 @@ class JoinResult(Generic[Item]):
     """Arrivals that will never be used (duplicates, late arrivals, expired joins)."""
     expired: list[Hashable] = field(default_factory=list)
     """Keys whose window closed without emitting."""
+    unfinished: list[dict[int, Item]] = field(default_factory=list)
+    """For each expired key, in the same order, what had arrived (by source number)."""
 
 
 @dataclass
@@ -127,6 +129,7 @@ class Join(Generic[Item]):
                 self._emit(key, pending, result)
             else:
                 result.expired.append(key)
+                result.unfinished.append(dict(pending.arrivals))
                 result.released.extend(pending.arrivals.values())
         return result
 

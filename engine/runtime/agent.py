@@ -13,7 +13,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 
 from engine import headers as h
-from engine.codec import SCHEMA_VERSION, CodecError, encode_avro
+from engine.codec import CodecError, encode_avro
 from engine.errors import TensorfluxError
 from engine.messages import ErrorKind, ErrorRecord, InferenceMessage, MessageKind, Tensor
 from engine.operators import revisits
@@ -22,19 +22,14 @@ from engine.operators.join import Emission, Join, JoinResult
 from engine.operators.model_call import call_model
 from engine.operators.tensor_map import merge, select
 from engine.runtime import metrics
-from engine.runtime.errors import TooManyRevisits
+from engine.runtime.errors import JoinTimedOut, TooManyRevisits
 from engine.runtime.lane import FastLane, fits_lane, plain_avro
+from engine.runtime.node_headers import carried, header_tail, headers_for
 from engine.runtime.offsets import OffsetTracker
 from engine.runtime.records import Outgoing, Record, RecordRef, error_outgoing
 from engine.runtimes.base import ModelRuntime
 from engine.runtimes.errors import ModelInputError
 from engine.topology.graph import Node, Source
-
-_CARRIED_HEADERS = frozenset(
-    {h.REQUEST_ID, h.TRACEPARENT, revisits.VISITS_HEADER, *h.REPLAY_HEADERS}
-)
-"""Incoming headers a node passes on; it sets its own pipeline, step and schema version.
-The replay headers make every record written for a replayed request say so."""
 
 
 @dataclass(slots=True)
@@ -51,15 +46,6 @@ class Ready:
     message: InferenceMessage
     headers: list[tuple[str, bytes]]
     records: list[Record]
-
-
-def header_tail(node: Node) -> tuple[tuple[str, bytes], ...]:
-    """What every record a node writes ends its headers with: who wrote it, in which schema."""
-    return (
-        (h.PIPELINE, node.pipeline.encode()),
-        (h.STEP, node.name.encode()),
-        (h.SCHEMA_VERSION, str(SCHEMA_VERSION).encode()),
-    )
 
 
 def kind_of(source: Source) -> MessageKind:
@@ -79,9 +65,12 @@ class NodeAgent:
         max_visits: int | None = None,
         fused_output: Node | None = None,
         lane: bool = False,
+        reports_timeouts: bool = False,
     ) -> None:
         """`fused_output`: the pipeline's output node when this step writes the output itself
-        (see `answer`); `lane`: answer chunks on the fast lane (the planner asks `fits_lane`)."""
+        (see `answer`); `lane`: answer chunks on the fast lane (the planner asks `fits_lane`);
+        `reports_timeouts`: the pipeline's answer needs this node (`answer_needs`), so a
+        join window closing unfinished tells the caller (an error record of kind timeout)."""
         self.node = node
         self.model = model
         self.errors_topic = errors_topic
@@ -89,6 +78,7 @@ class NodeAgent:
         """Where a waiting caller learns of a failure: the pipeline's (or model's) outputs."""
         self.tracker = tracker
         self.max_visits = max_visits
+        self.reports_timeouts = reports_timeouts
         """1 + maxStepRevisits in a cyclic pipeline; None when visits are not counted."""
         self.sources = node.sources()
         self.join: Join[Arrival] = Join(
@@ -256,6 +246,18 @@ class NodeAgent:
             if held:
                 for arrival in emission.inputs + emission.triggers:
                     self.tracker.release(arrival.record.ref)
+        if self.reports_timeouts:
+            for arrivals in result.unfinished:
+                self._timed_out(arrivals, out)
+
+    def _timed_out(self, arrivals: dict[int, Arrival], out: list[Outgoing]) -> None:
+        spelled = [f"'{s.ref.spelled(self.node.pipeline)}'" for s in self.sources]
+        missing = [name for i, name in enumerate(spelled) if i not in arrivals]
+        first = arrivals[min(arrivals)].record
+        reason = JoinTimedOut(
+            missing, [spelled[i] for i in sorted(arrivals)], self.node.join_window_ms
+        )
+        out.extend(self._error(first.request_id, "join", reason, "timeout", first))
 
     def _emitted(self, emission: Emission[Arrival], now_ms: int, out: list[Outgoing]) -> None:
         first = emission.inputs[0] if emission.inputs else emission.triggers[0]
@@ -342,8 +344,7 @@ class NodeAgent:
         out.append(Outgoing(self.node.output_topic, request_id, value, headers))
         if self.fused_output is not None:
             topic, tail = self.fused_output
-            carried = [(key, v) for key, v in headers if key in _CARRIED_HEADERS]
-            out.append(Outgoing(topic, request_id, value, [*carried, *tail]))
+            out.append(Outgoing(topic, request_id, value, [*carried(headers), *tail]))
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -354,15 +355,8 @@ class NodeAgent:
     def headers_for(
         self, incoming: list[tuple[str, bytes]], request_id: str
     ) -> list[tuple[str, bytes]]:
-        """What the node writes for a request carries: the incoming request id, trace and visit
-        headers, then its own pipeline, step and schema version."""
-        if not incoming:  # the common case at a pipeline's inputs: nothing to carry over
-            return [(h.REQUEST_ID, request_id.encode()), *self._header_tail]
-        headers = [(key, value) for key, value in incoming if key in _CARRIED_HEADERS]
-        if not any(key == h.REQUEST_ID for key, _ in headers):
-            headers.append((h.REQUEST_ID, request_id.encode()))
-        headers.extend(self._header_tail)
-        return headers
+        """What the node writes for a request carries (see `node_headers`)."""
+        return headers_for(incoming, request_id, self._header_tail)
 
     def _error(
         self,

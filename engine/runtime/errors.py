@@ -33,6 +33,18 @@ class TooManyRevisits(WorkerError):
         )
 
 
+class JoinTimedOut(WorkerError):
+    """A join the pipeline's answer needs closed its window with sources missing."""
+
+    def __init__(self, missing: Iterable[str], arrived: Iterable[str], window_ms: int) -> None:
+        self.missing, self.arrived, self.window_ms = tuple(missing), tuple(arrived), window_ms
+        super().__init__(
+            f"{', '.join(self.missing)} did not arrive within the join window ({window_ms} ms; "
+            f"arrived: {', '.join(self.arrived) or 'nothing'}); the pipeline cannot answer "
+            "without them"
+        )
+
+
 class ResourcesFailed(WorkerError):
     """Models or pipelines of a topology cannot run (the test driver refuses to start)."""
 

@@ -90,6 +90,7 @@ def plan(
             continue
         fused = fused_output_step(graph)
         max_visits = graph.max_step_revisits + 1 if graph.allow_cycles else None
+        needs = graph.answer_needs()
         for node in graph.nodes():
             if fused is not None and node is graph.output_node:
                 continue  # the step writes the output itself (NodeAgent's fused_output)
@@ -102,6 +103,7 @@ def plan(
                 model,
                 max_visits,
                 fused_output=graph.output_node if fuses else None,
+                reports_timeouts=node in needs,
             )
         build.topics |= graph.owned_topics() | graph.read_topics()
         statuses.append(Status("pipeline", name, "Loading"))
@@ -179,6 +181,7 @@ class _Builder:
         max_visits: int | None = None,
         *,
         fused_output: Node | None = None,
+        reports_timeouts: bool = False,
     ) -> None:
         """The running agent when nothing about it changed (its join state lives on), else a new one."""
         agent = next(
@@ -190,6 +193,7 @@ class _Builder:
                 and running.failure_topic == failure_topic
                 and running.max_visits == max_visits
                 and running.fused_node == fused_output
+                and running.reports_timeouts == reports_timeouts
             ),
             None,
         )
@@ -203,6 +207,7 @@ class _Builder:
                 max_visits=max_visits,
                 fused_output=fused_output,
                 lane=fits_lane(node, model, max_visits),
+                reports_timeouts=reports_timeouts,
             )
         self.agents.append(agent)
         for index, source in enumerate(agent.sources):

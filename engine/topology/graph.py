@@ -174,6 +174,30 @@ class PipelineGraph:
     def models(self) -> frozenset[str]:
         return frozenset(node.model for node in self.steps if node.model is not None)
 
+    def answer_needs(self) -> frozenset[Node]:
+        """The nodes without which the pipeline never answers: the output node, and every
+        step it (or another such node) needs: all sources of an inner join, the one
+        source of a node that has one. An `outer` or `any` group of several sources
+        needs none of them (another branch may answer: conditional routing). Nothing
+        is certain in a cyclic pipeline: empty there."""
+        if self.allow_cycles:
+            return frozenset()
+        needed: set[Node] = set()
+        pending = [self.output_node]
+        while pending:
+            node = pending.pop()
+            if node in needed:
+                continue
+            needed.add(node)
+            for group, join in ((node.inputs, node.inputs_join), (node.triggers, node.triggers_join)):  # fmt: skip
+                if join != "inner" and len(group) > 1:
+                    continue
+                for source in group:
+                    ref = source.ref
+                    if ref.pipeline == self.name and ref.step is not None:
+                        pending.append(self.step(ref.step))
+        return frozenset(needed)
+
 
 @dataclass(frozen=True)
 class Topology:

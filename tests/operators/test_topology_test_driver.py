@@ -113,9 +113,12 @@ def test_a_join_window_expires_when_the_clock_moves(driver: TopologyTestDriver) 
     assert driver.tracker.held_count() == 1
     driver.advance(1)
     assert driver.tracker.held_count() == 0  # the window closed and let it go
+    # The answer needs tfsimple3's join, so its caller hears of the timeout.
+    (timed_out,) = driver.records(topics.pipeline_outputs("tfsimples-join"))
+    assert timed_out.key == "half" and timed_out.error().kind == "timeout"
     # The other side arriving now starts a new window; nothing is answered.
     driver.send(topics.step_outputs("tfsimples-join", "tfsimple2"), "half", one_side)
-    assert "half" not in driver.outputs("tfsimples-join")
+    assert len(driver.records(topics.pipeline_outputs("tfsimples-join"))) == 1
     # A whole request meets both sides at once and is answered without the clock moving.
     request_id = driver.infer("tfsimples-join", {"INPUT0": ROW, "INPUT1": ROW})
     assert not driver.output("tfsimples-join", request_id).is_error
@@ -237,3 +240,56 @@ def test_an_upstream_failure_reaches_the_outputs_of_pipelines_chained_on_it() ->
             assert error.pipeline == "chain-base" and error.kind == "bad-input"
         # Passed on, not raised again: the errors topic holds the one failure.
         assert [e.request_id for e in driver.errors()] == [rid]
+
+
+BOTH_BRANCHES = """
+apiVersion: mlops.seldon.io/v1alpha1
+kind: Pipeline
+metadata:
+  name: both-branches
+spec:
+  steps:
+  - name: conditional
+  - name: mul10
+    inputs: [conditional.outputs.OUTPUT0]
+    tensorMap: {conditional.outputs.OUTPUT0: INPUT}
+  - name: add10
+    inputs: [conditional.outputs.OUTPUT1]
+    tensorMap: {conditional.outputs.OUTPUT1: INPUT}
+  output:
+    steps: [mul10, add10]
+    stepsJoin: inner
+"""
+
+
+def _route(driver: TopologyTestDriver, pipeline: str, choice: int) -> str:
+    return driver.infer(
+        pipeline,
+        {"INPUT": np.array([1, 2, 3, 4], np.float32), "CHOICE": np.array([choice], np.int32)},
+    )
+
+
+def test_an_inner_join_the_answer_needs_tells_the_caller_when_it_times_out(tmp_path: Path) -> None:
+    (tmp_path / "both.yaml").write_text(BOTH_BRANCHES)
+    models = [EXAMPLES / "models" / f"{m}.yaml" for m in ("conditional", "mul10", "add10")]
+    with TopologyTestDriver.from_files([*models, tmp_path / "both.yaml"]) as driver:
+        rid = _route(driver, "both-branches", 0)  # only mul10 fires: add10 never comes
+        assert rid not in driver.outputs("both-branches")
+        driver.advance(60_000)  # the default joinWindowMs
+        answer = driver.output("both-branches", rid)
+        assert answer.is_error
+        error = answer.error()
+        assert (error.kind, error.stage, error.pipeline) == ("timeout", "join", "both-branches")
+        assert (
+            "'add10.outputs' did not arrive" in error.reason and "'mul10.outputs'" in error.reason
+        )
+
+
+def test_untaken_branches_of_conditional_routing_give_no_timeout() -> None:
+    with TopologyTestDriver.from_files([EXAMPLES]) as driver:
+        rid = _route(driver, "conditional-routing", 1)
+        assert driver.output("conditional-routing", rid).arrays()["OUTPUT"].tolist() == [11, 12, 13, 14]  # fmt: skip
+        driver.advance(120_000)
+        assert driver.errors() == []
+        outputs = driver.records(driver.topics.pipeline_outputs("conditional-routing"))
+        assert [r.key for r in outputs] == [rid]

@@ -280,3 +280,17 @@ def test_topology_mappings_are_read_only() -> None:
     topology = example_topology()
     with pytest.raises(TypeError):
         topology.pipelines["x"] = topology.pipelines["tfsimples"]  # type: ignore[index]
+
+
+def test_answer_needs_follows_inner_joins_and_single_sources_only() -> None:
+    topology = example_topology()
+    join = topology.pipelines["tfsimples-join"]
+    assert {n.name for n in join.answer_needs() if n.kind == "step"} == {
+        "tfsimple1",
+        "tfsimple2",
+        "tfsimple3",
+    }
+    # An `any` output over two branches needs neither: either may answer.
+    routing = topology.pipelines["conditional-routing"]
+    assert {n.kind for n in routing.answer_needs()} == {"output"}
+    assert topology.pipelines["counter"].answer_needs() == frozenset()  # cyclic
