@@ -63,9 +63,9 @@ def test_inspect_reads_what_retention_left(capsys):
             )
             return json.loads(capsys.readouterr().out)
 
-        assert [r["key"] for r in inspect("--offset", "0")] == new
+        assert [r["key"] for r in inspect("--from-offset", "0")] == new
         assert [r["key"] for r in inspect("-n", "10")] == new
         assert [r["key"] for r in inspect("--from-time", "2h")] == new
-        assert [r["offset"] for r in inspect("--offset", "0")] == [5, 6, 7]
+        assert [r["offset"] for r in inspect("--from-offset", "0")] == [5, 6, 7]
         assert inspect("--request-id", "old-1") == []
         assert [r["key"] for r in inspect("--request-id", "new-1")] == ["new-1"]
