@@ -45,7 +45,9 @@ class JoinResult(Generic[Item]):
     expired: list[Hashable] = field(default_factory=list)
     """Keys whose window closed without emitting."""
     unfinished: list[dict[int, Item]] = field(default_factory=list)
-    """For each expired key, in the same order, what had arrived (by source number)."""
+    """What had arrived (by source number) at each expired join that a first arrival
+    opened. One reopened by a reused key is left out: it may be a producer's retried
+    duplicate of a record already answered, whose partner never comes again."""
 
 
 @dataclass
@@ -55,6 +57,8 @@ class _Pending(Generic[Item]):
     emitted: bool = False
     positions: dict[int, int] = field(default_factory=dict)
     """Per source, the position of the arrival it holds or used."""
+    reopened: bool = False
+    """Opened by a key already answered (a reused id, or a duplicate written later)."""
 
 
 class Join(Generic[Item]):
@@ -101,7 +105,7 @@ class Join(Generic[Item]):
             and position > pending.positions[source]
         ):
             del self._pending[key]  # answered; this is a new request under the same key
-            pending = None
+            pending = self._pending[key] = _Pending(now_ms + self.window_ms, reopened=True)
         if pending is None:
             pending = self._pending[key] = _Pending(now_ms + self.window_ms)
         if pending.emitted or source in pending.arrivals:
@@ -129,7 +133,8 @@ class Join(Generic[Item]):
                 self._emit(key, pending, result)
             else:
                 result.expired.append(key)
-                result.unfinished.append(dict(pending.arrivals))
+                if not pending.reopened:
+                    result.unfinished.append(dict(pending.arrivals))
                 result.released.extend(pending.arrivals.values())
         return result
 

@@ -175,3 +175,18 @@ def test_any_join_late_arrivals_of_other_sources_stay_released() -> None:
     # The other source of the same request, arriving after the first answered: not a new one.
     result = j.process("k", 1, "b", 1, position=50)
     assert not result.emitted and result.released == ["b"]
+
+
+def test_a_reopened_join_that_expires_is_not_reported_unfinished() -> None:
+    # A producer's retry can write a record again further on: after the answer, that
+    # duplicate opens a join whose partner never comes. It expires quietly.
+    j = join(2)
+    j.process("k", 0, "a", 0, position=10)
+    j.process("k", 1, "b", 1, position=20)
+    j.process("k", 0, "a-retried", 2, position=11)
+    result = j.expire(2 + WINDOW)
+    assert result.expired == ["k"] and result.released == ["a-retried"]
+    assert result.unfinished == []
+    # A first arrival that never completes is reported.
+    j.process("other", 0, "x", 3, position=12)
+    assert j.expire(3 + WINDOW).unfinished == [{0: "x"}]
