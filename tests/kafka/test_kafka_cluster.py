@@ -74,8 +74,13 @@ def test_three_nodes_replicate_every_topic_and_refuse_a_lone_replica(kafka_clust
     assert sorted(admin.list_topics(timeout=10).brokers) == [1, 2, 3]
     topic = f"t-{uuid.uuid4().hex[:8]}"
     admin.create_topics([NewTopic(topic, 1)])[topic].result()  # broker defaults
-    partition = admin.list_topics(topic, timeout=10).topics[topic].partitions[0]
-    assert sorted(partition.replicas) == [1, 2, 3]
+    # The broker that answers may not know the new topic's partitions yet (metadata
+    # settles per broker): ask until it does.
+    deadline = time.monotonic() + 30
+    while not (partitions := admin.list_topics(topic, timeout=10).topics[topic].partitions):
+        assert time.monotonic() < deadline, f"no broker lists {topic}'s partition"
+        time.sleep(0.2)
+    assert sorted(partitions[0].replicas) == [1, 2, 3]
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
     configs = admin.describe_configs([resource])[resource].result()
     assert configs["min.insync.replicas"].value == "2"
