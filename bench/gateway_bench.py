@@ -41,9 +41,8 @@ settings = KafkaSettings(bootstrap=sys.argv[1], namespace=sys.argv[2])
 topology = compile_topology(load_files([sys.argv[3]]), settings.topics())
 worker = Worker(settings)
 worker.apply(topology)
-stop = threading.Event()
-signal.signal(signal.SIGTERM, lambda *_: stop.set())
-worker.run(stop)
+from engine.cli.stopping import stop_on_signals
+worker.run(stop_on_signals(signal.SIGTERM))
 """
 
 

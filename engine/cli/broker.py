@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import signal
-import threading
 
 from engine.broker import EmbeddedBroker
+from engine.cli.stopping import stop_on_signals
 from engine.kafka_cluster import KafkaCluster
 from engine.kafka_jars import find_java, jars_dir
 
@@ -44,9 +43,7 @@ def run_broker(args: argparse.Namespace) -> int:
         java = find_java()  # what the jars are for: say now if it is missing
         print(f"tensorflux broker: Kafka jars in {jars_dir()}, run by {java}", flush=True)
         return 0
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = stop_on_signals()
     if args.kafka:
         broker: EmbeddedBroker | KafkaCluster = KafkaCluster(args.nodes, args.host, args.port)
     else:

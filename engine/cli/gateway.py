@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import signal
-import threading
 from typing import Any
 
 from engine.cli.options import add_kafka_options, configure_logging, settings_from
+from engine.cli.stopping import stop_on_signals
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -78,9 +77,7 @@ def run_gateway_command(args: argparse.Namespace) -> int:
         )
     else:
         catalog = ControlCatalog(settings)
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = stop_on_signals()
     print(
         f"tensorflux gateway: {'https' if tls else 'http'}://{args.host}:{args.port}/v2 "
         f"(bootstrap {settings.bootstrap}, namespace {settings.namespace})",

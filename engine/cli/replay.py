@@ -18,6 +18,7 @@ from pathlib import Path
 from engine.cli.errors import CliError
 from engine.cli.inspect import parse_time
 from engine.cli.options import add_kafka_options, settings_from
+from engine.cli.stopping import set_from_handler
 from engine.replay.diff import Tolerance
 from engine.replay.errors import BadInvocation
 from engine.replay.report import print_dry_run, print_table, write_report
@@ -139,7 +140,7 @@ def run_replay(args: argparse.Namespace) -> int:
     def interrupt(*_: object) -> None:
         if stop.is_set():
             raise KeyboardInterrupt  # a second Ctrl-C: stop at once
-        stop.set()  # the first: stop sending, then say how to resume
+        set_from_handler(stop)  # the first: stop sending, then say how to resume
 
     previous = signal.signal(signal.SIGINT, interrupt)
     try:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import threading
 from typing import Any
 
 from engine.broker import EmbeddedBroker
 from engine.cli.gateway import add_security_options, security_from
 from engine.cli.options import add_kafka_options, configure_logging, settings_from
+from engine.cli.stopping import stop_on_signals
 from engine.config import KafkaSettings
 from engine.runtime.control import ControlPlane
 from engine.runtime.service import WorkerService
@@ -86,13 +86,6 @@ def model_roots(args: argparse.Namespace, *, include_cwd: bool) -> ModelRoots:
     return roots
 
 
-def _stop_on_signals() -> threading.Event:
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    return stop
-
-
 def load_specs(settings: KafkaSettings, files: list[str]) -> None:
     if not files:
         return
@@ -106,7 +99,7 @@ def load_specs(settings: KafkaSettings, files: list[str]) -> None:
 
 def run_worker(args: argparse.Namespace) -> int:
     configure_logging(args.verbose)
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     settings = settings_from(args)
     service: WorkerService | None = None
     health = None
@@ -144,7 +137,7 @@ def run_worker(args: argparse.Namespace) -> int:
 
 def run_up(args: argparse.Namespace) -> int:
     configure_logging(args.verbose)
-    stop = _stop_on_signals()
+    stop = stop_on_signals()
     security = security_from(args)  # a bad token or TLS file fails before anything starts
     broker = None
     if not args.bootstrap:
