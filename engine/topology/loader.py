@@ -66,12 +66,22 @@ class SpecSet:
         return [(kind, name) for kind in SPEC_CLASSES for name in self.table(kind)]
 
 
+def _hidden(path: Path, top: Path) -> bool:
+    """Dot-files and anything under a dot-directory: editor swap files, `.git`, and the
+    kubelet's `..<timestamp>/` copy of a ConfigMap, whose files the mount also shows by name."""
+    return any(part.startswith(".") for part in path.relative_to(top).parts)
+
+
 def _yaml_files(paths: Iterable[str | Path], problems: list[Problem]) -> list[Path]:
     files: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix in YAML_SUFFIXES and p.is_file())
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.suffix in YAML_SUFFIXES and p.is_file() and not _hidden(p, path)
+            )
             if not found:
                 problems.append(Problem(str(path), None, None, None, "no *.yaml or *.yml files"))
             files.extend(found)

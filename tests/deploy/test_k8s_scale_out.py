@@ -157,10 +157,10 @@ def test_a_worker_added_while_traffic_flows_takes_partitions_and_nothing_is_lost
     }
     mount = tmp_path / "specs"
     mount_config_map(mount, specs)
-    script = load["args"][0].replace("/specs/", f"{mount}/")
+    args = [str(mount) if arg == "/specs" else arg for arg in load["args"]]
     env = pod_environment(objects, load, settings, "tensorflux-load-specs-x1", tmp_path)
     result = subprocess.run(
-        [*load["command"], script], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+        [*load["command"], *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "loaded pipeline/tfsimples" in result.stdout
