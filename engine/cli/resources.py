@@ -54,8 +54,8 @@ def _register_client_commands(kind: str, commands: argparse._SubParsersAction) -
 def _load(args: argparse.Namespace) -> int:
     plane = ControlPlane(settings_from(args))
     try:
-        for key in plane.load(args.files):
-            print(f"loaded {key}")
+        for resource in plane.load(args.files):
+            print(resource)
     finally:
         plane.close()
     return 0

@@ -91,8 +91,8 @@ def load_specs(settings: KafkaSettings, files: list[str]) -> None:
         return
     plane = ControlPlane(settings)
     try:
-        for key in plane.load(files):
-            log.info("loaded %s", key)
+        for resource in plane.load(files):
+            log.info("%s", resource)
     finally:
         plane.close()
 

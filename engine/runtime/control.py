@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 import yaml
 from confluent_kafka import Producer
@@ -23,7 +24,14 @@ from engine.admin import TopicAdmin
 from engine.config import KafkaSettings
 from engine.errors import TensorfluxError
 from engine.topic_reader import COMPACTED, TopicReader
-from engine.topology import Problem, SpecSet, TopicNames, Topology, compile_collecting, read_text
+from engine.topology import (
+    Problem,
+    SpecSet,
+    TopicNames,
+    Topology,
+    compile_collecting,
+    read_text,
+)
 from engine.topology.loader import read_files
 
 KINDS = {"Model": "model", "Pipeline": "pipeline", "Experiment": "experiment"}
@@ -103,6 +111,32 @@ def combine_reports(reports: Iterable[Mapping]) -> dict[str, tuple[str, str, tup
 
 
 @dataclass(frozen=True)
+class LoadedResource:
+    """One resource a load published, and what that did to the engine."""
+
+    key: str
+    change: Literal["loaded", "replaced", "unchanged"]
+
+    def __str__(self) -> str:
+        if self.change == "replaced":
+            return f"replaced {self.key} (a different spec was loaded under that name)"
+        if self.change == "unchanged":
+            return f"unchanged {self.key} (the same spec was already loaded)"
+        return f"loaded {self.key}"
+
+
+def _change(before: str | None, after: str) -> Literal["loaded", "replaced", "unchanged"]:
+    if before is None:
+        return "loaded"
+    return "unchanged" if before == after else "replaced"
+
+
+def _nothing_loaded(problems: list[str]) -> str:
+    count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+    return "\n".join([f"nothing loaded; {count}:", *(f"  {problem}" for problem in problems)])
+
+
+@dataclass(frozen=True)
 class ResourceStatus:
     kind: str
     name: str
@@ -129,20 +163,42 @@ class ControlPlane:
         finally:
             reader.close()
 
-    def load(self, paths: Iterable[str]) -> list[str]:
-        """Validate the files against what is loaded, then publish every resource they hold
-        (a file mixing Models and Pipelines loads whole); returns the keys loaded."""
+    def load(self, paths: Iterable[str]) -> list[LoadedResource]:
+        """Validate the files against what is loaded, then publish every resource they hold.
+
+        All or nothing: one mistake anywhere loads none of them (a file mixing Models and
+        Pipelines loads whole), and the error lists every problem with its file and line.
+        """
         specs = read_files(paths)
         documents = documents_of(specs)
-        merged = {**self.loaded(), **documents}
-        _, failures = compile_documents(merged, self.topics)
-        problems = list(specs.problems) + [
-            problem for key, problem in failures.items() if key in documents
-        ]
+        loaded = self.loaded()
+        problems = [str(p) for p in self._problems(specs, documents, loaded)]
+        if not problems and not documents:
+            problems = [f"{', '.join(map(str, paths))}: no Model, Pipeline or Experiment found"]
         if problems:
-            raise ControlError("nothing loaded: " + "; ".join(str(p) for p in problems))
+            raise ControlError(_nothing_loaded(problems))
         self._publish(documents)
-        return sorted(documents)
+        return [LoadedResource(key, _change(loaded.get(key), documents[key])) for key in documents]
+
+    def _problems(
+        self, specs: SpecSet, documents: Mapping[str, str], loaded: Mapping[str, str]
+    ) -> list[Problem]:
+        """What is wrong with `specs`, judged beside the resources already loaded (those the
+        files replace excepted), each problem with its file and line."""
+        others = {key: text for key, text in loaded.items() if key not in documents}
+        context, _ = compile_documents(others, self.topics)
+        known_models = {key.partition("/")[2] for key in others if key.startswith("model/")}
+        known_models |= {
+            name for name, exp in context.experiments.items() if exp.resource_type == "model"
+        }
+        _, problems, _ = compile_collecting(
+            specs,
+            self.topics,
+            # None, as with no model anywhere: a pipeline may be loaded before its models.
+            known_models=known_models or None,
+            known_pipelines=context.pipelines,
+        )
+        return problems
 
     def unload(self, kind: str, name: str) -> list[str]:
         """Stop a resource; its topics stay unless the pipeline says `cleanTopicsOnDelete`.

@@ -160,15 +160,7 @@ def _read_document(specs: SpecSet, doc: Document, base_dir: Path) -> None:
         return
     api_version = data.get("apiVersion")
     if kind not in SPEC_CLASSES:
-        specs.warnings.append(
-            Problem(
-                doc.file,
-                doc.line,
-                None,
-                None,
-                f"kind '{kind}' ignored; tensorflux reads Model, Pipeline and Experiment",
-            )
-        )
+        _unread_kind(specs, doc, kind, api_version)
         return
     if api_version != API_VERSION:
         specs.warnings.append(
@@ -326,6 +318,29 @@ def _validation_problems(
             Problem(doc.file, doc.line_of("spec", *loc), resource, _step_of(spec, loc), message)
         )
     return problems
+
+
+# Seldon Core 2's own kinds that tensorflux has no use for (servers are its own processes).
+SELDON_OTHER_KINDS = ("Server", "ServerConfig", "SeldonRuntime", "SeldonConfig")
+
+
+def _unread_kind(specs: SpecSet, doc: Document, kind: object, api_version: object) -> None:
+    """A kind tensorflux does not read: an error when it looks like a typo of one it does
+    (`Pipelin` would otherwise load nothing and say so only in a warning), else a warning
+    (a directory of Kubernetes manifests may hold Secrets, Servers and such)."""
+    wanted = "use Model, Pipeline or Experiment"
+    close = difflib.get_close_matches(str(kind), list(SPEC_CLASSES), n=1, cutoff=0.75)
+    seldon = isinstance(api_version, str) and api_version.startswith("mlops.seldon.io/")
+    where = doc.line_of("kind")
+    if close:
+        message = f"unknown kind '{kind}'; did you mean '{close[0]}'? ({wanted})"
+        specs.problems.append(Problem(doc.file, where, None, None, message))
+    elif seldon and kind not in SELDON_OTHER_KINDS:
+        message = f"unknown kind '{kind}' for {api_version}; {wanted}"
+        specs.problems.append(Problem(doc.file, where, None, None, message))
+    else:
+        message = f"kind '{kind}' ignored; tensorflux reads Model, Pipeline and Experiment"
+        specs.warnings.append(Problem(doc.file, where, None, None, message))
 
 
 def _unknown_field_warnings(

@@ -187,3 +187,41 @@ def test_a_control_topic_model_outside_the_model_roots_fails_unread(cli, worker_
     code, _, err = cli("model", "load", "-f", str(EXAMPLES / "models" / "add10.yaml"))
     assert code == 0, err
     wait_for_status(cli, "model", "add10", "Ready")
+
+
+def test_load_names_each_problem_with_its_file_and_line(cli, tmp_path):
+    assert cli("model", "load", "-f", str(EXAMPLES / "models" / "tfsimple1.yaml"))[0] == 0
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(
+        "apiVersion: mlops.seldon.io/v1alpha1\nkind: Pipelin\nmetadata:\n  name: p1\nspec: {}\n"
+    )
+    dangling = tmp_path / "dangling.yaml"
+    dangling.write_text(
+        "apiVersion: mlops.seldon.io/v1alpha1\nkind: Pipeline\nmetadata:\n  name: p2\n"
+        "spec:\n  steps:\n  - name: tfsimple1\n    inputs:\n    - nosuchstep.outputs\n"
+        "  output:\n    steps:\n    - tfsimple1\n"
+    )
+    code, _, err = cli("pipeline", "load", "-f", str(typo), "-f", str(dangling))
+    assert code == 1
+    assert "nothing loaded; 2 problems" in err
+    assert f"{typo}:2: unknown kind 'Pipelin'; did you mean 'Pipeline'?" in err
+    assert f"{dangling}:9: pipeline 'p2' step 'tfsimple1': 'nosuchstep.outputs'" in err
+    assert cli("pipeline", "list")[1].split() == []
+
+
+def test_a_file_with_no_resource_loads_nothing_and_says_so(cli, tmp_path):
+    secret = tmp_path / "secret.yaml"
+    secret.write_text("apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n")
+    code, _, err = cli("pipeline", "load", "-f", str(secret))
+    assert code == 1 and "no Model, Pipeline or Experiment found" in err
+
+
+def test_loading_again_says_whether_it_replaced_or_changed_nothing(cli, tmp_path):
+    spec = EXAMPLES / "models" / "add10.yaml"
+    assert cli("model", "load", "-f", str(spec))[1].strip() == "loaded model/add10"
+    code, out, _ = cli("model", "load", "-f", str(spec))
+    assert code == 0 and out.startswith("unchanged model/add10")
+    changed = tmp_path / "add10.yaml"
+    changed.write_text(spec.read_text().replace("name: add10", "name: add10\n  labels: {v: '2'}"))
+    code, out, _ = cli("model", "load", "-f", str(changed))
+    assert code == 0 and out.startswith("replaced model/add10")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from engine.topology import load_files
+from engine.topology import load_files, read_text
 
 MODEL = """\
 apiVersion: mlops.seldon.io/v1alpha1
@@ -41,3 +41,29 @@ def test_hidden_directories_and_files_are_skipped(tmp_path: Path) -> None:
     (tmp_path / ".alpha.yaml.swp.yaml").write_text(MODEL.format(name="alpha"))
 
     assert sorted(load_files([tmp_path]).models) == ["alpha"]
+
+
+def test_a_misspelt_kind_is_an_error_naming_the_kind_it_resembles() -> None:
+    specs = read_text("apiVersion: mlops.seldon.io/v1alpha1\nkind: Modle\nmetadata: {name: m}\n")
+    assert [str(p) for p in specs.problems] == [
+        "<string>:2: unknown kind 'Modle'; did you mean 'Model'? "
+        "(use Model, Pipeline or Experiment)"
+    ]
+
+
+def test_other_kinds_are_skipped_with_a_warning() -> None:
+    text = (
+        "apiVersion: mlops.seldon.io/v1alpha1\nkind: Server\nmetadata: {name: mlserver}\n---\n"
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: kafka}\n"
+    )
+    specs = read_text(text)
+    assert specs.problems == []
+    assert [p.message for p in specs.warnings] == [
+        "kind 'Server' ignored; tensorflux reads Model, Pipeline and Experiment",
+        "kind 'Secret' ignored; tensorflux reads Model, Pipeline and Experiment",
+    ]
+
+
+def test_an_unknown_seldon_kind_is_an_error() -> None:
+    specs = read_text("apiVersion: mlops.seldon.io/v1alpha1\nkind: Graph\nmetadata: {name: g}\n")
+    assert "unknown kind 'Graph' for mlops.seldon.io/v1alpha1" in str(specs.problems[0])
