@@ -43,15 +43,22 @@ class ReadTimeout(TensorfluxError):
 class TopicReader:
     """Reads a compacted topic from the beginning, then follows it (no consumer group)."""
 
-    def __init__(self, settings: KafkaSettings, topic: str) -> None:
+    def __init__(self, settings: KafkaSettings, topic: str, *, one_shot: bool = False) -> None:
+        """`one_shot`: the reader reads to the end once and is closed (the CLI's status and
+        list), so it fetches with a short wait: the embedded broker does not answer a
+        waiting fetch early, and the last empty fetch before EOF would cost its full wait."""
         self.topic = topic
         self.values: dict[str, bytes] = {}
         TopicAdmin(settings).ensure([topic], partitions=1, config=COMPACTED)
+        extra: dict[str, object] = {"enable.partition.eof": True}
+        if one_shot:
+            extra["fetch.wait.max.ms"] = 10
         self._consumer = Consumer(
-            settings.consumer_config(
-                f"{topic}.reader.{uuid.uuid4().hex}", **{"enable.partition.eof": True}
-            )
+            settings.consumer_config(f"{topic}.reader.{uuid.uuid4().hex}", **extra)
         )
+        # Metadata first: assigned before it knows the leader, librdkafka retries the
+        # offset lookup only after 500 ms.
+        self._consumer.list_topics(topic, timeout=READ_TIMEOUT_S)
         self._consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
         self._at_end = False
 

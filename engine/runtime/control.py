@@ -14,6 +14,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -157,7 +158,7 @@ class ControlPlane:
         self._producer = Producer(settings.producer_config())
 
     def loaded(self) -> dict[str, str]:
-        reader = TopicReader(self.settings, self.topics.control())
+        reader = TopicReader(self.settings, self.topics.control(), one_shot=True)
         try:
             return {key: value.decode() for key, value in reader.read_to_end().items()}
         finally:
@@ -239,8 +240,11 @@ class ControlPlane:
             raise ControlError("the control topic did not acknowledge the change")
 
     def status(self) -> list[ResourceStatus]:
-        loaded = self.loaded()
-        combined = combine_reports(self._reports())
+        # The two topics read side by side: each read ends with a quiet moment (IDLE_END_S).
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            reports = pool.submit(self._reports)
+            loaded = self.loaded()
+            combined = combine_reports(reports.result())
         statuses = []
         for key in sorted(loaded):
             kind, _, name = key.partition("/")
@@ -249,7 +253,7 @@ class ControlPlane:
 
     def _reports(self) -> list[dict]:
         """Every worker's latest word on every resource (the status topic, compacted)."""
-        reader = TopicReader(self.settings, self.topics.status())
+        reader = TopicReader(self.settings, self.topics.status(), one_shot=True)
         try:
             return [json.loads(value) for value in reader.read_to_end().values()]
         finally:
