@@ -21,8 +21,19 @@ from engine.errors import TensorfluxError
 COMMAND_MODULES = (broker, topology_commands, runtime, resources, client, replay_commands)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Remembers the innermost (sub)command that was left arguments it does not take, so
+    the error shows that command's usage, not the top level's (argparse's default)."""
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[no-untyped-def]
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras and getattr(namespace, "refused_by", None) is None:
+            namespace.refused_by = self
+        return namespace, extras
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tensorflux",
         description="Kafka-native engine for ML inference pipelines (Seldon Core 2 YAML).",
     )
@@ -34,7 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args, extras = build_parser().parse_known_args(argv)
+    if extras:
+        args.refused_by.error(f"unrecognized arguments: {' '.join(extras)}")
     try:
         return int(args.handler(args) or 0)
     except TensorfluxError as error:

@@ -14,6 +14,8 @@ def add_kafka_options(
     group = parser.add_argument_group("Kafka")
     group.add_argument(
         "--bootstrap",
+        "--kafka-broker",  # Seldon's CLI name for it
+        dest="bootstrap",
         default=bootstrap_default,
         metavar="HOST:PORT",
         help="Kafka bootstrap servers (default: TENSORFLUX_BOOTSTRAP, else 127.0.0.1:9092)",

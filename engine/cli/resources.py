@@ -1,4 +1,5 @@
-"""`tensorflux model|pipeline load|unload|status|list` (and infer/inspect from the client module)."""
+"""`tensorflux model|pipeline load|unload|status|list`, `experiment start|stop|status|list`
+(and infer/inspect from the client module)."""
 
 from __future__ import annotations
 
@@ -10,29 +11,57 @@ from rich.console import Console
 from rich.table import Table
 
 from engine.cli.options import add_kafka_options, settings_from
-from engine.runtime.control import ControlPlane
+from engine.cli.waiting import our_state, wait_for
+from engine.runtime.control import ControlPlane, ResourceStatus
+
+# Seldon's verbs: experiments are started and stopped, models and pipelines loaded.
+VERBS = {
+    "model": ("load", "unload"),
+    "pipeline": ("load", "unload"),
+    "experiment": ("start", "stop"),
+}
+UNLOAD_HELP = {
+    "model": "unload a model",
+    "pipeline": "stop a pipeline; its topics stay (unless cleanTopicsOnDelete)",
+    "experiment": "stop an experiment: its endpoint answers as before it started",
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    for kind in ("model", "pipeline"):
+    for kind, (load_verb, unload_verb) in VERBS.items():
         parser = subparsers.add_parser(
-            kind, help=f"load, unload and inspect {kind}s on a running engine"
+            kind, help=f"{load_verb}, {unload_verb} and inspect {kind}s on a running engine"
         )
         commands = parser.add_subparsers(dest=f"{kind}_command", metavar="COMMAND", required=True)
 
-        load = commands.add_parser("load", help=f"validate and load {kind} specs (hot: no restart)")
+        load = commands.add_parser(
+            load_verb, help=f"validate and {load_verb} {kind} specs (hot: no restart)"
+        )
         load.add_argument(
             "-f", "--file", dest="files", action="append", required=True, metavar="FILE"
         )
         load.set_defaults(handler=_load, kind=kind)
 
-        unload = commands.add_parser("unload", help=f"stop a {kind}; its topics stay")
+        unload = commands.add_parser(unload_verb, help=UNLOAD_HELP[kind])
         unload.add_argument("name")
         unload.set_defaults(handler=_unload, kind=kind)
 
-        status = commands.add_parser("status", help=f"state of {kind}s as the workers report it")
+        status = commands.add_parser("status", help=f"state of {kind}s")
         status.add_argument("name", nargs="?")
         status.add_argument("-o", "--output", choices=("table", "json"), default="table")
+        status.add_argument(
+            "-w",
+            "--wait",
+            nargs="?",
+            const="Ready",
+            metavar="STATE",
+            help="wait until the resource (every one, without NAME) is in STATE, default "
+            "Ready (also Seldon's names: PipelineReady, ModelAvailable, ...); exits 1 at "
+            "the first Failed or after --timeout",
+        )
+        status.add_argument(
+            "--timeout", type=float, default=300.0, metavar="S", help="for -w (default 300)"
+        )
         status.set_defaults(handler=_status, kind=kind)
 
         listing = commands.add_parser("list", help=f"the {kind}s loaded")
@@ -40,7 +69,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
         for sub in (load, unload, status, listing):
             add_kafka_options(sub)
-        _register_client_commands(kind, commands)
+        if kind != "experiment":
+            _register_client_commands(kind, commands)
 
 
 def _register_client_commands(kind: str, commands: argparse._SubParsersAction) -> None:
@@ -67,7 +97,7 @@ def _unload(args: argparse.Namespace) -> int:
         deleted = plane.unload(args.kind, args.name)
     finally:
         plane.close()
-    print(f"unloaded {args.kind}/{args.name}")
+    print(f"{'stopped' if args.kind == 'experiment' else 'unloaded'} {args.kind}/{args.name}")
     for topic in deleted:
         print(f"deleted topic {topic}")
     return 0
@@ -75,13 +105,18 @@ def _unload(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     plane = ControlPlane(settings_from(args))
+
+    def read() -> list[ResourceStatus]:
+        return [s for s in plane.status() if s.kind == args.kind and args.name in (None, s.name)]
+
     try:
-        statuses = [
-            s for s in plane.status() if s.kind == args.kind and args.name in (None, s.name)
-        ]
+        if args.wait is not None:
+            statuses = wait_for(read, our_state(args.wait), name=args.name, timeout_s=args.timeout)
+        else:
+            statuses = read()
     finally:
         plane.close()
-    if args.name and not statuses:
+    if args.name and not statuses and args.wait is None:
         print(f"tensorflux: no {args.kind} '{args.name}' is loaded", file=sys.stderr)
         return 1
     if args.output == "json":

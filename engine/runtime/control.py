@@ -26,6 +26,7 @@ from engine.config import KafkaSettings
 from engine.errors import TensorfluxError
 from engine.topic_reader import COMPACTED, TopicReader
 from engine.topology import (
+    ExperimentSpec,
     Problem,
     SpecSet,
     TopicNames,
@@ -137,6 +138,27 @@ def _nothing_loaded(problems: list[str]) -> str:
     return "\n".join([f"nothing loaded; {count}:", *(f"  {problem}" for problem in problems)])
 
 
+def experiment_state(
+    spec: ExperimentSpec, states: Mapping[str, tuple[str, str, tuple[str, ...]]]
+) -> tuple[str, str, tuple[str, ...]]:
+    """An experiment is Ready when every candidate and its mirror are; it names the first
+    that is not (Failed before not loaded before still loading)."""
+    names = [candidate.name for candidate in spec.candidates]
+    if spec.mirror is not None:
+        names.append(spec.mirror.name)
+    found = {name: states.get(resource_key(spec.resource_type, name)) for name in names}
+    for name, state in found.items():
+        if state is not None and state[0] == "Failed":
+            return ("Failed", f"{spec.resource_type} '{name}' failed: {state[1]}", ())
+    for name, state in found.items():
+        if state is None:
+            return ("Pending", f"{spec.resource_type} '{name}' has not reported Ready", ())
+    for name, state in found.items():
+        if state[0] != "Ready":
+            return ("Loading", f"waiting for {spec.resource_type} '{name}' ({state[0]})", ())
+    return ("Ready", "", ())
+
+
 @dataclass(frozen=True)
 class ResourceStatus:
     kind: str
@@ -245,6 +267,15 @@ class ControlPlane:
             reports = pool.submit(self._reports)
             loaded = self.loaded()
             combined = combine_reports(reports.result())
+        experiments = {
+            key for key in loaded if key.startswith("experiment/") and key not in combined
+        }
+        if experiments:  # no worker reports experiments: the gateways run them
+            topology, _ = compile_documents(loaded, self.topics)
+            for key in experiments:
+                spec = topology.experiments.get(key.partition("/")[2])
+                if spec is not None:
+                    combined[key] = experiment_state(spec, combined)
         statuses = []
         for key in sorted(loaded):
             kind, _, name = key.partition("/")
