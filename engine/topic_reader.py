@@ -13,6 +13,7 @@ and nothing more came for a moment (`IDLE_END_S`).
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -172,6 +173,13 @@ class RangeReader:
                 yield message
             if time.monotonic() > deadline:
                 break  # a partition never reported EOF: stop with what was read
+
+    def follow(self, stop: threading.Event) -> Iterator[Message]:
+        """After `read`: the records that arrive from then on, until `stop` is set."""
+        while not stop.is_set():
+            for message in self._consumer.consume(1000, timeout=0.2):
+                if message.error() is None:
+                    yield message
 
     def close(self) -> None:
         self._consumer.close()

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import re
 import time
+from typing import TYPE_CHECKING
 
 from engine.cli.errors import BadReference, BadTime, UnknownPipeline, UnknownStep
 from engine.cli.options import add_kafka_options, settings_from
-from engine.cli.records import Row, Target, decode_row, print_table, row_json
+from engine.cli.records import Row, RowPrinter, Target, decode_row
+from engine.cli.stopping import stop_on_signals
 from engine.config import KafkaSettings
 from engine.topology import TopicNames
+
+if TYPE_CHECKING:
+    from engine.topic_reader import RangeReader
 
 DEFAULT_LAST = 10
 OUTPUTS_ORDER = 1_000_000
@@ -56,7 +60,20 @@ def register(commands: argparse._SubParsersAction) -> None:
         "all from --from-offset/--from-time/--request-id)",
     )
     inspect.add_argument(
-        "-o", "--output", "--format", dest="output", choices=("table", "json"), default="table"
+        "-o",
+        "--output",
+        "--format",
+        dest="output",
+        choices=("table", "json", "raw"),
+        default="table",
+        help="table; json (one array, or one object a line with --follow); raw (Seldon's: "
+        "topic, request id and the record as compact JSON, one line each)",
+    )
+    inspect.add_argument(
+        "-t", "--truncate", action="store_true", help="show at most 8 values of each tensor"
+    )
+    inspect.add_argument(
+        "-f", "--follow", action="store_true", help="then print new records as they come"
     )
     inspect.add_argument("-v", "--verbose", action="store_true", help="show record headers")
     add_kafka_options(inspect)
@@ -153,8 +170,31 @@ def read_records(
     request_id: str | None = None,
 ) -> list[Row]:
     """The records of `targets`, decoded, in topic order then offset order."""
-    from engine.admin import TopicAdmin
     from engine.topic_reader import RangeReader
+
+    with RangeReader(settings, "inspect") as reader:
+        return _read_backlog(
+            reader,
+            settings,
+            targets,
+            last=last,
+            offset=offset,
+            from_ms=from_ms,
+            request_id=request_id,
+        )
+
+
+def _read_backlog(
+    reader: RangeReader,
+    settings: KafkaSettings,
+    targets: list[Target],
+    *,
+    last: int | None,
+    offset: int | None,
+    from_ms: int | None,
+    request_id: str | None,
+) -> list[Row]:
+    from engine.admin import TopicAdmin
 
     existing = TopicAdmin(settings).existing()
     targets = [t for t in targets if t.topic in existing]
@@ -163,21 +203,20 @@ def read_records(
         last = DEFAULT_LAST
     by_topic = {t.topic: t for t in targets}
     rows: dict[tuple[str, int], list[Row]] = {}
-    with RangeReader(settings, "inspect") as reader:
-        starts = []
-        for target in targets:
-            found = reader.start_offsets(
-                target.topic,
-                existing[target.topic],
-                last=None if request_id else last,
-                offset=offset,
-                from_ms=from_ms,
-            )
-            starts += [(target.topic, p, o) for p, o in found.items()]
-        for message in reader.read(starts):
-            row = decode_row(by_topic[message.topic()], message, from_ms, request_id)
-            if row is not None:
-                rows.setdefault((message.topic(), message.partition()), []).append(row)
+    starts = []
+    for target in targets:
+        found = reader.start_offsets(
+            target.topic,
+            existing[target.topic],
+            last=None if request_id else last,
+            offset=offset,
+            from_ms=from_ms,
+        )
+        starts += [(target.topic, p, o) for p, o in found.items()]
+    for message in reader.read(starts):
+        row = decode_row(by_topic[message.topic()], message, from_ms, request_id)
+        if row is not None:
+            rows.setdefault((message.topic(), message.partition()), []).append(row)
     out: list[Row] = []
     for found_rows in rows.values():
         found_rows.sort(key=lambda r: r.offset)
@@ -188,22 +227,42 @@ def read_records(
 
 def run_inspect(args: argparse.Namespace) -> int:
     from engine.admin import TopicAdmin
+    from engine.topic_reader import RangeReader
 
     settings = settings_from(args)
     topics = settings.topics()
     targets = resolve_ref(args.ref, topics, TopicAdmin(settings).existing())
-    rows = read_records(
-        settings,
-        targets,
-        last=args.last,
-        offset=args.from_offset,
-        from_ms=parse_time(args.from_time) if args.from_time else None,
-        request_id=args.request_id,
-    )
-    if args.request_id and len({r.target.topic for r in rows}) > 1:
-        rows.sort(key=lambda r: (r.timestamp_ms, r.target.order, r.offset))
-    if args.output == "json":
-        print(json.dumps([row_json(r, args.verbose) for r in rows], indent=2))
-    else:
-        print_table(rows, args.verbose, args.ref)
+    from_ms = parse_time(args.from_time) if args.from_time else None
+    with RangeReader(settings, "inspect") as reader:
+        rows = _read_backlog(
+            reader,
+            settings,
+            targets,
+            last=args.last,
+            offset=args.from_offset,
+            from_ms=from_ms,
+            request_id=args.request_id,
+        )
+        if args.request_id and len({r.target.topic for r in rows}) > 1:
+            rows.sort(key=lambda r: (r.timestamp_ms, r.target.order, r.offset))
+        show = RowPrinter(args.output, verbose=args.verbose, truncate=args.truncate)
+        if args.follow:
+            for row in rows:
+                show.line(row)
+            _follow(reader, targets, show, args.request_id)
+        else:
+            show.all(rows, args.ref)
     return 0
+
+
+def _follow(
+    reader: RangeReader, targets: list[Target], show: RowPrinter, request_id: str | None
+) -> None:
+    """Print what arrives until Ctrl-C or SIGTERM (then exit 0, as `tail -f` users expect)."""
+    by_topic = {t.topic: t for t in targets}
+    stop = stop_on_signals()
+    for message in reader.follow(stop):
+        target = by_topic.get(message.topic())
+        row = decode_row(target, message, None, request_id) if target else None
+        if row is not None:
+            show.line(row)

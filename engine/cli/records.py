@@ -101,6 +101,71 @@ def row_json(row: Row, verbose: bool) -> dict[str, Any]:
     return out
 
 
+TRUNCATED_VALUES = 8
+"""What `inspect -t` keeps of each tensor's data."""
+
+
+class RowPrinter:
+    """Prints rows in one of inspect's formats: all at once, or a line at a time (follow)."""
+
+    def __init__(self, output: str, *, verbose: bool, truncate: bool) -> None:
+        self.output = output
+        self.verbose = verbose
+        self.truncate = truncate
+
+    def all(self, rows: list[Row], ref: str) -> None:
+        if self.output == "json":
+            print(json.dumps([self._json(row) for row in rows], indent=2))
+        elif self.output == "raw":
+            for row in rows:
+                self.line(row)
+        else:
+            print_table(rows, self.verbose, ref)
+
+    def line(self, row: Row) -> None:
+        """One row on one line, flushed (a pipe reader sees it at once)."""
+        document = self._json(row)
+        if self.output == "json":
+            print(json.dumps(document), flush=True)
+        elif self.output == "raw":
+            body = document.get("message", document.get("error", document.get("problem")))
+            print(f"{row.target.topic}\t{row.key}\t{json.dumps(body)}", flush=True)
+        else:
+            when = dt.datetime.fromtimestamp(row.timestamp_ms / 1000).isoformat(
+                timespec="milliseconds"
+            )
+            place = f"{row.target.label} {row.partition}:{row.offset} {when} {row.key}"
+            print(
+                f"{place} {json.dumps(document.get('message') or document.get('error'))}",
+                flush=True,
+            )
+
+    def _json(self, row: Row) -> dict[str, Any]:
+        document = row_json(row, self.verbose)
+        if self.truncate and row.message is not None:
+            document["message"] = _truncated(row.message)
+        return document
+
+
+def _truncated(message: dict[str, Any]) -> dict[str, Any]:
+    """The message with each tensor's data cut to TRUNCATED_VALUES values (its shape and
+    `data_length` still say how much there was)."""
+    out = dict(message)
+    for key in ("inputs", "outputs"):
+        if key in out:
+            out[key] = [
+                tensor
+                if len(tensor.get("data", ())) <= TRUNCATED_VALUES
+                else {
+                    **tensor,
+                    "data": tensor["data"][:TRUNCATED_VALUES],
+                    "data_length": len(tensor["data"]),
+                }
+                for tensor in out[key]
+            ]
+    return out
+
+
 def print_table(rows: list[Row], verbose: bool, ref: str) -> None:
     from rich.console import Console
     from rich.table import Table
