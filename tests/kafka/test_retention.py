@@ -1,4 +1,4 @@
-"""Inspect on a topic whose oldest records Kafka deleted by `retention.ms`.
+"""Inspect and replay on a topic whose oldest records Kafka deleted by `retention.ms`.
 
 tansu never deletes anything, so only real Kafka shows whether reading "from
 offset 0", "the last N" or "from a time" copes with a log that starts later.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
@@ -21,13 +22,14 @@ from engine.messages import InferenceMessage
 from tests.runtime.helpers import int32, tensors
 
 HOUR_MS = 3_600_000
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def _request(rid: str) -> bytes:
     return encode_avro(InferenceMessage(rid, tensors(INPUT=int32(1, 2, 3)), "request"))
 
 
-def test_inspect_reads_what_retention_left(capsys):
+def test_inspect_and_replay_read_what_retention_left(capsys, tmp_path):
     # The broker checks retention every second, not every 5 minutes.
     config = {"log.retention.check.interval.ms": 1000, "log.segment.delete.delay.ms": 1000}
     with KafkaCluster(broker_config=config) as cluster:
@@ -69,3 +71,22 @@ def test_inspect_reads_what_retention_left(capsys):
         assert [r["offset"] for r in inspect("--from-offset", "0")] == [5, 6, 7]
         assert inspect("--request-id", "old-1") == []
         assert [r["key"] for r in inspect("--request-id", "new-1")] == ["new-1"]
+
+        # A replay of a window that starts before what is left says how much is gone.
+        spec = tmp_path / "kept.yaml"
+        spec.write_text(
+            (EXAMPLES / "models" / "add10.yaml")
+            .read_text()
+            .replace("storageUri: ./add10", f"storageUri: {EXAMPLES / 'models' / 'add10'}")
+            + "---\napiVersion: mlops.seldon.io/v1alpha1\nkind: Pipeline\n"
+            "metadata:\n  name: kept\nspec:\n  steps:\n  - name: add10\n"
+            "  output:\n    steps:\n    - add10\n"
+        )
+        kafka = ["--bootstrap", settings.bootstrap, "--namespace", settings.namespace]
+        assert main(["pipeline", "load", "-f", str(spec), *kafka]) == 0
+        capsys.readouterr()
+        replay = ["pipeline", "replay", "kept", "--from-offset", "0", "--dry-run", "-o", "json"]
+        assert main([*replay, *kafka]) == 0
+        out, err = capsys.readouterr()
+        assert json.loads(out)["selected"] == 3
+        assert f"{topic}[0]: offsets 0-4 are gone (deleted by retention): 5 record(s)" in err
