@@ -130,7 +130,7 @@ def _status(args: argparse.Namespace) -> int:
 def _table(statuses: list) -> Table:
     table = Table("name", "state", "workers", "reason")
     for s in statuses:
-        table.add_row(s.name, s.state, str(len(s.workers)), s.reason)
+        table.add_row(s.name, s.state, ", ".join(s.workers), s.reason)
     return table
 
 

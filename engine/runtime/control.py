@@ -24,9 +24,15 @@ from confluent_kafka import Producer
 from engine.admin import TopicAdmin
 from engine.config import KafkaSettings
 from engine.errors import TensorfluxError
+from engine.runtime.reports import (
+    PENDING,
+    ResourceStatus,
+    combine_reports,
+    experiment_state,
+    resource_key,
+)
 from engine.topic_reader import COMPACTED, TopicReader
 from engine.topology import (
-    ExperimentSpec,
     Problem,
     SpecSet,
     TopicNames,
@@ -41,10 +47,6 @@ KINDS = {"Model": "model", "Pipeline": "pipeline", "Experiment": "experiment"}
 
 class ControlError(TensorfluxError):
     """A control-plane request could not be carried out."""
-
-
-def resource_key(kind: str, name: str) -> str:
-    return f"{kind}/{name}"
 
 
 def documents_of(specs: SpecSet) -> dict[str, str]:
@@ -88,30 +90,6 @@ def failures_by_resource(problems: Iterable[Problem]) -> dict[str, str]:
     return {key: "; ".join(messages) for key, messages in reasons.items()}
 
 
-PENDING = ("Pending", "no worker has reported", ())
-
-
-def combine_reports(reports: Iterable[Mapping]) -> dict[str, tuple[str, str, tuple[str, ...]]]:
-    """One state per resource from every worker's report: (state, reason, workers).
-
-    Any worker's Failed wins (with its reason), else any Ready, else Loading.
-    """
-    by_resource: dict[str, list[Mapping]] = {}
-    for report in reports:
-        by_resource.setdefault(resource_key(report["kind"], report["name"]), []).append(report)
-    combined = {}
-    for key, found in by_resource.items():
-        workers = tuple(sorted(r["worker"] for r in found))
-        failed = [r for r in found if r["state"] == "Failed"]
-        if failed:
-            combined[key] = ("Failed", failed[0].get("reason", ""), workers)
-        elif any(r["state"] == "Ready" for r in found):
-            combined[key] = ("Ready", "", workers)
-        else:
-            combined[key] = ("Loading", "", workers)
-    return combined
-
-
 @dataclass(frozen=True)
 class LoadedResource:
     """One resource a load published, and what that did to the engine."""
@@ -136,36 +114,6 @@ def _change(before: str | None, after: str) -> Literal["loaded", "replaced", "un
 def _nothing_loaded(problems: list[str]) -> str:
     count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
     return "\n".join([f"nothing loaded; {count}:", *(f"  {problem}" for problem in problems)])
-
-
-def experiment_state(
-    spec: ExperimentSpec, states: Mapping[str, tuple[str, str, tuple[str, ...]]]
-) -> tuple[str, str, tuple[str, ...]]:
-    """An experiment is Ready when every candidate and its mirror are; it names the first
-    that is not (Failed before not loaded before still loading)."""
-    names = [candidate.name for candidate in spec.candidates]
-    if spec.mirror is not None:
-        names.append(spec.mirror.name)
-    found = {name: states.get(resource_key(spec.resource_type, name)) for name in names}
-    for name, state in found.items():
-        if state is not None and state[0] == "Failed":
-            return ("Failed", f"{spec.resource_type} '{name}' failed: {state[1]}", ())
-    for name, state in found.items():
-        if state is None:
-            return ("Pending", f"{spec.resource_type} '{name}' has not reported Ready", ())
-    for name, state in found.items():
-        if state[0] != "Ready":
-            return ("Loading", f"waiting for {spec.resource_type} '{name}' ({state[0]})", ())
-    return ("Ready", "", ())
-
-
-@dataclass(frozen=True)
-class ResourceStatus:
-    kind: str
-    name: str
-    state: str
-    reason: str
-    workers: tuple[str, ...]
 
 
 class ControlPlane:

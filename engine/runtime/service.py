@@ -10,8 +10,9 @@ import time
 from confluent_kafka import Producer
 
 from engine.config import KafkaSettings
-from engine.runtime.control import compile_documents, new_worker_id, resource_key
+from engine.runtime.control import compile_documents, new_worker_id
 from engine.runtime.plan import Status
+from engine.runtime.reports import HEARTBEAT_S, heartbeat, resource_key
 from engine.runtime.settings import WorkerSettings
 from engine.runtime.worker import Worker
 from engine.runtimes import ModelRoots
@@ -36,6 +37,7 @@ class WorkerService:
         self.topics = settings.topics()
         self._status_producer = Producer(settings.producer_config())
         self._reported: set[str] = set()
+        self._last_heartbeat = 0.0
         self.control = TopicReader(settings, self.topics.control())
         self.worker = Worker(
             settings,
@@ -50,10 +52,11 @@ class WorkerService:
         try:
             self.worker.run(stop, between_chunks=self._follow_control)
         finally:
-            self._withdraw()
+            self._withdraw(stopping=True)
             self.control.close()
 
     def _follow_control(self) -> None:
+        self._beat()
         if self.control.poll():
             self.control.read_to_end()  # take a multi-resource load whole, not half of it
             self._apply()
@@ -72,6 +75,17 @@ class WorkerService:
             self._report(failed)
         # Resources no longer loaded: withdraw this worker's word on them.
         self._withdraw(keep=known | {resource_key(s.kind, s.name) for s in failed})
+
+    def _beat(self) -> None:
+        """Say this worker is alive, every HEARTBEAT_S: `status` stops counting a worker
+        whose heartbeats stop (killed), rather than showing its last reports forever."""
+        now = time.monotonic()
+        if now - self._last_heartbeat < HEARTBEAT_S:
+            return
+        self._last_heartbeat = now
+        key, value = heartbeat(self.worker_id)
+        self._status_producer.produce(self.topics.status(), json.dumps(value).encode(), key)
+        self._status_producer.poll(0)
 
     def _report(self, statuses: list[Status]) -> None:
         for status in statuses:
@@ -92,8 +106,10 @@ class WorkerService:
                 log.error("%s %s failed: %s", status.kind, status.name, status.reason)
         self._status_producer.flush(10)
 
-    def _withdraw(self, keep: set[str] = frozenset()) -> None:
+    def _withdraw(self, keep: set[str] = frozenset(), *, stopping: bool = False) -> None:
         for key in sorted(self._reported - set(keep)):
             self._status_producer.produce(self.topics.status(), None, f"{self.worker_id}|{key}")
             self._reported.discard(key)
+        if stopping:
+            self._status_producer.produce(self.topics.status(), None, heartbeat(self.worker_id)[0])
         self._status_producer.flush(10)

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+import time
 
 from .conftest import EXAMPLES, wait_for_status
 
@@ -64,9 +66,7 @@ def test_experiments_start_show_status_and_stop(cli, worker_service):
     assert cli("experiment", "list")[1].split() == []
 
 
-def test_an_experiment_names_the_candidate_that_keeps_it_from_ready(
-    cli, worker_service, tmp_path
-):
+def test_an_experiment_names_the_candidate_that_keeps_it_from_ready(cli, worker_service, tmp_path):
     broken = tmp_path / "mul10.yaml"
     broken.write_text(
         "apiVersion: mlops.seldon.io/v1alpha1\nkind: Model\nmetadata:\n  name: mul10\n"
@@ -106,3 +106,32 @@ def test_a_refused_flag_shows_the_subcommands_usage():
     assert result.returncode == 2
     assert result.stderr.startswith("usage: tensorflux pipeline status")
     assert "unrecognized arguments: --no-such-flag" in result.stderr
+
+
+def test_status_forgets_a_worker_whose_heartbeats_stopped(cli, worker_service, kafka_settings):
+    from confluent_kafka import Producer
+
+    from engine.runtime.reports import STALE_AFTER_S, heartbeat
+
+    assert cli("model", "load", "-f", MODELS[0])[0] == 0
+    wait_for_status(cli, "model", "add10", "Ready")
+    # What a worker killed with kill -9 a while ago left on the status topic.
+    key, beat = heartbeat("killed-worker", time.time() - STALE_AFTER_S - 60)
+    left = {
+        "worker": "killed-worker",
+        "kind": "model",
+        "name": "add10",
+        "state": "Failed",
+        "reason": "an old failure",
+        "time": beat["time"],
+    }
+    producer = Producer(kafka_settings.producer_config())
+    status_topic = kafka_settings.topics().status()
+    producer.produce(status_topic, json.dumps(beat).encode(), key)
+    producer.produce(status_topic, json.dumps(left).encode(), "killed-worker|model/add10")
+    assert producer.flush(10) == 0
+
+    code, out, _ = cli("model", "status", "add10", "-o", "json")
+    assert code == 0
+    (status,) = json.loads(out)
+    assert status["state"] == "Ready" and status["workers"] == ["test-worker"]
