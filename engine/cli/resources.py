@@ -12,7 +12,7 @@ from rich.table import Table
 
 from engine.cli.options import add_kafka_options, settings_from
 from engine.cli.waiting import our_state, wait_for
-from engine.runtime.control import ControlPlane, ResourceStatus
+from engine.runtime.control import ControlPlane, ResourceStatus, not_loaded
 
 # Seldon's verbs: experiments are started and stopped, models and pipelines loaded.
 VERBS = {
@@ -106,8 +106,11 @@ def _unload(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     plane = ControlPlane(settings_from(args))
 
+    everything: list[ResourceStatus] = []
+
     def read() -> list[ResourceStatus]:
-        return [s for s in plane.status() if s.kind == args.kind and args.name in (None, s.name)]
+        everything[:] = plane.status()
+        return [s for s in everything if s.kind == args.kind and args.name in (None, s.name)]
 
     try:
         if args.wait is not None:
@@ -117,7 +120,8 @@ def _status(args: argparse.Namespace) -> int:
     finally:
         plane.close()
     if args.name and not statuses and args.wait is None:
-        print(f"tensorflux: no {args.kind} '{args.name}' is loaded", file=sys.stderr)
+        loaded = [f"{s.kind}/{s.name}" for s in everything]
+        print(f"tensorflux: {not_loaded(args.kind, args.name, loaded)}", file=sys.stderr)
         return 1
     if args.output == "json":
         print(json.dumps([s.__dict__ | {"workers": list(s.workers)} for s in statuses], indent=2))

@@ -116,6 +116,21 @@ def _nothing_loaded(problems: list[str]) -> str:
     return "\n".join([f"nothing loaded; {count}:", *(f"  {problem}" for problem in problems)])
 
 
+def not_loaded(kind: str, name: str, loaded: Iterable[str]) -> str:
+    """Why `kind/name` cannot be found, naming the other kind that has that name, if any
+    (an experiment is not a model, though it answers under its own name)."""
+    others = [key.partition("/")[0] for key in loaded if key.partition("/")[2] == name]
+    message = f"no {kind} '{name}' is loaded"
+    if others:
+        other = others[0]
+        verb = {"experiment": "stop"}.get(other, "unload")
+        article = "an" if other[0] in "aeiou" else "a"
+        message += (
+            f"; {article} {other} is: see `tensorflux {other} status {name}` ({other} {verb})"
+        )
+    return message
+
+
 class ControlPlane:
     """What the CLI uses: load, unload, list and status."""
 
@@ -179,7 +194,7 @@ class ControlPlane:
         loaded = self.loaded()
         key = resource_key(kind, name)
         if key not in loaded:
-            raise ControlError(f"no {kind} '{name}' is loaded")
+            raise ControlError(not_loaded(kind, name, loaded))
         graph = None
         if kind == "pipeline":
             topology, _ = compile_documents(loaded, self.topics)

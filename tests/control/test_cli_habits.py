@@ -61,6 +61,12 @@ def test_experiments_start_show_status_and_stop(cli, worker_service):
     assert '"state": "Ready"' in out
     assert cli("model", "list")[1].split() == ["add10", "mul10"]  # not among the models
 
+    code, _, err = cli("model", "status", "add-or-mul")
+    assert code == 1
+    assert "no model 'add-or-mul' is loaded; an experiment is: see" in err
+    code, _, err = cli("model", "unload", "add-or-mul")
+    assert code == 1 and "tensorflux experiment status add-or-mul` (experiment stop)" in err
+
     code, out, _ = cli("experiment", "stop", "add-or-mul")
     assert code == 0 and "stopped experiment/add-or-mul" in out
     assert cli("experiment", "list")[1].split() == []
