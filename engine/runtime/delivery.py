@@ -104,8 +104,7 @@ class Delivery:
 
     def _refused_now(self, item: Outgoing, error: KafkaException) -> None:
         """A record Kafka refuses (too large, ...) becomes an error record; the stream goes on."""
-        pipeline = h.header_value(item.headers, h.PIPELINE) or ""
-        step = h.header_value(item.headers, h.STEP) or ""
+        pipeline, step = self._writer_of(item)
         record = ErrorRecord(
             pipeline=pipeline,
             step=step,
@@ -122,6 +121,18 @@ class Delivery:
         )
         for out in error_outgoing(record, item.headers, self._errors_topic, failure_topic):
             self._producer.produce(out.topic, out.value, out.key, headers=out.headers)
+
+    def _writer_of(self, item: Outgoing) -> tuple[str, str]:
+        """(pipeline, step or model) that wrote `item`: its headers say, else its topic. The
+        same record is refused on the spot or only in its delivery report depending on
+        what librdkafka knows of the topic yet, and its error must name the same writer."""
+        pipeline = h.header_value(item.headers, h.PIPELINE)
+        step = h.header_value(item.headers, h.STEP)
+        if pipeline is None and step is None:
+            owner = self.topics.parse(item.topic)
+            if owner is not None:
+                return owner.pipeline or "", owner.step or owner.model or ""
+        return pipeline or "", step or ""
 
     def _on_delivery(self, error: KafkaError | None, message: object) -> None:
         """librdkafka reports a record it finally could not deliver."""

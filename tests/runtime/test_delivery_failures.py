@@ -45,3 +45,22 @@ def test_a_lost_error_record_stops_commits(kafka_settings, kafka: Kafka):
         assert worker.tracker.committable() == {("some-topic", 0): 42}
     finally:
         worker.close()
+
+
+def test_a_record_refused_on_the_spot_names_its_writer_from_its_topic(kafka_settings, kafka: Kafka):
+    # Over message.max.bytes: librdkafka refuses it in produce() itself, before any
+    # delivery report; without headers, the error must still say whose record it was.
+    worker = Worker(kafka_settings)
+    try:
+        rid = new_id()
+        topic = kafka.topics.step_outputs("somepipe", "big")
+        worker.admin.ensure(
+            [kafka.topics.errors(), topic, kafka.topics.pipeline_outputs("somepipe")]
+        )
+        worker.delivery.produce([Outgoing(topic, rid, b"x" * 8_000_000, [])])
+        worker.commit(force=True)
+        error = kafka.collect(kafka.topics.errors(), [rid])[rid].error()
+        assert (error.pipeline, error.step, error.stage) == ("somepipe", "big", "produce")
+        assert error.kind == "bad-input"
+    finally:
+        worker.close()
