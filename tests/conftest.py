@@ -17,12 +17,10 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from hypothesis import settings
 
-
 from engine.admin import TopicAdmin
 from engine.broker import EmbeddedBroker
 from engine.config import KafkaSettings
 from engine.kafka_cluster import KafkaCluster
-
 
 # No per-example deadline: hypothesis' 200 ms is a timed assertion, and on a loaded
 # machine it failed codec property tests whose results were right.
