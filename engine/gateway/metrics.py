@@ -35,6 +35,12 @@ API_SECONDS: Final = Histogram(
     ["method_type", "code"],
     buckets=LATENCY_BUCKETS,
 )
+PIPELINE_SECONDS: Final = Histogram(
+    "tensorflux_pipeline_infer_seconds",
+    "Seconds to answer an inference of a pipeline through the gateway (for its quantiles)",
+    ["pipeline", "method_type", "code"],
+    buckets=LATENCY_BUCKETS,
+)
 _INFER: Final = {
     "pipeline": Counter(
         "seldon_pipeline_infer_total",
@@ -78,3 +84,5 @@ def observe_inference(
     labels = (name, method_type, str(code))
     _INFER[kind].labels(*labels).inc()
     _SECONDS[kind].labels(*labels).inc(seconds)
+    if kind == "pipeline":
+        PIPELINE_SECONDS.labels(*labels).observe(seconds)

@@ -148,6 +148,10 @@ class NodeAgent:
             and source.ref.port == "outputs"
             and all(s.topic != source.topic for s in self.sources[:index])
         )
+        writes_output = node.pipeline if node.kind == "output" else None
+        if fused_output is not None:
+            writes_output = fused_output.pipeline
+        self.metrics = metrics.NodeMetrics(node.pipeline, node.name, writes_output)
         # Tracing (engine.observability): None when off, so no per-record cost then.
         self.spans = spans_for(node)
         self.output_spans = spans_for(fused_output)
@@ -173,6 +177,7 @@ class NodeAgent:
                 out.append(Outgoing(self.failure_topic, record.request_id, record.value, headers))
             return  # failures are not data: no step consumes them
         if self.forwards_raw:
+            self.metrics.output()
             if self.spans is not None:
                 at = ms_to_ns(now_ms)
                 self.spans.step(
@@ -303,6 +308,7 @@ class NodeAgent:
         )
         arrived_ms = min(a.at_ms for a in emission.inputs + emission.triggers)
         if self.node.kind != "step":
+            self.metrics.output()
             if self.spans is not None:
                 at = (ms_to_ns(arrived_ms), ms_to_ns(now_ms))
                 self.spans.step(
@@ -367,6 +373,9 @@ class NodeAgent:
                 )
                 continue
             self.answer(request_id, value, ready.headers, out)
+            self.metrics.answered(1, time.time() - ready.arrived_ms / 1000)
+            if len(self.sources) > 1:
+                self.metrics.join_wait.observe((ready.emitted_ms - ready.arrived_ms) / 1000)
 
     def answer(
         self, request_id: str, value: bytes, headers: list[tuple[str, bytes]], out: list[Outgoing]
@@ -399,6 +408,7 @@ class NodeAgent:
         headers: list[tuple[str, bytes]] | None = None,
     ) -> list[Outgoing]:
         """An error record, to the errors topic and to where a caller waits for the answer."""
+        self.metrics.failed(kind)
         if self.spans is not None and stage != "model":  # a model's failure is in its span
             at = (record.partition, record.offset)
             self.spans.failed(headers or record.headers, request_id, at, kind)

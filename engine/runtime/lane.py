@@ -54,6 +54,10 @@ class LaneStep(Protocol):
         """Write the model's answer (and the pipeline's output, when fused into the step)."""
 
     @property
+    def metrics(self) -> metrics.NodeMetrics:
+        """The step's metrics (counted per chunk here)."""
+
+    @property
     def spans(self) -> NodeSpans | None:
         """The step's spans; None when tracing is off."""
 
@@ -233,6 +237,7 @@ class FastLane:
                     for data, s in zip(contents, strides, strict=True)
                 ]
                 step.answer(request_id, answer.encode(request_id, parts), headers, out)
+        step.metrics.answered(count, time.time() - now_ms / 1000)
         spans = step.spans
         if spans is not None:  # tracing on: each request's spans, once the chunk is answered
             wall_end = time.time_ns() - int((time.perf_counter() - ended) * 1e9)
