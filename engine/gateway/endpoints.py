@@ -8,6 +8,7 @@ the resolver's business, Kafka the inference's.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,7 +27,10 @@ from engine.gateway.metrics import observe_inference
 from engine.gateway.resolver import Prefer, Resolver
 from engine.gateway.router import ReplyRouter
 from engine.gateway.statuses import error_response
+from engine.observability.logs import request_fields
 from engine.observability.spans import RequestSpan, request_span
+
+log = logging.getLogger("tensorflux.gateway")
 
 SELDON_MODEL_HEADER = "seldon-model"
 """Seldon's header naming the target (`NAME.pipeline`, `NAME.experiment`)."""
@@ -132,3 +136,13 @@ def _observe(
     observe_inference(kind, name, code, time.perf_counter() - started, route=_route(request))
     if span is not None:
         span.end(code, target=name, kind=kind, request_id=request_id)
+    if code >= 500:  # the engine's failures; the caller's (4xx) are in its own answer
+        log.warning(
+            "%s answered %d for request %s",
+            request.url.path,
+            code,
+            request_id,
+            extra=request_fields(
+                request_id, name if kind == "pipeline" else None, name if kind == "model" else None
+            ),
+        )

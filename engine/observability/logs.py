@@ -55,3 +55,30 @@ def configure_logging(verbose: bool = False, log_format: LogFormat = "text") -> 
         JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
     )
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
+
+
+_worker_log = logging.getLogger("tensorflux.worker")
+
+
+def request_failed(
+    label: str,
+    request_id: str,
+    pipeline: str,
+    step: str,
+    stage: str,
+    kind: str,
+    error: BaseException,
+) -> None:
+    """The line a step logs for a request it turned into an error record: a warning for the
+    engine's and the model's failures, info for the caller's (bad input, a join timeout)."""
+    level = logging.WARNING if kind in ("model-failure", "internal") else logging.INFO
+    _worker_log.log(
+        level,
+        "%s: request %s failed at %s (%s): %s",
+        label,
+        request_id,
+        stage,
+        kind,
+        error,
+        extra=request_fields(request_id, pipeline, step),
+    )

@@ -16,6 +16,7 @@ from engine import headers as h
 from engine.codec import CodecError, encode_avro
 from engine.errors import TensorfluxError
 from engine.messages import ErrorKind, ErrorRecord, InferenceMessage, MessageKind, Tensor
+from engine.observability.logs import request_failed
 from engine.observability.spans import ms_to_ns, spans_for
 from engine.operators import revisits
 from engine.operators.batch import Batcher
@@ -409,6 +410,9 @@ class NodeAgent:
     ) -> list[Outgoing]:
         """An error record, to the errors topic and to where a caller waits for the answer."""
         self.metrics.failed(kind)
+        request_failed(
+            self.label, request_id, self.node.pipeline, self.node.name, stage, kind, error
+        )
         if self.spans is not None and stage != "model":  # a model's failure is in its span
             at = (record.partition, record.offset)
             self.spans.failed(headers or record.headers, request_id, at, kind)
