@@ -155,7 +155,7 @@ class ConsumerLag:
             self._committed[(topic, partition)] = offset
 
     def update(self, consumer: Any, assigned: set[tuple[str, int]]) -> None:
-        from confluent_kafka import TopicPartition
+        from confluent_kafka import KafkaException, TopicPartition
 
         for tp in self._shown - assigned:
             CONSUMER_LAG.remove(tp[0], str(tp[1]))
@@ -163,7 +163,10 @@ class ConsumerLag:
         self._shown &= assigned
         if not assigned:
             return
-        positions = consumer.position([TopicPartition(t, p) for t, p in sorted(assigned)])
+        try:
+            positions = consumer.position([TopicPartition(t, p) for t, p in sorted(assigned)])
+        except KafkaException:  # mid-rebalance: the next commit sets it
+            return
         for position in positions:
             tp = (position.topic, position.partition)
             _, high = consumer.get_watermark_offsets(position, cached=True)
