@@ -92,3 +92,35 @@ def test_a_request_without_traceparent_keeps_one_trace_id_across_steps() -> None
     assert first.trace_flags.sampled
     assert f"{given.trace_id:032x}" == "0af7651916cd43dd8448eb211c80319c"
     assert f"{given.span_id:016x}" == "b7ad6b7169203331"
+
+
+def test_a_batched_step_records_its_batch_wait_and_batch_size() -> None:
+    """The general path's spans (a batch window keeps the step off the fast lane), driven
+    in memory: four requests, one model call, each request's span with a batch wait."""
+    import numpy as np
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from engine.testing import TopologyTestDriver
+    from tests.observability.test_traces import EXAMPLES
+
+    exporter = InMemorySpanExporter()
+    traced = tracing.configure({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317"}, exporter)
+    try:
+        with TopologyTestDriver.from_files([EXAMPLES]) as driver:
+            for i in range(4):
+                driver.infer("add10-batch", {"INPUT": np.ones(4, np.float32)}, request_id=f"b{i}")
+        assert traced is not None and traced.flush()
+    finally:
+        tracing.shutdown()
+    spans = exporter.get_finished_spans()
+    steps = [s for s in spans if s.name == "step add10"]
+    assert sorted(s.attributes["tensorflux.request_id"] for s in steps) == ["b0", "b1", "b2", "b3"]
+    assert {s.attributes["tensorflux.batch_size"] for s in steps} == {4}
+    assert all(s.status.is_ok for s in steps)
+    assert not any("tensorflux.error_kind" in s.attributes for s in steps)
+    for step in steps:
+        children = sorted(
+            s.name for s in spans if s.parent and s.parent.span_id == step.context.span_id
+        )
+        assert children == ["batch wait", "model call"]
+    assert len({s.context.trace_id for s in steps}) == 4  # one trace per request
