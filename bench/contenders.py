@@ -56,6 +56,17 @@ CONTENDERS = [
     Contender("faust", "faust", 8_000, label="faust-streaming agent (1 step)"),
     Contender("tf-1step-1w", "tensorflux", 120_000, label="tensorflux 1-step, 1 worker"),
     Contender(
+        "tf-1step-1w-traced",
+        "tensorflux",
+        40_000,
+        env=(
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "@otlp-sink"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_TRACES_SAMPLER", "always_on"),
+        ),
+        label="tensorflux 1-step, 1 worker, every request traced (OTLP/HTTP)",
+    ),
+    Contender(
         "tf-1step-2w",
         "tensorflux",
         160_000,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import shutil
 import subprocess
 import sys
@@ -32,8 +33,10 @@ from bench.contenders import (
     DEFAULT_LINGER_MS,
     RESULTS,
     ROOT,
+    Contender,
     contenders,
 )
+from bench.otlp_sink import PLACEHOLDER, OtlpSink
 from bench.table import print_table, report
 from bench.timing import Result, run_once, soak
 from engine.broker import EmbeddedBroker
@@ -102,8 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         (RESULTS / "soak.md").write_text(text)
         print(text + f"written to {RESULTS / 'soak.md'}")
         return 0
+    sink = OtlpSink().__enter__()  # the traced contender's spans go here
     try:
         for contender in contenders(args):
+            contender = with_sink(contender, sink.url)
             result = Result(contender)
             results.append(result)
             n = max(1000, int(contender.n * args.scale))
@@ -122,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
     finally:
+        sink.__exit__()
         if broker is not None:
             broker.stop()
     gateway = _gateway(args)
@@ -134,6 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     print_table(text)
     print(f"written to {args.output}")
     return 0
+
+
+def with_sink(contender: Contender, url: str) -> Contender:
+    """The contender with the OTLP sink's URL where its env names the sink."""
+    env = tuple((key, url if value == PLACEHOLDER else value) for key, value in contender.env)
+    return dataclasses.replace(contender, env=env)
 
 
 def _gateway(args: argparse.Namespace) -> str:

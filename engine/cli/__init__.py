@@ -9,6 +9,7 @@ anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -17,6 +18,7 @@ from engine.cli import broker, client, resources, runtime
 from engine.cli import replay as replay_commands
 from engine.cli import topology as topology_commands
 from engine.errors import TensorfluxError
+from engine.observability import tracing
 
 COMMAND_MODULES = (broker, topology_commands, runtime, resources, client, replay_commands)
 
@@ -49,9 +51,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extras:
         args.refused_by.error(f"unrecognized arguments: {' '.join(extras)}")
     try:
+        tracing.configure(os.environ)  # OTEL_*: off unless an endpoint is set
         return int(args.handler(args) or 0)
     except TensorfluxError as error:
         print(f"tensorflux: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
+    finally:
+        tracing.shutdown()  # exports the spans still buffered

@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from engine.cli.options import add_kafka_options, configure_logging, settings_from
+from engine.cli.options import (
+    add_kafka_options,
+    add_log_options,
+    configure_logging,
+    settings_from,
+)
 from engine.cli.stopping import stop_on_signals
 
 
@@ -31,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="SPECS",
         help="serve these specs instead of following the control topic",
     )
-    gateway.add_argument("-v", "--verbose", action="store_true")
+    add_log_options(gateway)
     add_security_options(gateway)
     add_kafka_options(gateway)
     gateway.set_defaults(handler=run_gateway_command)
@@ -67,7 +72,7 @@ def run_gateway_command(args: argparse.Namespace) -> int:
     from engine.gateway import ControlCatalog, StaticCatalog, run_gateway
     from engine.topology import compile_topology, load_files
 
-    configure_logging(args.verbose)
+    configure_logging(args.verbose, args.log_format)
     settings = settings_from(args)
     tokens, tls = security_from(args)
     topics = settings.topics()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 
 from engine.config import KafkaSettings
+from engine.observability import logs
+from engine.observability.logs import LOG_FORMATS, LogFormat
 
 
 def add_kafka_options(
@@ -43,8 +44,16 @@ def settings_from(args: argparse.Namespace, **overrides: object) -> KafkaSetting
     return KafkaSettings.load(config_file=getattr(args, "kafka_config", None), **values)
 
 
-def configure_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+def add_log_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default="text",
+        help="text lines, or one JSON object a line (with request id, pipeline and step "
+        "on lines about a request)",
     )
+
+
+def configure_logging(verbose: bool = False, log_format: LogFormat = "text") -> None:
+    logs.configure_logging(verbose, log_format)

@@ -9,7 +9,12 @@ from typing import Any
 
 from engine.broker import EmbeddedBroker
 from engine.cli.gateway import add_security_options, security_from
-from engine.cli.options import add_kafka_options, configure_logging, settings_from
+from engine.cli.options import (
+    add_kafka_options,
+    add_log_options,
+    configure_logging,
+    settings_from,
+)
 from engine.cli.stopping import stop_on_signals
 from engine.config import KafkaSettings
 from engine.runtime.control import ControlPlane
@@ -35,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     up.add_argument("--http-port", type=int, default=9000, help="gateway port")
     up.add_argument("--http-host", default="127.0.0.1")
     up.add_argument("--no-gateway", action="store_true", help="run no HTTP gateway")
-    up.add_argument("-v", "--verbose", action="store_true")
+    add_log_options(up)
     _add_model_roots_option(up, default="the directories of the -f specs' models and the cwd")
     add_security_options(up)
     add_kafka_options(up)
@@ -59,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         help="serve /health/live, /health/ready and /metrics on this port (for probes)",
     )
-    worker.add_argument("-v", "--verbose", action="store_true")
+    add_log_options(worker)
     _add_model_roots_option(worker, default="the directories of the -f specs' models")
     add_kafka_options(worker)
     worker.set_defaults(handler=run_worker)
@@ -98,7 +103,7 @@ def load_specs(settings: KafkaSettings, files: list[str]) -> None:
 
 
 def run_worker(args: argparse.Namespace) -> int:
-    configure_logging(args.verbose)
+    configure_logging(args.verbose, args.log_format)
     stop = stop_on_signals()
     settings = settings_from(args)
     service: WorkerService | None = None
@@ -136,7 +141,7 @@ def run_worker(args: argparse.Namespace) -> int:
 
 
 def run_up(args: argparse.Namespace) -> int:
-    configure_logging(args.verbose)
+    configure_logging(args.verbose, args.log_format)
     stop = stop_on_signals()
     security = security_from(args)  # a bad token or TLS file fails before anything starts
     broker = None

@@ -8,6 +8,7 @@ the resolver's business, Kafka the inference's.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +27,10 @@ from engine.gateway.metrics import observe_inference
 from engine.gateway.resolver import Prefer, Resolver
 from engine.gateway.router import ReplyRouter
 from engine.gateway.statuses import error_response
+from engine.observability.logs import request_fields
+from engine.observability.spans import RequestSpan, request_span
+
+log = logging.getLogger("tensorflux.gateway")
 
 SELDON_MODEL_HEADER = "seldon-model"
 """Seldon's header naming the target (`NAME.pipeline`, `NAME.experiment`)."""
@@ -78,6 +83,10 @@ class Endpoints:
         request_id = request.headers.get(h.REQUEST_ID) or None
         route = None
         target = None
+        traceparent = request.headers.get(h.TRACEPARENT)
+        span = request_span("POST", _route(request), traceparent)
+        if span is not None:  # the records name the gateway's span as their parent
+            traceparent = span.traceparent
         try:
             found = self._resolve(name, request, prefer, split=True)
             to = self.resolver.route(found, request.headers.get(ROUTE_HEADER))
@@ -87,13 +96,13 @@ class Endpoints:
             router = self.router()
             assert router is not None, "the app's lifespan starts the reply router"
             document = await Inference(router, self.timeout_s).run(
-                message, body_id, to, request.headers.get(h.TRACEPARENT)
+                message, body_id, to, traceparent
             )
         except (GatewayError, CodecError) as failure:
             answer = error_response(failure, request_id, route)
-            _observe(target, answer.status_code, started)
+            _observe(request, target, answer.status_code, started, span, request_id)
             return answer
-        _observe(target, 200, started)
+        _observe(request, target, 200, started, span, request_id)
         headers = {h.REQUEST_ID: request_id}
         if route:
             headers[ROUTE_HEADER] = route
@@ -108,7 +117,32 @@ class Endpoints:
         return self.resolver.resolve(name, prefer, seldon_model=seldon_model, split=split)
 
 
-def _observe(target: Any, code: int, started: float) -> None:
+def _route(request: Request) -> str:
+    """The route's template (`/v2/pipelines/{name}/infer`): bounded, unlike the path."""
+    route = request.scope.get("route")
+    return getattr(route, "path", None) or "unknown"
+
+
+def _observe(
+    request: Request,
+    target: Any,
+    code: int,
+    started: float,
+    span: RequestSpan | None,
+    request_id: str | None,
+) -> None:
     kind = None if target is None else "pipeline" if isinstance(target, PipelineInfo) else "model"
     name = "" if target is None else target.name
-    observe_inference(kind, name, code, time.perf_counter() - started)
+    observe_inference(kind, name, code, time.perf_counter() - started, route=_route(request))
+    if span is not None:
+        span.end(code, target=name, kind=kind, request_id=request_id)
+    if code >= 500:  # the engine's failures; the caller's (4xx) are in its own answer
+        log.warning(
+            "%s answered %d for request %s",
+            request.url.path,
+            code,
+            request_id,
+            extra=request_fields(
+                request_id, name if kind == "pipeline" else None, name if kind == "model" else None
+            ),
+        )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 MethodType = Literal["rest", "grpc"]
 
@@ -19,6 +19,27 @@ REQUESTS: Final = Counter(
     "tensorflux_gateway_requests_total",
     "Inference requests the gateway answered, by status code (for a per-pod rate)",
     ["code"],
+)
+LATENCY_BUCKETS: Final = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)  # fmt: skip
+REQUEST_SECONDS: Final = Histogram(
+    "tensorflux_gateway_request_seconds",
+    "Seconds to answer an inference request, by route template and status code",
+    ["route", "method_type", "code"],
+    buckets=LATENCY_BUCKETS,
+)
+API_SECONDS: Final = Histogram(
+    "seldon_model_infer_api_seconds",
+    "Seconds to answer an inference request (Seldon's API latency histogram)",
+    ["method_type", "code"],
+    buckets=LATENCY_BUCKETS,
+)
+PIPELINE_SECONDS: Final = Histogram(
+    "tensorflux_pipeline_infer_seconds",
+    "Seconds to answer an inference of a pipeline through the gateway (for its quantiles)",
+    ["pipeline", "method_type", "code"],
+    buckets=LATENCY_BUCKETS,
 )
 _INFER: Final = {
     "pipeline": Counter(
@@ -52,11 +73,16 @@ def observe_inference(
     code: int,
     seconds: float,
     method_type: MethodType = "rest",
+    route: str = "unknown",
 ) -> None:
     """One answered inference; `kind` None when the name resolved to nothing."""
     REQUESTS.labels(str(code)).inc()
+    REQUEST_SECONDS.labels(route, method_type, str(code)).observe(seconds)
+    API_SECONDS.labels(method_type, str(code)).observe(seconds)
     if kind is None:
         return
     labels = (name, method_type, str(code))
     _INFER[kind].labels(*labels).inc()
     _SECONDS[kind].labels(*labels).inc(seconds)
+    if kind == "pipeline":
+        PIPELINE_SECONDS.labels(*labels).observe(seconds)

@@ -16,6 +16,8 @@ from engine import headers as h
 from engine.codec import CodecError, encode_avro
 from engine.errors import TensorfluxError
 from engine.messages import ErrorKind, ErrorRecord, InferenceMessage, MessageKind, Tensor
+from engine.observability.logs import request_failed
+from engine.observability.spans import ms_to_ns, spans_for
 from engine.operators import revisits
 from engine.operators.batch import Batcher
 from engine.operators.join import Emission, Join, JoinResult
@@ -37,6 +39,8 @@ class Arrival:
     record: Record
     tensors: tuple[Tensor, ...]
     visits: dict[str, int]
+    at_ms: int = 0
+    """When its chunk was consumed."""
 
 
 @dataclass(slots=True)
@@ -46,6 +50,10 @@ class Ready:
     message: InferenceMessage
     headers: list[tuple[str, bytes]]
     records: list[Record]
+    arrived_ms: int = 0
+    """When its first record's chunk was consumed."""
+    emitted_ms: int = 0
+    """When its join released it (to the batch, or the model)."""
 
 
 def kind_of(source: Source) -> MessageKind:
@@ -141,6 +149,13 @@ class NodeAgent:
             and source.ref.port == "outputs"
             and all(s.topic != source.topic for s in self.sources[:index])
         )
+        writes_output = node.pipeline if node.kind == "output" else None
+        if fused_output is not None:
+            writes_output = fused_output.pipeline
+        self.metrics = metrics.NodeMetrics(node.pipeline, node.name, writes_output)
+        # Tracing (engine.observability): None when off, so no per-record cost then.
+        self.spans = spans_for(node)
+        self.output_spans = spans_for(fused_output)
         self.lane: FastLane | None = None
         if lane:
             if model is None or not fits_lane(node, model, max_visits):
@@ -163,6 +178,12 @@ class NodeAgent:
                 out.append(Outgoing(self.failure_topic, record.request_id, record.value, headers))
             return  # failures are not data: no step consumes them
         if self.forwards_raw:
+            self.metrics.output()
+            if self.spans is not None:
+                at = ms_to_ns(now_ms)
+                self.spans.step(
+                    record.headers, record.request_id, record.partition, record.offset, (at, at)
+                )
             out.append(
                 Outgoing(
                     self.node.output_topic,
@@ -185,7 +206,7 @@ class NodeAgent:
         # Joined by the record's request id (its key), the id every record of it is written with.
         key: Hashable = (record.partition, record.request_id, visits.get(self.node.name, 0))
         result = self.join.process(
-            key, source_index, Arrival(record, tensors, visits), now_ms, record.offset
+            key, source_index, Arrival(record, tensors, visits, now_ms), now_ms, record.offset
         )
         if not self.join.passes_through():
             self.tracker.hold(record.ref)
@@ -286,10 +307,17 @@ class NodeAgent:
         message = InferenceMessage(
             request_id, tensors, self.output_kind, model_name=self.node.model or self.node.pipeline
         )
+        arrived_ms = min(a.at_ms for a in emission.inputs + emission.triggers)
         if self.node.kind != "step":
+            self.metrics.output()
+            if self.spans is not None:
+                at = (ms_to_ns(arrived_ms), ms_to_ns(now_ms))
+                self.spans.step(
+                    headers, request_id, first.record.partition, first.record.offset, at
+                )
             out.append(Outgoing(self.node.output_topic, request_id, encode_avro(message), headers))
             return
-        ready = Ready(message, headers, records)
+        ready = Ready(message, headers, records, arrived_ms, now_ms)
         if self.node.request_topic is not None:
             if self.forwards_request and plain_avro(first.record.headers):
                 value = first.record.value
@@ -304,9 +332,19 @@ class NodeAgent:
 
     def _call(self, batch: list[Ready], out: list[Outgoing]) -> None:
         assert self.model is not None, f"{self.label} has no model"
-        started = time.perf_counter()
+        started, wall = time.perf_counter(), time.time_ns()
         results = call_model(self.model, [ready.message.as_arrays() for ready in batch])
         metrics.observe_model_call(self.model.name, time.perf_counter() - started, len(batch))
+        if self.spans is not None:
+            model_call = (wall, time.time_ns())
+            self.spans.answered(
+                batch,
+                results,
+                model_call,
+                len(self.sources) > 1,
+                self.batcher.holds(),
+                self.output_spans,
+            )
         for ready, result in zip(batch, results, strict=True):
             if self.batcher.holds():
                 for record in ready.records:
@@ -336,6 +374,9 @@ class NodeAgent:
                 )
                 continue
             self.answer(request_id, value, ready.headers, out)
+            self.metrics.answered(1, time.time() - ready.arrived_ms / 1000)
+            if len(self.sources) > 1:
+                self.metrics.join_wait.observe((ready.emitted_ms - ready.arrived_ms) / 1000)
 
     def answer(
         self, request_id: str, value: bytes, headers: list[tuple[str, bytes]], out: list[Outgoing]
@@ -368,6 +409,13 @@ class NodeAgent:
         headers: list[tuple[str, bytes]] | None = None,
     ) -> list[Outgoing]:
         """An error record, to the errors topic and to where a caller waits for the answer."""
+        self.metrics.failed(kind)
+        request_failed(
+            self.label, request_id, self.node.pipeline, self.node.name, stage, kind, error
+        )
+        if self.spans is not None and stage != "model":  # a model's failure is in its span
+            at = (record.partition, record.offset)
+            self.spans.failed(headers or record.headers, request_id, at, kind)
         error_record = ErrorRecord.from_exception(
             error,
             pipeline=self.node.pipeline,

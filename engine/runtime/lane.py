@@ -26,6 +26,7 @@ from engine.codec.columnar import Layout, LayoutMatcher, column, layout_for
 from engine.codec.errors import CodecError
 from engine.dtypes import BYTES, DATATYPE_TO_DTYPE, datatype_of
 from engine.messages import MessageKind
+from engine.observability.spans import NodeSpans
 from engine.operators.batch import Batcher
 from engine.runtime import metrics
 from engine.runtime.records import Outgoing, Record
@@ -51,6 +52,18 @@ class LaneStep(Protocol):
         self, request_id: str, value: bytes, headers: list[tuple[str, bytes]], out: list[Outgoing]
     ) -> None:
         """Write the model's answer (and the pipeline's output, when fused into the step)."""
+
+    @property
+    def metrics(self) -> metrics.NodeMetrics:
+        """The step's metrics (counted per chunk here)."""
+
+    @property
+    def spans(self) -> NodeSpans | None:
+        """The step's spans; None when tracing is off."""
+
+    @property
+    def output_spans(self) -> NodeSpans | None:
+        """The fused output's spans, if any."""
 
 
 def fits_lane(node: Node, model: ModelRuntime | None, max_visits: int | None) -> bool:
@@ -171,7 +184,7 @@ class FastLane:
                 group[1].append(record)
                 group[2].append(id_end)
         for layout, (plan, group_records, id_ends) in groups.items():
-            if not self._call(layout, plan, group_records, id_ends, out):
+            if not self._call(layout, plan, group_records, id_ends, out, now_ms):
                 for record in group_records:
                     step.process(source_index, record, now_ms, out)
 
@@ -182,6 +195,7 @@ class FastLane:
         records: list[Record],
         id_ends: list[int],
         out: list[Outgoing],
+        now_ms: int,
     ) -> bool:
         """Answer every record with one model call; False leaves them all to the general path."""
         step, model = self.step, self.model
@@ -196,7 +210,8 @@ class FastLane:
             outputs = model.predict(inputs)
         except Exception:  # the general path finds which request fails, and says why
             return False
-        metrics.observe_model_call(model.name, time.perf_counter() - started, count)
+        ended = time.perf_counter()
+        metrics.observe_model_call(model.name, ended - started, count)
         answer = self._answer_layout(model.name, outputs, count, rows) if outputs else None
         if outputs and answer is None:
             return False
@@ -222,6 +237,12 @@ class FastLane:
                     for data, s in zip(contents, strides, strict=True)
                 ]
                 step.answer(request_id, answer.encode(request_id, parts), headers, out)
+        step.metrics.answered(count, time.time() - now_ms / 1000)
+        spans = step.spans
+        if spans is not None:  # tracing on: each request's spans, once the chunk is answered
+            wall_end = time.time_ns() - int((time.perf_counter() - ended) * 1e9)
+            model_call = (wall_end - int((ended - started) * 1e9), wall_end)
+            spans.lane(records, now_ms * 1_000_000, model_call, step.output_spans)
         return True
 
     def _answer_layout(

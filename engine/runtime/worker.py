@@ -60,7 +60,13 @@ class Worker:
         self.topics = settings.topics()
         self.admin = TopicAdmin(settings)
         self.tracker = OffsetTracker()
-        self.on_status = on_status or (lambda statuses: None)
+        report = on_status or (lambda statuses: None)
+
+        def on_each_status(statuses: list[Status]) -> None:
+            metrics.observe_statuses(statuses)  # tensorflux_model_state
+            report(statuses)
+
+        self.on_status = on_each_status
         self.models = ModelPool(partial(load_model, roots=model_roots))
         self.delivery = Delivery(settings, self.worker_settings, self.topics)
         self._consumer = Consumer(
@@ -74,6 +80,7 @@ class Worker:
         self._assigned: set[tuple[str, int]] = set()
         self._ready_announced = False
         self._last_commit = time.monotonic()
+        self._lag = metrics.ConsumerLag()
 
     # -- loading -----------------------------------------------------------------------
 
@@ -183,6 +190,8 @@ class Worker:
         offsets = [TopicPartition(t, p, o) for (t, p), o in due.items() if (t, p) in self._assigned]
         if self.delivery.commit_when_delivered(self._consumer, offsets):
             self.tracker.mark_committed({(o.topic, o.partition): o.offset for o in offsets})
+            self._lag.committed((o.topic, o.partition, o.offset) for o in offsets)
+        self._lag.update(self._consumer, self._assigned)
 
     # -- rebalancing -------------------------------------------------------------------
 
