@@ -302,10 +302,22 @@ class NodeAgent:
         for batch in self.batcher.process(ready, now_ms):
             self._call(batch, out)
 
+    def _requested_outputs(self, batch: list[Ready]) -> list[tuple[str, ...]] | None:
+        """The OIP `outputs` of direct model calls, for models that answer them (a
+        pipeline's request names the pipeline's outputs, not a step's)."""
+        if self.node.pipeline or self.model is None or not self.model.takes_requested_outputs:
+            return None
+        return [ready.records[0].message("request").requested_outputs for ready in batch]
+
     def _call(self, batch: list[Ready], out: list[Outgoing]) -> None:
         assert self.model is not None, f"{self.label} has no model"
         started = time.perf_counter()
-        results = call_model(self.model, [ready.message.as_arrays() for ready in batch])
+        results = call_model(
+            self.model,
+            [ready.message.as_arrays() for ready in batch],
+            self._requested_outputs(batch),
+            whole_batch=self.batcher.holds(),
+        )
         metrics.observe_model_call(self.model.name, time.perf_counter() - started, len(batch))
         for ready, result in zip(batch, results, strict=True):
             if self.batcher.holds():
