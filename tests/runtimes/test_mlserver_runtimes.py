@@ -172,3 +172,23 @@ def test_closed_models_refuse(tmp_path: Path) -> None:
         model.close()
         with pytest.raises(ModelFailure, match="closed"):
             model.predict({"x": ROWS})
+
+
+def test_max_batch_size_caps_merged_calls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.operators.model_call import call_model
+
+    art.sklearn_classifier(tmp_path)
+    art.settings(tmp_path, max_batch_size=2)
+    model = load_model(spec(tmp_path, "sklearn"))
+    rows_per_call: list[int] = []
+    predict = model.predict
+
+    def counting(inputs):
+        rows_per_call.append(len(next(iter(inputs.values()))))
+        return predict(inputs)
+
+    monkeypatch.setattr(model, "predict", counting)
+    requests = [{"x": ROWS[i % 3 : i % 3 + 1]} for i in range(5)]
+    results = call_model(model, requests)
+    assert rows_per_call == [2, 2, 1]  # five requests, at most two in one call
+    assert [r["predict"].tolist() for r in results] == [[[0]], [[1]], [[2]], [[0]], [[1]]]
