@@ -29,13 +29,8 @@ KINDS: Final[tuple[Kind, ...]] = (
     "alibi-detect",
 )
 
-# Spellings of `requirements` seen in Seldon Models for the same runtime.
-_ALIASES: Final[dict[str, Kind]] = {
-    "scikit-learn": "sklearn",
-    "alibi_detect": "alibi-detect",
-    "alibi-detect": "alibi-detect",
-    "mlflow": "mlflow",
-}
+# Other spellings of `requirements` for the same runtime.
+_ALIASES: Final[dict[str, Kind]] = {"scikit-learn": "sklearn", "alibi_detect": "alibi-detect"}
 
 
 @dataclass(frozen=True)
