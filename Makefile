@@ -5,12 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: run test test-fast test-kafka kafka lint bench clean
+.PHONY: run test test-fast test-alibi test-kafka kafka lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,sklearn,xgboost,lightgbm,mlflow]'
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -21,6 +21,27 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not broker" $(PYTEST_ARGS)
+
+# alibi-detect 0.13 (the latest) requires numpy<2 and tensorflux pins numpy 2.4.6, so the
+# drift/outlier detector runtime lives in a venv of its own: the project installed without
+# its numpy pin, numpy 1.26.4, alibi-detect. `make test-alibi` runs the detector tests there
+# (TENSORFLUX_REQUIRE_ALIBI makes them fail rather than skip when alibi-detect is missing).
+ALIBI_VENV := .venv-alibi
+ALIBI_STAMP := $(ALIBI_VENV)/.installed
+ALIBI_PINS := numpy==1.26.4 alibi-detect==0.13.0
+ALIBI_TESTS := tests/runtimes/test_alibi_detect.py tests/docs/test_drift_readme.py
+
+$(ALIBI_STAMP): pyproject.toml
+	test -x $(ALIBI_VENV)/bin/python || $(PYTHON) -m venv $(ALIBI_VENV)
+	$(ALIBI_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(ALIBI_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(ALIBI_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(ALIBI_PINS) \
+		$$($(ALIBI_VENV)/bin/python -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+		print(" ".join(d.split("#")[0].strip() for d in p["dependencies"] + p["optional-dependencies"]["test"] if not d.startswith("numpy")))')
+	touch $(ALIBI_STAMP)
+
+test-alibi: $(ALIBI_STAMP)
+	TENSORFLUX_REQUIRE_ALIBI=1 $(ALIBI_VENV)/bin/python -m pytest $(ALIBI_TESTS) $(PYTEST_ARGS)
 
 # The suite on a real Apache Kafka node the fixture starts, plus the drills on a
 # 3-node cluster (tests/kafka/). Needs Java 17+ and Maven: the first line fetches
@@ -55,4 +76,4 @@ bench: $(STAMP) $(BENCH_PEERS_STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(BENCH_VENV) $(ALIBI_VENV) .pytest_cache build *.egg-info

@@ -19,18 +19,52 @@ from engine.runtimes.errors import ModelFailure
 Arrays = dict[str, np.ndarray]
 
 
-def call_model(model: ModelRuntime, requests: Sequence[Arrays]) -> list[Arrays | Exception]:
-    """One result per request, in order: its outputs, or the exception it raised."""
+def call_model(
+    model: ModelRuntime,
+    requests: Sequence[Arrays],
+    requested: Sequence[tuple[str, ...]] | None = None,
+    *,
+    whole_batch: bool = False,
+) -> list[Arrays | Exception]:
+    """One result per request, in order: its outputs, or the exception it raised.
+
+    `requested` gives each request's OIP `outputs` (for models that honour them);
+    `whole_batch` says the requests are a step's `batch`, which a model that
+    `shares_batch_answer` (a drift detector) answers in one call for all of them."""
+    wanted = list(requested) if requested is not None else [()] * len(requests)
+    if model.shares_batch_answer:
+        if whole_batch and len(requests) > 1:
+            return _call_shared(model, requests)
+        return [_call_one(model, request, ()) for request in requests]
     if len(requests) < 2 or not model.batchable:
-        return [_call_one(model, request) for request in requests]
+        return [_call_one(model, request, w) for request, w in zip(requests, wanted, strict=True)]
     results: dict[int, Arrays | Exception] = {}
-    for group in _compatible_groups(requests):
-        merged = _call_merged(model, [requests[i] for i in group]) if len(group) > 1 else None
+    for group in _compatible_groups(requests, wanted, model.max_batch_size):
+        merged = (
+            _call_merged(model, [requests[i] for i in group], wanted[group[0]])
+            if len(group) > 1
+            else None
+        )
         if merged is None:
-            results.update((i, _call_one(model, requests[i])) for i in group)
+            results.update((i, _call_one(model, requests[i], wanted[i])) for i in group)
         else:
             results.update(zip(group, merged, strict=True))
     return [results[i] for i in range(len(requests))]
+
+
+def _call_shared(model: ModelRuntime, requests: Sequence[Arrays]) -> list[Arrays | Exception]:
+    """One call on all rows; each request gets the same answer (or, if the rows cannot be
+    merged or the call fails, its own call and its own answer or error)."""
+    if len(_compatible_groups(requests, [()] * len(requests), None)) == 1:
+        names = list(requests[0])
+        merged = {name: np.concatenate([request[name] for request in requests]) for name in names}
+        try:
+            outputs = model.predict(merged)
+        except Exception:
+            outputs = None
+        if outputs is not None:
+            return [outputs for _ in requests]
+    return [_call_one(model, request, ()) for request in requests]
 
 
 def _signature(request: Arrays) -> tuple:
@@ -41,17 +75,24 @@ def _signature(request: Arrays) -> tuple:
     )
 
 
-def _compatible_groups(requests: Sequence[Arrays]) -> list[list[int]]:
+def _compatible_groups(
+    requests: Sequence[Arrays], wanted: Sequence[tuple[str, ...]], most: int | None
+) -> list[list[int]]:
     groups: dict[tuple, list[int]] = {}
     for index, request in enumerate(requests):
         if any(array.ndim == 0 for array in request.values()):
             groups[("scalar", index)] = [index]
         else:
-            groups.setdefault(_signature(request), []).append(index)
-    return list(groups.values())
+            groups.setdefault((_signature(request), wanted[index]), []).append(index)
+    if most is None:
+        return list(groups.values())
+    # model-settings.json's max_batch_size: at most that many requests in one call.
+    return [group[i : i + most] for group in groups.values() for i in range(0, len(group), most)]
 
 
-def _call_merged(model: ModelRuntime, requests: list[Arrays]) -> list[Arrays] | None:
+def _call_merged(
+    model: ModelRuntime, requests: list[Arrays], wanted: tuple[str, ...]
+) -> list[Arrays] | None:
     """Outputs per request, or None when the merged call cannot be split or fails."""
     rows = [next(iter(request.values())).shape[0] if request else 0 for request in requests]
     if any(
@@ -61,7 +102,7 @@ def _call_merged(model: ModelRuntime, requests: list[Arrays]) -> list[Arrays] | 
     names = list(requests[0])
     merged = {name: np.concatenate([request[name] for request in requests]) for name in names}
     try:
-        outputs = model.predict(merged)
+        outputs = model.predict_outputs(merged, wanted) if wanted else model.predict(merged)
     except Exception:
         return None
     total = sum(rows)
@@ -75,8 +116,10 @@ def _call_merged(model: ModelRuntime, requests: list[Arrays]) -> list[Arrays] | 
     ]
 
 
-def _call_one(model: ModelRuntime, request: Arrays) -> Arrays | Exception:
+def _call_one(model: ModelRuntime, request: Arrays, wanted: tuple[str, ...]) -> Arrays | Exception:
     try:
+        if wanted:
+            return model.predict_outputs(request, wanted)
         return model.predict(request)
     except Exception as error:  # every failure becomes this request's error record
         if isinstance(error, TensorfluxError):

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from engine import headers as h
 from engine.codec import CodecError, encode_avro
 from engine.errors import TensorfluxError
-from engine.messages import ErrorKind, ErrorRecord, InferenceMessage, MessageKind, Tensor
-from engine.observability.logs import request_failed
+from engine.messages import ErrorKind, InferenceMessage, MessageKind, Tensor
 from engine.observability.spans import ms_to_ns, spans_for
 from engine.operators import revisits
 from engine.operators.batch import Batcher
@@ -25,10 +24,11 @@ from engine.operators.model_call import call_model
 from engine.operators.tensor_map import merge, select
 from engine.runtime import metrics
 from engine.runtime.errors import JoinTimedOut, TooManyRevisits
+from engine.runtime.failures import FailureWriter
 from engine.runtime.lane import FastLane, fits_lane, plain_avro
 from engine.runtime.node_headers import carried, header_tail, headers_for
 from engine.runtime.offsets import OffsetTracker
-from engine.runtime.records import Outgoing, Record, RecordRef, error_outgoing
+from engine.runtime.records import Outgoing, Record, RecordRef
 from engine.runtimes.base import ModelRuntime
 from engine.runtimes.errors import ModelInputError
 from engine.topology.graph import Node, Source
@@ -156,6 +156,15 @@ class NodeAgent:
         # Tracing (engine.observability): None when off, so no per-record cost then.
         self.spans = spans_for(node)
         self.output_spans = spans_for(fused_output)
+        self._error = FailureWriter(
+            node,
+            self.label,
+            errors_topic=errors_topic,
+            failure_topic=failure_topic,
+            metrics=self.metrics,
+            spans=self.spans,
+            headers_for=self.headers_for,
+        )
         self.lane: FastLane | None = None
         if lane:
             if model is None or not fits_lane(node, model, max_visits):
@@ -330,10 +339,22 @@ class NodeAgent:
         for batch in self.batcher.process(ready, now_ms):
             self._call(batch, out)
 
+    def _requested_outputs(self, batch: list[Ready]) -> list[tuple[str, ...]] | None:
+        """The OIP `outputs` of direct model calls, for models that answer them (a
+        pipeline's request names the pipeline's outputs, not a step's)."""
+        if self.node.pipeline or self.model is None or not self.model.takes_requested_outputs:
+            return None
+        return [ready.records[0].message("request").requested_outputs for ready in batch]
+
     def _call(self, batch: list[Ready], out: list[Outgoing]) -> None:
         assert self.model is not None, f"{self.label} has no model"
         started, wall = time.perf_counter(), time.time_ns()
-        results = call_model(self.model, [ready.message.as_arrays() for ready in batch])
+        results = call_model(
+            self.model,
+            [ready.message.as_arrays() for ready in batch],
+            self._requested_outputs(batch),
+            whole_batch=self.batcher.holds(),
+        )
         metrics.observe_model_call(self.model.name, time.perf_counter() - started, len(batch))
         if self.spans is not None:
             model_call = (wall, time.time_ns())
@@ -398,40 +419,3 @@ class NodeAgent:
     ) -> list[tuple[str, bytes]]:
         """What the node writes for a request carries (see `node_headers`)."""
         return headers_for(incoming, request_id, self._header_tail)
-
-    def _error(
-        self,
-        request_id: str,
-        stage: str,
-        error: BaseException,
-        kind: ErrorKind,
-        record: Record,
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> list[Outgoing]:
-        """An error record, to the errors topic and to where a caller waits for the answer."""
-        self.metrics.failed(kind)
-        request_failed(
-            self.label, request_id, self.node.pipeline, self.node.name, stage, kind, error
-        )
-        if self.spans is not None and stage != "model":  # a model's failure is in its span
-            at = (record.partition, record.offset)
-            self.spans.failed(headers or record.headers, request_id, at, kind)
-        error_record = ErrorRecord.from_exception(
-            error,
-            pipeline=self.node.pipeline,
-            step=self.node.name,
-            request_id=request_id,
-            stage=stage,
-            payload=record.value,
-            kind=kind,
-            source_topic=record.topic,
-            source_partition=record.partition,
-            source_offset=record.offset,
-            payload_content_type=h.header_value(record.headers, h.CONTENT_TYPE) or "",
-        )
-        return error_outgoing(
-            error_record,
-            headers or self.headers_for(record.headers, request_id),
-            self.errors_topic,
-            self.failure_topic,
-        )

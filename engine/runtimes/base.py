@@ -31,6 +31,14 @@ class ModelRuntime(ABC):
     outputs: tuple[TensorSpec, ...] = ()
     batchable: bool = False
     """True when requests may be concatenated along axis 0 and the outputs split back."""
+    max_batch_size: int | None = None
+    """At most this many requests in one merged call (model-settings.json); None: no limit."""
+    takes_requested_outputs: bool = False
+    """True when `predict_outputs` answers what a request's OIP `outputs` name
+    (MLServer's sklearn and xgboost: `predict_proba`)."""
+    shares_batch_answer: bool = False
+    """True when one call on a step's batch (`batch.size`) answers the batch as a
+    whole, and every request of it gets that answer (drift detectors)."""
 
     @abstractmethod
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -39,6 +47,13 @@ class ModelRuntime(ABC):
         Raises ModelInputError for requests that do not fit, ModelFailure when
         the model itself fails.
         """
+
+    def predict_outputs(
+        self, inputs: dict[str, np.ndarray], requested: tuple[str, ...]
+    ) -> dict[str, np.ndarray]:
+        """`predict` for a request whose OIP `outputs` name `requested` (empty: none named).
+        Runtimes with `takes_requested_outputs` override it; the rest answer as `predict`."""
+        return self.predict(inputs)
 
     @abstractmethod
     def close(self) -> None:

@@ -150,6 +150,34 @@ def test_readme_curl_example_answers_what_it_says(engine_up):
     assert answer["outputs"] == promised["outputs"]
 
 
+def runtime_examples() -> list[tuple[str, str, str]]:
+    """(url, body, promised answer) of each curl of the README's "Model runtimes" section."""
+    section = README.split("\n## Model runtimes\n", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```sh\n(.*?)```", section, flags=re.S)
+    assert block, "the Model runtimes section's example moved; update this test"
+    return re.findall(
+        r"curl -s -X POST (\S+) .*?-d '(.*?)'\n# -> (.*?)\n",
+        block.group(1).replace("\\\n", " "),
+        flags=re.S,
+    )
+
+
+def test_readme_runtime_examples_answer_what_they_say(engine_up):
+    examples = runtime_examples()
+    assert len(examples) == 2
+    for url, body, expected in examples:
+        url = url.replace("http://127.0.0.1:9000", engine_up["TENSORFLUX_GATEWAY_URL"])
+        answer = httpx.post(
+            url, content=body, headers={"content-type": "application/json"}, timeout=30
+        )
+        assert answer.status_code == 200, answer.text
+        outputs = {o["name"]: o for o in answer.json()["outputs"]}
+        promised = json.loads(expected)["outputs"]
+        assert sorted(outputs) == sorted(o["name"] for o in promised)
+        for tensor in promised:  # the keys the README shows (it leaves probabilities out)
+            assert {k: outputs[tensor["name"]][k] for k in tensor} == tensor
+
+
 def test_up_serves_prometheus_metrics(engine_up):
     text = httpx.get(engine_up["TENSORFLUX_GATEWAY_URL"] + "/metrics/", timeout=10).text
     assert "tensorflux_records_consumed_total" in text

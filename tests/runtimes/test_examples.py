@@ -14,7 +14,7 @@ FOUR = np.array([1, 2, 3, 4], dtype=np.float32)
 def test_every_example_yaml_loads(example_specs, example) -> None:
     assert set(example_specs.models) == {
         "add10", "below-limit", "conditional", "increment", "mul10",
-        "tfsimple1", "tfsimple2", "tfsimple3",
+        "tfsimple1", "tfsimple2", "tfsimple3", "iris-sklearn", "iris-xgboost",
     }  # fmt: skip
     for name in example_specs.models:
         runtime = example(name)

@@ -1,0 +1,111 @@
+"""scikit-learn models saved with joblib (or pickle), answered as MLServer's sklearn runtime.
+
+`predict` by default; a request's OIP `outputs` may ask for `predict`,
+`predict_proba` and `transform` instead, and model-settings.json's
+`parameters.extra.predict_fn` changes the default. The output is named after
+the method that made it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+
+from engine.runtimes.base import ModelRuntime
+from engine.runtimes.errors import ModelFailure, ModelInputError, ModelLoadError
+from engine.runtimes.mlserver_codec import decode, encode, require
+from engine.runtimes.settings import ModelSettings
+
+PREDICT: Final = "predict"
+PREDICT_PROBA: Final = "predict_proba"
+METHODS: Final = (PREDICT, PREDICT_PROBA, "transform")
+
+
+class SklearnModel(ModelRuntime):
+    batchable = True  # every method answers row by row
+    takes_requested_outputs = True
+
+    def __init__(self, name: str, path: Path, settings: ModelSettings) -> None:
+        self.name = name
+        self.path = path
+        joblib = require("joblib", "sklearn", name, str(path))
+        require("sklearn", "sklearn", name, str(path))
+        try:
+            self._model: Any = joblib.load(path)
+        except Exception as error:
+            raise ModelLoadError(
+                name, str(path), f"joblib cannot load it: {type(error).__name__}: {error}"
+            ) from error
+        default = settings.extra.get("predict_fn", PREDICT)
+        if default not in METHODS:
+            raise ModelLoadError(
+                name,
+                str(settings.path),
+                f"parameters.extra.predict_fn {default!r} is not one of {', '.join(METHODS)}",
+            )
+        self._default: tuple[str, ...] = (default,)
+        self._content_type = settings.content_type
+        self.max_batch_size = settings.max_batch_size
+        self._closed = False
+
+    def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.predict_outputs(inputs, ())
+
+    def predict_outputs(
+        self, inputs: dict[str, np.ndarray], requested: tuple[str, ...]
+    ) -> dict[str, np.ndarray]:
+        if self._closed:
+            raise ModelFailure(self.name, "the model is closed")
+        methods = requested or self._default
+        self._check(methods)
+        features = decode(self.name, inputs, self._content_type)
+        outputs: dict[str, np.ndarray] = {}
+        for method in methods:
+            try:
+                answer = getattr(self._model, method)(features)
+            except Exception as error:
+                raise ModelFailure(
+                    self.name, f"{method} raised {type(error).__name__}: {error}"
+                ) from error
+            if hasattr(answer, "columns") and len(methods) > 1:
+                raise ModelFailure(
+                    self.name,
+                    f"{method} returned a DataFrame and {list(methods)} were asked for; "
+                    "a DataFrame answer can only come alone",
+                )
+            outputs.update(encode(self.name, method, answer))
+        return outputs
+
+    def _check(self, methods: tuple[str, ...]) -> None:
+        for method in methods:
+            if method not in METHODS:
+                raise ModelInputError(
+                    self.name,
+                    f"the request asks for output {method!r}; a sklearn model answers "
+                    f"{', '.join(repr(m) for m in METHODS)}",
+                )
+        if PREDICT_PROBA in methods and not hasattr(_final_estimator(self._model), PREDICT_PROBA):
+            raise ModelInputError(
+                self.name,
+                f"{type(_final_estimator(self._model)).__name__} models do not support "
+                f"{PREDICT_PROBA!r} (regressors answer 'predict' only)",
+            )
+        for method in methods:
+            if not callable(getattr(self._model, method, None)):
+                raise ModelInputError(
+                    self.name, f"{type(self._model).__name__} has no {method!r} method"
+                )
+
+    def close(self) -> None:
+        self._closed = True
+        self._model = None
+
+
+def _final_estimator(model: Any) -> Any:
+    # A Pipeline has predict_proba as an attribute whatever its last step is.
+    steps = getattr(model, "steps", None)
+    if isinstance(steps, list) and steps:
+        return steps[-1][-1]
+    return model
