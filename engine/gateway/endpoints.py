@@ -7,7 +7,6 @@ the resolver's business, Kafka the inference's.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -18,10 +17,11 @@ from fastapi.responses import JSONResponse, Response
 from engine import __version__
 from engine import headers as h
 from engine.codec import CodecError
+from engine.gateway.bodies import read_request, write_response
 from engine.gateway.catalog import PipelineInfo
 from engine.gateway.errors import GatewayError, NotReady
 from engine.gateway.experiments import ROUTE_HEADER
-from engine.gateway.inference import Inference, parse_request
+from engine.gateway.inference import Inference
 from engine.gateway.metrics import observe_inference
 from engine.gateway.resolver import Prefer, Resolver
 from engine.gateway.router import ReplyRouter
@@ -82,11 +82,13 @@ class Endpoints:
             found = self._resolve(name, request, prefer, split=True)
             to = self.resolver.route(found, request.headers.get(ROUTE_HEADER))
             route, target = to.route, to.target
-            message, body_id = parse_request(await request.body(), request_id)
+            message, body_id, binary = read_request(
+                await request.body(), request.headers, request_id
+            )
             request_id = message.id
             router = self.router()
             assert router is not None, "the app's lifespan starts the reply router"
-            document = await Inference(router, self.timeout_s).run(
+            answer = await Inference(router, self.timeout_s).answer(
                 message, body_id, to, request.headers.get(h.TRACEPARENT)
             )
         except (GatewayError, CodecError) as failure:
@@ -97,11 +99,7 @@ class Endpoints:
         headers = {h.REQUEST_ID: request_id}
         if route:
             headers[ROUTE_HEADER] = route
-        return Response(
-            json.dumps(document, separators=(",", ":")).encode(),
-            media_type="application/json",
-            headers=headers,
-        )
+        return write_response(answer, binary, headers)
 
     def _resolve(self, name: str, request: Request, prefer: Prefer, *, split: bool) -> Any:
         seldon_model = request.headers.get(SELDON_MODEL_HEADER, "")

@@ -56,6 +56,24 @@ spec:
 """
 
 
+ECHO_MODEL = """
+class Model:
+    def predict(self, inputs):
+        return dict(inputs)
+"""
+
+ECHO_SPECS = """
+apiVersion: mlops.seldon.io/v1alpha1
+kind: Model
+metadata:
+  name: echo
+spec:
+  storageUri: ./echo
+  requirements:
+  - python
+"""
+
+
 @dataclass
 class Stack:
     settings: KafkaSettings
@@ -69,6 +87,10 @@ def write_boom_specs(directory: Path) -> None:
     (directory / "boom").mkdir()
     (directory / "boom" / "model.py").write_text(BOOM_MODEL)
     (directory / "boom.yaml").write_text(BOOM_SPECS)
+    # `echo` answers with its inputs: any datatype round-trips through a real model.
+    (directory / "echo").mkdir()
+    (directory / "echo" / "model.py").write_text(ECHO_MODEL)
+    (directory / "echo.yaml").write_text(ECHO_SPECS)
 
 
 def wait_ready(url: str, timeout_s: float = 30.0) -> None:
