@@ -205,7 +205,7 @@ def _gateway_thread(
         log.warning("no HTTP gateway in this build (%s)", error)
         return None
 
-    catalog = ControlCatalog(settings)
+    catalog = ControlCatalog(settings, worker_in_process=True)
 
     def serve() -> None:
         try:

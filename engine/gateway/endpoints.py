@@ -27,6 +27,10 @@ from engine.gateway.resolver import Prefer, Resolver
 from engine.gateway.router import ReplyRouter
 from engine.gateway.statuses import error_response
 
+NOT_READY = 503
+"""What a readiness endpoint answers for "not ready" (OIP: not 200; 503 as for a
+target that failed to load, and a failing probe for Kubernetes)."""
+
 SELDON_MODEL_HEADER = "seldon-model"
 """Seldon's header naming the target (`NAME.pipeline`, `NAME.experiment`)."""
 
@@ -51,9 +55,14 @@ class Endpoints:
         return {"live": True}
 
     async def ready(self) -> Response:
+        """200 when the reply consumer runs and nothing is still loading, else 503
+        (OIP: the status code is the answer; stock clients read only it)."""
         current = self.router()
         if current is None or not current.alive():
             return error_response(NotReady("the reply consumer is not running"))
+        reason = self.resolver.unready()
+        if reason:
+            return JSONResponse({"ready": False, "error": reason}, status_code=NOT_READY)
         return JSONResponse({"ready": True})
 
     # -- models and pipelines ----------------------------------------------------------
@@ -68,7 +77,8 @@ class Endpoints:
     async def model_ready(self, name: str, request: Request, prefer: Prefer) -> Response:
         try:
             found = self._resolve(name, request, prefer, split=False)
-            return JSONResponse(self.resolver.readiness(found))
+            readiness = self.resolver.readiness(found)
+            return JSONResponse(readiness, status_code=200 if readiness["ready"] else NOT_READY)
         except GatewayError as failure:
             return error_response(failure)
 
