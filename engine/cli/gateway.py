@@ -20,6 +20,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gateway.add_argument("--host", default="127.0.0.1", help="address to listen on")
     gateway.add_argument("--port", type=int, default=9000, help="HTTP port (default 9000)")
     gateway.add_argument(
+        "--grpc-port",
+        type=int,
+        metavar="PORT",
+        help="also serve OIP gRPC (KServe V2) on this port, e.g. 9500 (default: no gRPC)",
+    )
+    gateway.add_argument(
         "--timeout", type=float, default=30.0, help="seconds to wait for a reply (default 30)"
     )
     gateway.add_argument(
@@ -93,6 +99,7 @@ def run_gateway_command(args: argparse.Namespace) -> int:
             timeout_s=args.timeout,
             tokens=tokens,
             tls=tls,
+            grpc_port=args.grpc_port,
         )
     finally:
         close = getattr(catalog, "close", None)

@@ -34,6 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     up.add_argument("--http-port", type=int, default=9000, help="gateway port")
     up.add_argument("--http-host", default="127.0.0.1")
+    up.add_argument(
+        "--grpc-port",
+        type=int,
+        metavar="PORT",
+        help="also serve OIP gRPC (KServe V2) on this port, e.g. 9500 (default: no gRPC)",
+    )
     up.add_argument("--no-gateway", action="store_true", help="run no HTTP gateway")
     up.add_argument("-v", "--verbose", action="store_true")
     _add_model_roots_option(up, default="the directories of the -f specs' models and the cwd")
@@ -211,7 +217,14 @@ def _gateway_thread(
         try:
             tokens, tls = security
             run_gateway(
-                settings, catalog, args.http_host, args.http_port, stop, tokens=tokens, tls=tls
+                settings,
+                catalog,
+                args.http_host,
+                args.http_port,
+                stop,
+                tokens=tokens,
+                tls=tls,
+                grpc_port=args.grpc_port,
             )
         finally:
             catalog.close()
