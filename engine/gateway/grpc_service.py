@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from engine import __version__
 from engine import headers as h
@@ -152,9 +153,10 @@ def handlers(service: InferenceService) -> grpc.GenericRpcHandler:
     """The service's method table, each method behind the token check and the one
     failure-to-code table."""
     methods = {
+        # Requests are parsed in the guard: grpcio would answer bytes that are no
+        # message with INTERNAL, which is the caller's mistake, not the server's.
         name: grpc.unary_unary_rpc_method_handler(
-            _guarded(name, getattr(service, name), service.tokens),
-            request_deserializer=request.FromString,
+            _guarded(name, request, getattr(service, name), service.tokens),
             response_serializer=response.SerializeToString,
         )
         for name, (request, response) in _MESSAGES.items()
@@ -163,14 +165,23 @@ def handlers(service: InferenceService) -> grpc.GenericRpcHandler:
 
 
 def _guarded(
-    name: str, method: Callable[[Any, Any], Awaitable[Any]], tokens: TokenFile | None
-) -> Callable[[Any, Any], Awaitable[Any]]:
-    async def call(request: Any, context: Any) -> Any:
+    name: str,
+    message: Any,
+    method: Callable[[Any, Any], Awaitable[Any]],
+    tokens: TokenFile | None,
+) -> Callable[[bytes, Any], Awaitable[Any]]:
+    async def call(data: bytes, context: Any) -> Any:
         if tokens is not None and name not in OPEN_METHODS:
             given = _metadata(context).get("authorization")
             problem = bearer_problem(None if given is None else given.encode(), tokens)
             if problem is not None:
                 await context.abort(grpc.StatusCode.UNAUTHENTICATED, problem)
+        try:
+            request = message.FromString(data)
+        except DecodeError as error:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"the request is not a {name}Request: {error}"
+            )
         try:
             return await method(request, context)
         except (GatewayError, CodecError) as failure:
