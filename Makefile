@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/tensorflux up -f examples/
+	$(BIN)/tensorflux up -f examples/ --grpc-port 9500
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
