@@ -41,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="also serve OIP gRPC (KServe V2) on this port, e.g. 9500 (default: no gRPC)",
     )
     up.add_argument("--no-gateway", action="store_true", help="run no HTTP gateway")
+    add_wire_option(up)
     up.add_argument("-v", "--verbose", action="store_true")
     _add_model_roots_option(up, default="the directories of the -f specs' models and the cwd")
     add_security_options(up)
@@ -66,9 +67,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="serve /health/live, /health/ready and /metrics on this port (for probes)",
     )
     worker.add_argument("-v", "--verbose", action="store_true")
+    add_wire_option(worker)
     _add_model_roots_option(worker, default="the directories of the -f specs' models")
     add_kafka_options(worker)
     worker.set_defaults(handler=run_worker)
+
+
+def add_wire_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wire",
+        choices=("tensorflux", "seldon"),
+        default="tensorflux",
+        help="seldon: also speak Seldon Core 2's Kafka interface (seldon.<ns>.pipeline.<p>."
+        "inputs|outputs, OIP protobuf payloads) beside tensorflux's own topics",
+    )
+
+
+def seldon_wire(args: argparse.Namespace, settings: KafkaSettings) -> Any:
+    """The Seldon Kafka bridge when `--wire seldon` asks for it (started), else None."""
+    if getattr(args, "wire", "tensorflux") != "seldon":
+        return None
+    from engine.wire.seldon import SeldonBridge
+
+    return SeldonBridge(settings).start()
 
 
 def _add_model_roots_option(parser: argparse.ArgumentParser, *, default: str) -> None:
@@ -134,7 +155,12 @@ def run_worker(args: argparse.Namespace) -> int:
             settings.namespace,
             settings.bootstrap,
         )
-        service.run(stop)
+        bridge = seldon_wire(args, settings)
+        try:
+            service.run(stop)
+        finally:
+            if bridge is not None:
+                bridge.close()
         return 0
     finally:
         if health is not None:
@@ -151,9 +177,11 @@ def run_up(args: argparse.Namespace) -> int:
         args.bootstrap = broker.bootstrap
         log.info("embedded broker ready: bootstrap %s (memory only)", broker.bootstrap)
     threads: list[threading.Thread] = []
+    bridge = None
     try:
         settings = settings_from(args)
         load_specs(settings, args.files)
+        bridge = seldon_wire(args, settings)
         service = WorkerService(
             settings,
             worker_settings=WorkerSettings.load(),
@@ -193,6 +221,8 @@ def run_up(args: argparse.Namespace) -> int:
         stop.set()
         for thread in threads:
             thread.join(30)
+        if bridge is not None:
+            bridge.close()
         if broker is not None:
             broker.stop()
         print("tensorflux stopped", flush=True)
