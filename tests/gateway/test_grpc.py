@@ -112,3 +112,23 @@ def test_errors_answer_with_the_codes_of_their_statuses(client, stack: Stack) ->
         service_pb2_grpc.GRPCInferenceServiceStub(channel).ModelInfer(request, timeout=30)
     assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "'INPUT0'" in bad.value.details() and "needs 64 bytes" in bad.value.details()
+
+
+def test_an_experiment_names_its_route_and_keeps_a_caller_on_it(stack: Stack) -> None:
+    request = service_pb2.ModelInferRequest(model_name="add-or-mul.experiment")
+    request.inputs.add(name="INPUT", datatype="FP32", shape=[4])
+    request.raw_input_contents.append(np.array([1, 2, 3, 4], dtype=np.float32).tobytes())
+    expected = {"add10": [11, 12, 13, 14], "mul10": [10, 20, 30, 40]}
+    with grpc.insecure_channel(stack.grpc_target) as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        reply, call = stub.ModelInfer.with_call(request, timeout=30)
+        route = dict(call.initial_metadata())["x-seldon-route"]
+        assert np.frombuffer(reply.raw_output_contents[0], np.float32).tolist() == expected[route]
+        for _ in range(3):
+            reply, call = stub.ModelInfer.with_call(
+                request, timeout=30, metadata=[("x-seldon-route", route)]
+            )
+            assert dict(call.initial_metadata())["x-seldon-route"] == route
+            assert (
+                np.frombuffer(reply.raw_output_contents[0], np.float32).tolist() == expected[route]
+            )
