@@ -1,4 +1,4 @@
-"""`tensorflux pipeline|model infer`: one inference request, over HTTP or straight through Kafka."""
+"""`tensorflux pipeline|model infer`: one inference request, over HTTP, gRPC or straight through Kafka."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ GATEWAY_TOKEN_VARIABLE = "TENSORFLUX_GATEWAY_TOKEN"
 def register(commands: argparse._SubParsersAction, kind: ResourceType) -> None:
     infer = commands.add_parser(
         "infer",
-        help=f"send one inference request to a {kind} (HTTP gateway, or --kafka)",
+        help=f"send one inference request to a {kind} (HTTP gateway, --grpc or --kafka)",
         description=f"Send an Open Inference Protocol V2 request to a {kind} and print the "
         'response JSON. --inputs is a request object ({"inputs": [...]}) or a list of '
         "tensors, as JSON text or @FILE.",

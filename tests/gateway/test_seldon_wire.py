@@ -4,6 +4,8 @@ only the classes generated from the proto) round-trip through a tfsimple pipelin
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,7 +17,7 @@ from confluent_kafka.admin import AdminClient
 from tritonclient.grpc import service_pb2  # Seldon's clients use these very messages
 
 from engine.wire.seldon import SeldonBridge
-from tests.gateway.conftest import Stack
+from tests.gateway.conftest import EXAMPLES, Stack
 
 A = np.arange(1, 17, dtype=np.int32)
 
@@ -87,3 +89,32 @@ def test_a_seldon_client_round_trips_through_a_pipeline(stack: Stack, bridge) ->
     refused = service_pb2.ModelInferResponse.FromString(value)
     assert "not a valid ModelInferRequest" in refused.parameters["error"].string_param
     assert headers["tensorflux-error"] == b"bad-input"
+
+
+def test_up_with_wire_seldon_serves_seldon_clients(kafka_bootstrap: str) -> None:
+    """The flag as users give it: `tensorflux up --wire seldon`, no gateway at all."""
+    ns = f"wire{uuid.uuid4().hex[:8]}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "engine", "up", "-f", str(EXAMPLES), "--bootstrap", kafka_bootstrap,
+         "--namespace", ns, "--no-gateway", "--wire", "seldon"],
+        cwd=EXAMPLES.parent, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        inputs, outputs = (f"seldon.{ns}.model.tfsimple1.{end}" for end in ("inputs", "outputs"))
+        wait_topics(kafka_bootstrap, inputs, outputs)
+        request = service_pb2.ModelInferRequest(model_name="tfsimple1")
+        for name, values in (("INPUT0", A), ("INPUT1", A)):
+            tensor = request.inputs.add(name=name, datatype="INT32", shape=[1, 16])
+            tensor.contents.int_contents.extend(values.tolist())
+        producer = Producer({"bootstrap.servers": kafka_bootstrap})
+        producer.produce(inputs, request.SerializeToString(), "wire-up-1")
+        producer.flush(10)
+        value, _ = answers(kafka_bootstrap, outputs, {"wire-up-1"})["wire-up-1"]
+        response = service_pb2.ModelInferResponse.FromString(value)
+        assert np.frombuffer(response.raw_output_contents[0], np.int32).tolist() == (2 * A).tolist()
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        finally:
+            process.kill()
