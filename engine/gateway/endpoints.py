@@ -27,6 +27,9 @@ from engine.gateway.resolver import Prefer, Resolver
 from engine.gateway.router import ReplyRouter
 from engine.gateway.statuses import error_response
 
+EXTENSIONS = ("binary_tensor_data",)
+"""The protocol extensions served (Triton's names): binary tensors over HTTP (bodies.py)."""
+
 NOT_READY = 503
 """What a readiness endpoint answers for "not ready" (OIP: not 200; 503 as for a
 target that failed to load, and a failing probe for Kubernetes)."""
@@ -49,7 +52,7 @@ class Endpoints:
     # -- server ------------------------------------------------------------------------
 
     async def server_metadata(self) -> dict[str, Any]:
-        return {"name": "tensorflux", "version": __version__, "extensions": []}
+        return {"name": "tensorflux", "version": __version__, "extensions": list(EXTENSIONS)}
 
     async def live(self) -> dict[str, bool]:
         return {"live": True}

@@ -30,7 +30,7 @@ from engine import headers as h
 from engine.codec import CodecError
 from engine.codec.oip_protobuf import request_from_proto, response_to_proto
 from engine.codec.proto import grpc_predict_v2_pb2 as pb
-from engine.gateway.endpoints import SELDON_MODEL_HEADER
+from engine.gateway.endpoints import EXTENSIONS, SELDON_MODEL_HEADER
 from engine.gateway.errors import BadRequest, GatewayError, NotReady
 from engine.gateway.experiments import ROUTE_HEADER
 from engine.gateway.inference import Inference
@@ -96,7 +96,9 @@ class InferenceService:
     async def ServerMetadata(
         self, request: pb.ServerMetadataRequest, context: Any
     ) -> pb.ServerMetadataResponse:  # noqa: N802
-        return pb.ServerMetadataResponse(name="tensorflux", version=__version__, extensions=[])
+        return pb.ServerMetadataResponse(
+            name="tensorflux", version=__version__, extensions=list(EXTENSIONS)
+        )
 
     async def ModelMetadata(
         self, request: pb.ModelMetadataRequest, context: Any

@@ -35,6 +35,7 @@ def test_server_calls(client) -> None:
     assert client.is_server_live()
     assert client.is_server_ready()
     assert client.get_server_metadata().name == "tensorflux"
+    assert "binary_tensor_data" in client.get_server_metadata().extensions
     for name in ("tfsimples", "tfsimple1"):
         assert client.is_model_ready(name)
         metadata = client.get_model_metadata(name, as_json=True)

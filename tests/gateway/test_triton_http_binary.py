@@ -34,6 +34,7 @@ B = np.full((1, 16), 3, dtype=np.int32)
 
 
 def test_defaults_on_the_tfsimples_pipeline_and_model(client) -> None:
+    assert "binary_tensor_data" in client.get_server_metadata()["extensions"]
     result = client.infer("tfsimples", inputs_of(INPUT0=A, INPUT1=B))
     np.testing.assert_array_equal(result.as_numpy("OUTPUT0"), 2 * A)
     np.testing.assert_array_equal(result.as_numpy("OUTPUT1"), 2 * B)
