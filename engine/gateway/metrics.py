@@ -49,11 +49,12 @@ _SECONDS: Final = {
 def observe_inference(
     kind: Literal["pipeline", "model"] | None,
     name: str,
-    code: int,
+    code: int | str,
     seconds: float,
     method_type: MethodType = "rest",
 ) -> None:
-    """One answered inference; `kind` None when the name resolved to nothing."""
+    """One answered inference; `kind` None when the name resolved to nothing. `code`:
+    the HTTP status, or over gRPC the status code's name ("OK", "NOT_FOUND")."""
     REQUESTS.labels(str(code)).inc()
     if kind is None:
         return

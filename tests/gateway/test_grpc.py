@@ -11,6 +11,7 @@ from tritonclient.grpc import service_pb2, service_pb2_grpc
 from tritonclient.utils import InferenceServerException
 
 from tests.gateway.conftest import Stack
+from tests.gateway.test_gateway_metrics import delta, scrape
 
 A = np.arange(1, 17, dtype=np.int32).reshape(1, 16)
 B = np.full((1, 16), 3, dtype=np.int32)
@@ -133,3 +134,16 @@ def test_an_experiment_names_its_route_and_keeps_a_caller_on_it(stack: Stack) ->
             assert (
                 np.frombuffer(reply.raw_output_contents[0], np.float32).tolist() == expected[route]
             )
+
+
+def test_grpc_inferences_are_counted_as_grpc(client, stack: Stack) -> None:
+    before = scrape(stack.url)
+    client.infer("tfsimples", inputs_of(INPUT0=A, INPUT1=B))
+    with pytest.raises(InferenceServerException):
+        client.infer("tfsimples", inputs_of(INPUT0=A))
+    after = scrape(stack.url)
+    labels = {"pipeline": "tfsimples", "method_type": "grpc"}
+    assert delta(before, after, "seldon_pipeline_infer_total", code="OK", **labels) == 1
+    assert (
+        delta(before, after, "seldon_pipeline_infer_total", code="INVALID_ARGUMENT", **labels) == 1
+    )
