@@ -7,6 +7,7 @@ from typing import Any
 
 from engine.cli.options import add_kafka_options, configure_logging, settings_from
 from engine.cli.stopping import stop_on_signals
+from engine.config import KafkaSettings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,6 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="serve these specs instead of following the control topic",
     )
     gateway.add_argument("-v", "--verbose", action="store_true")
+    add_wire_option(gateway)
     add_security_options(gateway)
     add_kafka_options(gateway)
     gateway.set_defaults(handler=run_gateway_command)
@@ -59,6 +61,25 @@ def add_security_options(parser: argparse.ArgumentParser) -> None:
         metavar="PEM",
         help="mutual TLS: accept only clients with a certificate signed by this CA",
     )
+
+
+def add_wire_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wire",
+        choices=("tensorflux", "seldon"),
+        default="tensorflux",
+        help="seldon: also speak Seldon Core 2's Kafka interface (seldon.<ns>.pipeline.<p>."
+        "inputs|outputs, OIP protobuf payloads) beside tensorflux's own topics",
+    )
+
+
+def seldon_wire(args: argparse.Namespace, settings: KafkaSettings) -> Any:
+    """The Seldon Kafka bridge when `--wire seldon` asks for it (started), else None."""
+    if getattr(args, "wire", "tensorflux") != "seldon":
+        return None
+    from engine.wire.seldon import SeldonBridge
+
+    return SeldonBridge(settings).start()
 
 
 def security_from(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -84,6 +105,7 @@ def run_gateway_command(args: argparse.Namespace) -> int:
     else:
         catalog = ControlCatalog(settings)
     stop = stop_on_signals()
+    bridge = seldon_wire(args, settings)
     print(
         f"tensorflux gateway: {'https' if tls else 'http'}://{args.host}:{args.port}/v2 "
         f"(bootstrap {settings.bootstrap}, namespace {settings.namespace})",
@@ -102,6 +124,8 @@ def run_gateway_command(args: argparse.Namespace) -> int:
             grpc_port=args.grpc_port,
         )
     finally:
+        if bridge is not None:
+            bridge.close()
         close = getattr(catalog, "close", None)
         if close is not None:
             close()

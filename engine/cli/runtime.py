@@ -8,7 +8,7 @@ import threading
 from typing import Any
 
 from engine.broker import EmbeddedBroker
-from engine.cli.gateway import add_security_options, security_from
+from engine.cli.gateway import add_security_options, add_wire_option, security_from, seldon_wire
 from engine.cli.options import add_kafka_options, configure_logging, settings_from
 from engine.cli.stopping import stop_on_signals
 from engine.config import KafkaSettings
@@ -71,25 +71,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_model_roots_option(worker, default="the directories of the -f specs' models")
     add_kafka_options(worker)
     worker.set_defaults(handler=run_worker)
-
-
-def add_wire_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--wire",
-        choices=("tensorflux", "seldon"),
-        default="tensorflux",
-        help="seldon: also speak Seldon Core 2's Kafka interface (seldon.<ns>.pipeline.<p>."
-        "inputs|outputs, OIP protobuf payloads) beside tensorflux's own topics",
-    )
-
-
-def seldon_wire(args: argparse.Namespace, settings: KafkaSettings) -> Any:
-    """The Seldon Kafka bridge when `--wire seldon` asks for it (started), else None."""
-    if getattr(args, "wire", "tensorflux") != "seldon":
-        return None
-    from engine.wire.seldon import SeldonBridge
-
-    return SeldonBridge(settings).start()
 
 
 def _add_model_roots_option(parser: argparse.ArgumentParser, *, default: str) -> None:
