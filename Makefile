@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: run test test-fast test-alibi test-kafka kafka lint bench clean
+.PHONY: run test test-fast test-alibi test-kafka kafka lint bench clean proto
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/tensorflux up -f examples/
+	$(BIN)/tensorflux up -f examples/ --grpc-port 9500
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -55,6 +55,16 @@ test-kafka: $(STAMP)
 # A real Apache Kafka in the foreground: KAFKA_ARGS="--nodes 3 --port 9092".
 kafka: $(STAMP)
 	$(BIN)/tensorflux broker --kafka $(KAFKA_ARGS)
+
+# The OIP gRPC messages (engine/codec/proto/grpc_predict_v2_pb2.py, committed) from the
+# .proto beside them; the gateway builds its service handlers itself (no _pb2_grpc).
+proto: $(STAMP)
+	cd engine/codec/proto && ../../../$(BIN)/python -m grpc_tools.protoc -I. \
+		--python_out=. --pyi_out=. grpc_predict_v2.proto
+	# A private descriptor pool: tritonclient.grpc registers the same `inference.*`
+	# names in the default pool, and both must load in one process.
+	sed -i 's/_descriptor_pool.Default()/_descriptor_pool.DescriptorPool()/' \
+		engine/codec/proto/grpc_predict_v2_pb2.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check engine tests bench

@@ -59,8 +59,8 @@ class GatewayUnreachable(CliError):
 class Refused(CliError):
     """The gateway answered an inference with an error status."""
 
-    def __init__(self, kind: str, name: str, status: int, error: object) -> None:
-        self.status = status
+    def __init__(self, kind: str, name: str, status: int | str, error: object) -> None:
+        self.status = status  # an HTTP status, or a gRPC code's name
         super().__init__(f"{kind} '{name}' answered {status}: {error}")
 
 

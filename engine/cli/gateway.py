@@ -12,6 +12,7 @@ from engine.cli.options import (
     settings_from,
 )
 from engine.cli.stopping import stop_on_signals
+from engine.config import KafkaSettings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,6 +26,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gateway.add_argument("--host", default="127.0.0.1", help="address to listen on")
     gateway.add_argument("--port", type=int, default=9000, help="HTTP port (default 9000)")
     gateway.add_argument(
+        "--grpc-port",
+        type=int,
+        metavar="PORT",
+        help="also serve OIP gRPC (KServe V2) on this port, e.g. 9500 (default: no gRPC)",
+    )
+    gateway.add_argument(
         "--timeout", type=float, default=30.0, help="seconds to wait for a reply (default 30)"
     )
     gateway.add_argument(
@@ -37,6 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="serve these specs instead of following the control topic",
     )
     add_log_options(gateway)
+    add_wire_option(gateway)
     add_security_options(gateway)
     add_kafka_options(gateway)
     gateway.set_defaults(handler=run_gateway_command)
@@ -58,6 +66,25 @@ def add_security_options(parser: argparse.ArgumentParser) -> None:
         metavar="PEM",
         help="mutual TLS: accept only clients with a certificate signed by this CA",
     )
+
+
+def add_wire_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wire",
+        choices=("tensorflux", "seldon"),
+        default="tensorflux",
+        help="seldon: also speak Seldon Core 2's Kafka interface (seldon.<ns>.pipeline.<p>."
+        "inputs|outputs, OIP protobuf payloads) beside tensorflux's own topics",
+    )
+
+
+def seldon_wire(args: argparse.Namespace, settings: KafkaSettings) -> Any:
+    """The Seldon Kafka bridge when `--wire seldon` asks for it (started), else None."""
+    if getattr(args, "wire", "tensorflux") != "seldon":
+        return None
+    from engine.wire.seldon import SeldonBridge
+
+    return SeldonBridge(settings).start()
 
 
 def security_from(args: argparse.Namespace) -> tuple[Any, Any]:
@@ -83,6 +110,7 @@ def run_gateway_command(args: argparse.Namespace) -> int:
     else:
         catalog = ControlCatalog(settings)
     stop = stop_on_signals()
+    bridge = seldon_wire(args, settings)
     print(
         f"tensorflux gateway: {'https' if tls else 'http'}://{args.host}:{args.port}/v2 "
         f"(bootstrap {settings.bootstrap}, namespace {settings.namespace})",
@@ -98,8 +126,11 @@ def run_gateway_command(args: argparse.Namespace) -> int:
             timeout_s=args.timeout,
             tokens=tokens,
             tls=tls,
+            grpc_port=args.grpc_port,
         )
     finally:
+        if bridge is not None:
+            bridge.close()
         close = getattr(catalog, "close", None)
         if close is not None:
             close()

@@ -1,4 +1,4 @@
-"""`tensorflux pipeline|model infer`: one inference request, over HTTP or straight through Kafka."""
+"""`tensorflux pipeline|model infer`: one inference request, over HTTP, gRPC or straight through Kafka."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from engine.cli.errors import (
     Refused,
     UnreadableFile,
 )
+from engine.cli.infer_grpc import DEFAULT_GRPC_ADDRESS, GRPC_ADDRESS_VARIABLE, infer_grpc
 from engine.cli.options import add_kafka_options, settings_from
 from engine.config import KafkaSettings
 from engine.topology.specs import ResourceType
@@ -33,7 +34,7 @@ GATEWAY_TOKEN_VARIABLE = "TENSORFLUX_GATEWAY_TOKEN"
 def register(commands: argparse._SubParsersAction, kind: ResourceType) -> None:
     infer = commands.add_parser(
         "infer",
-        help=f"send one inference request to a {kind} (HTTP gateway, or --kafka)",
+        help=f"send one inference request to a {kind} (HTTP gateway, --grpc or --kafka)",
         description=f"Send an Open Inference Protocol V2 request to a {kind} and print the "
         'response JSON. --inputs is a request object ({"inputs": [...]}) or a list of '
         "tensors, as JSON text or @FILE.",
@@ -43,6 +44,12 @@ def register(commands: argparse._SubParsersAction, kind: ResourceType) -> None:
     via = infer.add_mutually_exclusive_group()
     via.add_argument("--http", action="store_true", help="through the HTTP gateway (default)")
     via.add_argument("--kafka", action="store_true", help="straight to the Kafka topics")
+    via.add_argument("--grpc", action="store_true", help="through the gateway's OIP gRPC port")
+    infer.add_argument(
+        "--grpc-address",
+        metavar="HOST:PORT",
+        help=f"gRPC gateway (default: {GRPC_ADDRESS_VARIABLE}, else {DEFAULT_GRPC_ADDRESS})",
+    )
     infer.add_argument(
         "--url",
         help=f"gateway URL (default: {GATEWAY_URL_VARIABLE}, else {DEFAULT_URL})",
@@ -85,6 +92,18 @@ def run_infer(args: argparse.Namespace, environ: dict[str, str] | None = None) -
     if args.kafka:
         response = infer_kafka(
             settings_from(args), args.kind, args.name, document, request_id, args.timeout
+        )
+    elif args.grpc:
+        env = os.environ if environ is None else environ
+        response = infer_grpc(
+            args.grpc_address or env.get(GRPC_ADDRESS_VARIABLE, DEFAULT_GRPC_ADDRESS),
+            args.kind,
+            args.name,
+            document,
+            request_id,
+            args.timeout,
+            token=args.token or env.get(GATEWAY_TOKEN_VARIABLE),
+            ca_cert=args.ca_cert,
         )
     else:
         # Read when the command runs, not when the parser is built.

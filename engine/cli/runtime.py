@@ -8,7 +8,7 @@ import threading
 from typing import Any
 
 from engine.broker import EmbeddedBroker
-from engine.cli.gateway import add_security_options, security_from
+from engine.cli.gateway import add_security_options, add_wire_option, security_from, seldon_wire
 from engine.cli.options import (
     add_kafka_options,
     add_log_options,
@@ -39,8 +39,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     up.add_argument("--http-port", type=int, default=9000, help="gateway port")
     up.add_argument("--http-host", default="127.0.0.1")
+    up.add_argument(
+        "--grpc-port",
+        type=int,
+        metavar="PORT",
+        help="also serve OIP gRPC (KServe V2) on this port, e.g. 9500 (default: no gRPC)",
+    )
     up.add_argument("--no-gateway", action="store_true", help="run no HTTP gateway")
     add_log_options(up)
+    add_wire_option(up)
     _add_model_roots_option(up, default="the directories of the -f specs' models and the cwd")
     add_security_options(up)
     add_kafka_options(up)
@@ -65,6 +72,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="serve /health/live, /health/ready and /metrics on this port (for probes)",
     )
     add_log_options(worker)
+    add_wire_option(worker)
     _add_model_roots_option(worker, default="the directories of the -f specs' models")
     add_kafka_options(worker)
     worker.set_defaults(handler=run_worker)
@@ -133,7 +141,12 @@ def run_worker(args: argparse.Namespace) -> int:
             settings.namespace,
             settings.bootstrap,
         )
-        service.run(stop)
+        bridge = seldon_wire(args, settings)
+        try:
+            service.run(stop)
+        finally:
+            if bridge is not None:
+                bridge.close()
         return 0
     finally:
         if health is not None:
@@ -150,9 +163,11 @@ def run_up(args: argparse.Namespace) -> int:
         args.bootstrap = broker.bootstrap
         log.info("embedded broker ready: bootstrap %s (memory only)", broker.bootstrap)
     threads: list[threading.Thread] = []
+    bridge = None
     try:
         settings = settings_from(args)
         load_specs(settings, args.files)
+        bridge = seldon_wire(args, settings)
         service = WorkerService(
             settings,
             worker_settings=WorkerSettings.load(),
@@ -192,6 +207,8 @@ def run_up(args: argparse.Namespace) -> int:
         stop.set()
         for thread in threads:
             thread.join(30)
+        if bridge is not None:
+            bridge.close()
         if broker is not None:
             broker.stop()
         print("tensorflux stopped", flush=True)
@@ -210,13 +227,20 @@ def _gateway_thread(
         log.warning("no HTTP gateway in this build (%s)", error)
         return None
 
-    catalog = ControlCatalog(settings)
+    catalog = ControlCatalog(settings, worker_in_process=True)
 
     def serve() -> None:
         try:
             tokens, tls = security
             run_gateway(
-                settings, catalog, args.http_host, args.http_port, stop, tokens=tokens, tls=tls
+                settings,
+                catalog,
+                args.http_host,
+                args.http_port,
+                stop,
+                tokens=tokens,
+                tls=tls,
+                grpc_port=args.grpc_port,
             )
         finally:
             catalog.close()

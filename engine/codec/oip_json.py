@@ -68,7 +68,7 @@ def message_from_document(
     items = document.get(key)
     if not isinstance(items, list):
         raise InvalidJson(f"an OIP {kind} needs a list '{key}', got {type(items).__name__}")
-    tensors = tuple(_tensor_from_item(item, index, key) for index, item in enumerate(items))
+    tensors = tuple(tensor_from_item(item, index, key) for index, item in enumerate(items))
     names = [t.name for t in tensors]
     if len(set(names)) != len(names):
         duplicate = next(n for n in names if names.count(n) > 1)
@@ -120,7 +120,7 @@ def _requested_outputs(value: Any) -> tuple[str, ...]:
     return tuple(names)
 
 
-def _tensor_from_item(item: Any, index: int, key: str) -> Tensor:
+def tensor_from_item(item: Any, index: int, key: str) -> Tensor:
     if not isinstance(item, dict):
         raise InvalidJson(f"{key}[{index}] must be an object, got {type(item).__name__}")
     name = item.get("name")
@@ -131,7 +131,11 @@ def _tensor_from_item(item: Any, index: int, key: str) -> Tensor:
     shape = _shape(item.get("shape"), tensor=name)
     parameters = _parameters(item.get("parameters"), where=f"tensor {name!r}", tensor=name)
     if "data" not in item:
-        raise InvalidJson("needs 'data' (binary tensor data is not supported)", tensor=name)
+        raise InvalidJson(
+            "needs 'data' (or, for binary tensor data, 'parameters.binary_data_size' and "
+            "the Inference-Header-Content-Length header)",
+            tensor=name,
+        )
     try:
         flat = _flatten(item["data"])
     except RecursionError:
@@ -243,13 +247,13 @@ def message_to_document(message: InferenceMessage) -> dict[str, Any]:
         document["model_version"] = message.model_version
     if message.parameters:
         document["parameters"] = _json_parameters(message.parameters)
-    document[_TENSORS_KEY[message.kind]] = [_tensor_item(t) for t in message.tensors]
+    document[_TENSORS_KEY[message.kind]] = [tensor_item(t) for t in message.tensors]
     if message.kind == "request" and message.requested_outputs:
         document["outputs"] = [{"name": name} for name in message.requested_outputs]
     return document
 
 
-def _tensor_item(tensor: Tensor) -> dict[str, Any]:
+def tensor_item(tensor: Tensor) -> dict[str, Any]:
     parameters = dict(tensor.parameters)
     if tensor.datatype == BYTES:
         data, as_base64 = _bytes_elements(tensor)
@@ -284,4 +288,11 @@ def _json_parameters(parameters: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v.item() if isinstance(v, np.generic) else v for k, v in parameters.items()}
 
 
-__all__ = ["decode_json", "encode_json", "message_from_document", "message_to_document"]
+__all__ = [
+    "decode_json",
+    "encode_json",
+    "message_from_document",
+    "message_to_document",
+    "tensor_from_item",
+    "tensor_item",
+]

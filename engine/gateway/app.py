@@ -35,6 +35,7 @@ from engine.config import KafkaSettings
 from engine.gateway import openapi
 from engine.gateway.catalog import Catalog
 from engine.gateway.endpoints import Endpoints
+from engine.gateway.grpc_service import GrpcGateway, GrpcServing, InferenceService
 from engine.gateway.resolver import Prefer, Resolver
 from engine.gateway.router import ReplyRouter
 from engine.gateway.security import BearerAuth, TokenFile
@@ -96,6 +97,7 @@ def create_app(
     router: ReplyRouter | None = None,
     rng: random.Random | None = None,
     tokens: TokenFile | None = None,
+    grpc: GrpcServing | None = None,
 ) -> FastAPI:
     """The gateway for `settings`' namespace; `catalog` says what exists.
 
@@ -103,17 +105,26 @@ def create_app(
     the app's lifespan unless one is passed in (then the caller owns it).
     `rng` draws experiment candidates and mirror copies (seed it in tests).
     With `tokens`, every path but /v2/health/* needs one of them as a bearer token.
+    With `grpc`, the OIP gRPC service is served too while the app runs, over the
+    same resolver and reply router (grpc_service.py).
     """
     state: dict[str, ReplyRouter] = {}
+    resolver = Resolver(catalog, rng)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         own = router is None
         state["router"] = router or ReplyRouter(settings).start()
         _listen_to_all(state["router"], catalog)
+        grpc_gateway = None
         try:
+            if grpc is not None:
+                service = InferenceService(resolver, lambda: state.get("router"), timeout_s, tokens)
+                grpc_gateway = await asyncio.to_thread(GrpcGateway(grpc, service).start)
             yield
         finally:
+            if grpc_gateway is not None:
+                await asyncio.to_thread(grpc_gateway.stop)
             if own:
                 await asyncio.to_thread(state["router"].close)
 
@@ -127,7 +138,7 @@ def create_app(
         app.add_middleware(BearerAuth, tokens=tokens)
     # Prometheus metrics of this process (with `tensorflux up`, the worker's as well).
     app.mount("/metrics", make_asgi_app())
-    endpoints = Endpoints(Resolver(catalog, rng), lambda: state.get("router"), timeout_s)
+    endpoints = Endpoints(resolver, lambda: state.get("router"), timeout_s)
     for route in ROUTES:
         handler = getattr(endpoints, route.handler)
         options: dict[str, Any] = {}

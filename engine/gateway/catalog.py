@@ -91,6 +91,11 @@ class Catalog(Protocol):
 
     def experiment_names(self) -> Sequence[str]: ...
 
+    def workers_reporting(self) -> bool:
+        """Whether any worker reports on this namespace now (False: none runs, as
+        with workers scaled to zero; a Pending resource then waits for one)."""
+        ...
+
 
 @dataclass
 class StaticCatalog:
@@ -134,6 +139,9 @@ class StaticCatalog:
     def experiment_names(self) -> Sequence[str]:
         return sorted(self.experiments)
 
+    def workers_reporting(self) -> bool:
+        return True
+
 
 class ControlCatalog:
     """Follows the control topic (specs) and the status topic (workers' reports).
@@ -142,7 +150,11 @@ class ControlCatalog:
     says so, Failed when one reports a failure, Pending before any report.
     """
 
-    def __init__(self, settings: KafkaSettings, *, poll_s: float = 0.2) -> None:
+    def __init__(
+        self, settings: KafkaSettings, *, poll_s: float = 0.2, worker_in_process: bool = False
+    ) -> None:
+        """`worker_in_process` (`tensorflux up`): a worker is sure to come, so a
+        Pending resource counts as loading even before that worker's first report."""
         from engine.topic_reader import TopicReader
 
         self.settings = settings
@@ -152,6 +164,8 @@ class ControlCatalog:
         self._lock = threading.Lock()
         self._signatures: dict[str, tuple[str, tuple[TensorInfo, ...], tuple[TensorInfo, ...]]] = {}
         self._static = StaticCatalog()
+        self._reporting = worker_in_process
+        self._worker_in_process = worker_in_process
         self._poll_s = poll_s
         self._stop = threading.Event()
         self._control.read_to_end()
@@ -193,6 +207,7 @@ class ControlCatalog:
         }
         with self._lock:
             self._static = StaticCatalog(pipelines, models, _experiments(topology))
+            self._reporting = self._worker_in_process or bool(reports)
 
     def pipeline(self, name: str) -> PipelineInfo | None:
         with self._lock:
@@ -217,6 +232,10 @@ class ControlCatalog:
     def experiment_names(self) -> Sequence[str]:
         with self._lock:
             return self._static.experiment_names()
+
+    def workers_reporting(self) -> bool:
+        with self._lock:
+            return self._reporting
 
     def close(self) -> None:
         self._stop.set()

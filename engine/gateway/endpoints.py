@@ -7,7 +7,6 @@ the resolver's business, Kafka the inference's.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -19,10 +18,11 @@ from fastapi.responses import JSONResponse, Response
 from engine import __version__
 from engine import headers as h
 from engine.codec import CodecError
+from engine.gateway.bodies import read_request, write_response
 from engine.gateway.catalog import PipelineInfo
 from engine.gateway.errors import GatewayError, NotReady
 from engine.gateway.experiments import ROUTE_HEADER
-from engine.gateway.inference import Inference, parse_request
+from engine.gateway.inference import Inference
 from engine.gateway.metrics import observe_inference
 from engine.gateway.resolver import Prefer, Resolver
 from engine.gateway.router import ReplyRouter
@@ -31,6 +31,13 @@ from engine.observability.logs import request_fields
 from engine.observability.spans import RequestSpan, request_span
 
 log = logging.getLogger("tensorflux.gateway")
+
+EXTENSIONS = ("binary_tensor_data",)
+"""The protocol extensions served (Triton's names): binary tensors over HTTP (bodies.py)."""
+
+NOT_READY = 503
+"""What a readiness endpoint answers for "not ready" (OIP: not 200; 503 as for a
+target that failed to load, and a failing probe for Kubernetes)."""
 
 SELDON_MODEL_HEADER = "seldon-model"
 """Seldon's header naming the target (`NAME.pipeline`, `NAME.experiment`)."""
@@ -50,15 +57,20 @@ class Endpoints:
     # -- server ------------------------------------------------------------------------
 
     async def server_metadata(self) -> dict[str, Any]:
-        return {"name": "tensorflux", "version": __version__, "extensions": []}
+        return {"name": "tensorflux", "version": __version__, "extensions": list(EXTENSIONS)}
 
     async def live(self) -> dict[str, bool]:
         return {"live": True}
 
     async def ready(self) -> Response:
+        """200 when the reply consumer runs and nothing is still loading, else 503
+        (OIP: the status code is the answer; stock clients read only it)."""
         current = self.router()
         if current is None or not current.alive():
             return error_response(NotReady("the reply consumer is not running"))
+        reason = self.resolver.unready()
+        if reason:
+            return JSONResponse({"ready": False, "error": reason}, status_code=NOT_READY)
         return JSONResponse({"ready": True})
 
     # -- models and pipelines ----------------------------------------------------------
@@ -73,7 +85,8 @@ class Endpoints:
     async def model_ready(self, name: str, request: Request, prefer: Prefer) -> Response:
         try:
             found = self._resolve(name, request, prefer, split=False)
-            return JSONResponse(self.resolver.readiness(found))
+            readiness = self.resolver.readiness(found)
+            return JSONResponse(readiness, status_code=200 if readiness["ready"] else NOT_READY)
         except GatewayError as failure:
             return error_response(failure)
 
@@ -91,11 +104,13 @@ class Endpoints:
             found = self._resolve(name, request, prefer, split=True)
             to = self.resolver.route(found, request.headers.get(ROUTE_HEADER))
             route, target = to.route, to.target
-            message, body_id = parse_request(await request.body(), request_id)
+            message, body_id, binary = read_request(
+                await request.body(), request.headers, request_id
+            )
             request_id = message.id
             router = self.router()
             assert router is not None, "the app's lifespan starts the reply router"
-            document = await Inference(router, self.timeout_s).run(
+            answer = await Inference(router, self.timeout_s).answer(
                 message, body_id, to, traceparent
             )
         except (GatewayError, CodecError) as failure:
@@ -106,11 +121,7 @@ class Endpoints:
         headers = {h.REQUEST_ID: request_id}
         if route:
             headers[ROUTE_HEADER] = route
-        return Response(
-            json.dumps(document, separators=(",", ":")).encode(),
-            media_type="application/json",
-            headers=headers,
-        )
+        return write_response(answer, binary, headers)
 
     def _resolve(self, name: str, request: Request, prefer: Prefer, *, split: bool) -> Any:
         seldon_model = request.headers.get(SELDON_MODEL_HEADER, "")

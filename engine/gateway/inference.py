@@ -83,9 +83,19 @@ class Inference:
         to: Destination,
         traceparent: str | None,
     ) -> dict[str, Any]:
-        """Send `message` to `to.target` (a copy to `to.mirror`) and return the
-        OIP response document of its reply: the body's id, the target's name and
-        only the requested outputs."""
+        """The OIP response document of `answer`."""
+        return message_to_document(await self.answer(message, body_id, to, traceparent))
+
+    async def answer(
+        self,
+        message: InferenceMessage,
+        body_id: str | None,
+        to: Destination,
+        traceparent: str | None,
+    ) -> InferenceMessage:
+        """Send `message` to `to.target` (a copy to `to.mirror`) and return its
+        reply: the body's id, the target's name and only the requested outputs
+        (HTTP JSON, HTTP binary and gRPC each encode it their way)."""
         target = to.target
         if target.state == "Failed":
             raise NotReady(f"{label(target)} failed to load: {target.reason}")
@@ -106,13 +116,12 @@ class Inference:
             raise ReplyTimeout(label(target), message.id, self.timeout_s) from None
         if h.is_error(reply.headers):
             raise StepFailed(decode_error(reply.value))
-        document = message_to_document(decode_payload(reply.value, reply.headers, "response"))
-        document["id"] = body_id or message.id
-        document["model_name"] = target.name
+        response = decode_payload(reply.value, reply.headers, "response")
+        outputs = response.tensors
         if message.requested_outputs:
             wanted = set(message.requested_outputs)
-            document["outputs"] = [o for o in document["outputs"] if o["name"] in wanted]
-        return document
+            outputs = tuple(t for t in outputs if t.name in wanted)
+        return response.replace(id=body_id or message.id, model_name=target.name, tensors=outputs)
 
     def _mirror(self, message: InferenceMessage, mirror: Target, traceparent: str | None) -> None:
         """A copy for the mirror with the same request id. Nobody waits for its answer

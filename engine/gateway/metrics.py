@@ -70,12 +70,13 @@ _SECONDS: Final = {
 def observe_inference(
     kind: Literal["pipeline", "model"] | None,
     name: str,
-    code: int,
+    code: int | str,
     seconds: float,
     method_type: MethodType = "rest",
     route: str = "unknown",
 ) -> None:
-    """One answered inference; `kind` None when the name resolved to nothing."""
+    """One answered inference; `kind` None when the name resolved to nothing. `code`:
+    the HTTP status, or over gRPC the status code's name ("OK", "NOT_FOUND")."""
     REQUESTS.labels(str(code)).inc()
     REQUEST_SECONDS.labels(route, method_type, str(code)).observe(seconds)
     API_SECONDS.labels(method_type, str(code)).observe(seconds)

@@ -177,6 +177,24 @@ class Resolver:
                 return {**_metadata(target), "name": found.name}
         return {"name": found.name, "versions": [], "platform": "", "inputs": [], "outputs": []}
 
+    def unready(self) -> str:
+        """Why the server is not ready ("" when it is): the pipelines and models still
+        coming up. Loading ones always; Pending ones (no worker reported them yet) while
+        any worker runs: with none (scaled to zero) requests wait in Kafka for one, so
+        the gateway stays ready. A Failed one does not hold the server back: it will
+        not become Ready by waiting, and every other name still serves."""
+        pipelines, models = self.catalog.names()
+        coming = ("Pending", "Loading") if self.catalog.workers_reporting() else ("Loading",)
+        waiting = [
+            f"{label(target)} ({target.state})"
+            for target in (
+                *(self.catalog.pipeline(n) for n in pipelines),
+                *(self.catalog.model(n) for n in models),
+            )
+            if target is not None and target.state in coming
+        ]
+        return f"not Ready yet: {', '.join(waiting)}" if waiting else ""
+
     def readiness(self, found: Target | ExperimentInfo) -> dict[str, Any]:
         """{"name", "ready"}; NotReady for a target that failed or an inactive experiment."""
         if isinstance(found, ExperimentInfo):

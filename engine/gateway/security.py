@@ -126,14 +126,20 @@ class BearerAuth:
 
     def _problem(self, scope: dict) -> str | None:
         values = [v for k, v in scope.get("headers", ()) if k == b"authorization"]
-        if not values:
-            return "this gateway needs 'Authorization: Bearer TOKEN' (no Authorization header)"
-        scheme, _, token = values[0].partition(b" ")
-        if scheme.lower() != b"bearer" or not token.strip():
-            return "the Authorization header must be 'Bearer TOKEN'"
-        if not self.tokens.accepts(token.strip()):
-            return "the bearer token is not one this gateway accepts"
-        return None
+        return bearer_problem(values[0] if values else None, self.tokens)
+
+
+def bearer_problem(authorization: bytes | None, tokens: TokenFile) -> str | None:
+    """What is wrong with an `authorization` header (HTTP) or metadata entry (gRPC);
+    None when it carries a token of `tokens`."""
+    if authorization is None:
+        return "this gateway needs 'Authorization: Bearer TOKEN' (no Authorization header)"
+    scheme, _, token = authorization.partition(b" ")
+    if scheme.lower() != b"bearer" or not token.strip():
+        return "the Authorization header must be 'Bearer TOKEN'"
+    if not tokens.accepts(token.strip()):
+        return "the bearer token is not one this gateway accepts"
+    return None
 
 
 @dataclass(frozen=True)
@@ -157,6 +163,16 @@ class TlsFiles:
             if path is not None and not os.access(path, os.R_OK):
                 raise SecurityConfigError(f"{flag} {path}: no such readable file")
         return files
+
+    def grpc_credentials(self) -> Any:
+        """The same certificate (and client CA) for the gRPC port."""
+        import grpc
+
+        return grpc.ssl_server_credentials(
+            [(self.key.read_bytes(), self.cert.read_bytes())],
+            root_certificates=None if self.client_ca is None else self.client_ca.read_bytes(),
+            require_client_auth=self.client_ca is not None,
+        )
 
     def uvicorn_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {"ssl_certfile": str(self.cert), "ssl_keyfile": str(self.key)}

@@ -10,6 +10,7 @@ import uvicorn
 from engine.config import KafkaSettings
 from engine.gateway.app import DEFAULT_TIMEOUT_S, create_app
 from engine.gateway.catalog import Catalog
+from engine.gateway.grpc_service import GrpcServing
 from engine.gateway.security import TlsFiles, TokenFile
 
 log = logging.getLogger("tensorflux.gateway")
@@ -26,13 +27,15 @@ def run_gateway(
     log_level: str = "warning",
     tokens: TokenFile | None = None,
     tls: TlsFiles | None = None,
+    grpc_port: int | None = None,
 ) -> None:
     """Serve the gateway on host:port until `stop` is set (blocks; any thread).
 
     Uvicorn installs no signal handlers outside the main thread: whoever runs
     this sets `stop` on Ctrl-C/SIGTERM.
     """
-    app = create_app(settings, catalog, timeout_s=timeout_s, tokens=tokens)
+    grpc = None if grpc_port is None else GrpcServing(host, grpc_port, tls)  # OIP gRPC beside
+    app = create_app(settings, catalog, timeout_s=timeout_s, tokens=tokens, grpc=grpc)
     config = uvicorn.Config(
         app,
         host=host,

@@ -1,4 +1,4 @@
-"""The one table from failures to HTTP statuses, and the error answer built from it.
+"""The one table from failures to HTTP statuses (and so gRPC codes), and the error answer.
 
 Core errors carry no HTTP codes (STYLE 7): the gateway decides here, once.
 A step's error record is answered by its kind: bad input is the caller's
@@ -44,6 +44,24 @@ STATUS_OF_ERROR_KIND: Final[dict[ErrorKind, int]] = {
     "timeout": 504,
 }
 """A StepFailed answers by its error record's kind."""
+
+
+GRPC_CODE_OF_STATUS: Final[dict[int, str]] = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    404: "NOT_FOUND",
+    409: "ALREADY_EXISTS",
+    500: "INTERNAL",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+"""The gRPC gateway answers a failure with the code of its HTTP status (names of
+`grpc.StatusCode`), so both protocols decide by the tables above."""
+
+
+def grpc_code_of(failure: Exception) -> str:
+    return GRPC_CODE_OF_STATUS.get(status_of(failure), "INTERNAL")
 
 
 def status_of(failure: Exception) -> int:

@@ -45,7 +45,7 @@ def engine_cwd(tmp_path_factory):
 @pytest.fixture(scope="module")
 def engine_up(engine_cwd):
     """`tensorflux up -f examples/` on free ports (what `make run` starts), stopped afterwards."""
-    broker_port, http_port = free_port(), free_port()
+    broker_port, http_port, grpc_port = free_port(), free_port(), free_port()
     process = subprocess.Popen(
         [
             sys.executable,
@@ -58,6 +58,8 @@ def engine_up(engine_cwd):
             str(broker_port),
             "--http-port",
             str(http_port),
+            "--grpc-port",
+            str(grpc_port),
         ],
         cwd=engine_cwd,
         stdout=subprocess.PIPE,
@@ -71,6 +73,7 @@ def engine_up(engine_cwd):
             **os.environ,
             "TENSORFLUX_BOOTSTRAP": f"127.0.0.1:{broker_port}",
             "TENSORFLUX_GATEWAY_URL": f"http://127.0.0.1:{http_port}",
+            "TENSORFLUX_GATEWAY_GRPC": f"127.0.0.1:{grpc_port}",
         }
         _wait_until_ready(env, f"http://127.0.0.1:{http_port}")
         yield env
@@ -198,6 +201,20 @@ def test_readme_driver_example_runs_as_written():
     assert code, "the README's test driver example moved; update this test"
     result = subprocess.run(
         [sys.executable, "-c", code.group(1)], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_readme_stock_clients_example_runs_as_written(engine_up):
+    """The tritonclient example of "Stock clients" (HTTP and gRPC) against `up`."""
+    section = README.split("### Stock clients", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, flags=re.S)
+    assert code, "the README's stock clients example moved; update this test"
+    http_address = engine_up["TENSORFLUX_GATEWAY_URL"].removeprefix("http://")
+    script = code.group(1).replace("127.0.0.1:9000", http_address)
+    script = script.replace("127.0.0.1:9500", engine_up["TENSORFLUX_GATEWAY_GRPC"])
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
 

@@ -56,6 +56,24 @@ spec:
 """
 
 
+ECHO_MODEL = """
+class Model:
+    def predict(self, inputs):
+        return dict(inputs)
+"""
+
+ECHO_SPECS = """
+apiVersion: mlops.seldon.io/v1alpha1
+kind: Model
+metadata:
+  name: echo
+spec:
+  storageUri: ./echo
+  requirements:
+  - python
+"""
+
+
 @dataclass
 class Stack:
     settings: KafkaSettings
@@ -63,12 +81,18 @@ class Stack:
     catalog: StaticCatalog
     url: str
     spec_dirs: list[str]
+    grpc_target: str = ""
+    """host:port of the same gateway's OIP gRPC service."""
 
 
 def write_boom_specs(directory: Path) -> None:
     (directory / "boom").mkdir()
     (directory / "boom" / "model.py").write_text(BOOM_MODEL)
     (directory / "boom.yaml").write_text(BOOM_SPECS)
+    # `echo` answers with its inputs: any datatype round-trips through a real model.
+    (directory / "echo").mkdir()
+    (directory / "echo" / "model.py").write_text(ECHO_MODEL)
+    (directory / "echo.yaml").write_text(ECHO_SPECS)
 
 
 def wait_ready(url: str, timeout_s: float = 30.0) -> None:
@@ -108,13 +132,13 @@ def start_gateway(
     """Starts an in-process gateway (uvicorn in a thread) and returns its URL."""
     stops: list[tuple[threading.Event, threading.Thread]] = []
 
-    def start(catalog: StaticCatalog, timeout_s: float = 20.0) -> str:
+    def start(catalog: StaticCatalog, timeout_s: float = 20.0, grpc_port: int | None = None) -> str:
         port = free_port()
         stop = threading.Event()
         thread = threading.Thread(
             target=run_gateway,
             args=(stack_settings, catalog, "127.0.0.1", port, stop),
-            kwargs={"timeout_s": timeout_s},
+            kwargs={"timeout_s": timeout_s, "grpc_port": grpc_port},
             daemon=True,
         )
         thread.start()
@@ -148,13 +172,14 @@ def stack(
     thread.start()
     try:
         catalog = StaticCatalog.from_topology(topology, topics)
-        url = start_gateway(catalog)
+        grpc_port = free_port()
+        url = start_gateway(catalog, grpc_port=grpc_port)
         # Warm up: the worker's first group join takes seconds.
         reply = httpx.post(
             f"{url}/v2/pipelines/tfsimples/infer", json=tensors(ONES_TO_16, ONES_TO_16), timeout=30
         )
         assert reply.status_code == 200, reply.text
-        yield Stack(stack_settings, topology, catalog, url, spec_dirs)
+        yield Stack(stack_settings, topology, catalog, url, spec_dirs, f"127.0.0.1:{grpc_port}")
     finally:
         stop.set()
         thread.join(15)

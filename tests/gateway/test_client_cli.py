@@ -191,3 +191,20 @@ def test_parse_time() -> None:
     assert parse_time("2023-11-14T22:13:20+00:00") == 1700000000000
     with pytest.raises(TensorfluxError, match="ISO 8601"):
         parse_time("yesterday")
+
+
+def test_pipeline_and_model_infer_over_grpc(stack: Stack, capsys) -> None:
+    request = json.dumps({**tensors(ONES_TO_16, ONES_TO_16), "id": "cli-grpc"})
+    grpc = ["--grpc", "--grpc-address", stack.grpc_target]
+    out = json.loads(
+        cli(stack, capsys, "pipeline", "infer", "tfsimples", "--inputs", request, *grpc)
+    )
+    assert out["id"] == "cli-grpc" and out["model_name"] == "tfsimples"
+    assert {o["name"]: o["data"] for o in out["outputs"]} == {
+        "OUTPUT0": DOUBLED,
+        "OUTPUT1": DOUBLED,
+    }
+    out = json.loads(cli(stack, capsys, "model", "infer", "tfsimple1", "--inputs", request, *grpc))
+    assert {o["name"]: o["data"] for o in out["outputs"]}["OUTPUT1"] == [0] * 16
+    with pytest.raises(TensorfluxError, match="answered NOT_FOUND: no model"):
+        cli(stack, capsys, "model", "infer", "nope", "--inputs", request, *grpc)

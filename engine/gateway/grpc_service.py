@@ -1,0 +1,281 @@
+"""The Open Inference Protocol V2 gRPC gateway: KServe's `inference.GRPCInferenceService`.
+
+Served beside HTTP in the same process (`--grpc-port`), over the same resolver
+(names, Seldon addressing, experiments, readiness) and the same reply router
+(produce and await): a gRPC call and an HTTP call to one name do the same thing.
+Seldon's addressing comes as metadata: `seldon-model: NAME.pipeline`,
+`x-seldon-route`; `x-request-id` picks the Kafka key. Failures answer with the
+gRPC code of their HTTP status (statuses.py). With a token file every method
+but ServerLive and ServerReady (the probes) needs `authorization: Bearer TOKEN`.
+
+The server runs its own asyncio loop on a thread of its own, so it does not
+depend on how uvicorn runs its loop; the reply router serves any loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from google.protobuf.message import DecodeError
+
+from engine import __version__
+from engine import headers as h
+from engine.codec import CodecError
+from engine.codec.oip_protobuf import request_from_proto, response_to_proto
+from engine.codec.proto import grpc_predict_v2_pb2 as pb
+from engine.gateway.catalog import PipelineInfo
+from engine.gateway.endpoints import EXTENSIONS, SELDON_MODEL_HEADER
+from engine.gateway.errors import BadRequest, GatewayError, NotReady
+from engine.gateway.experiments import ROUTE_HEADER
+from engine.gateway.inference import Inference
+from engine.gateway.metrics import observe_inference
+from engine.gateway.resolver import Resolver
+from engine.gateway.router import ReplyRouter
+from engine.gateway.security import TlsFiles, TokenFile, bearer_problem
+from engine.gateway.statuses import grpc_code_of
+
+log = logging.getLogger("tensorflux.gateway")
+
+SERVICE = "inference.GRPCInferenceService"
+OPEN_METHODS = frozenset({"ServerLive", "ServerReady"})
+"""Answered without a token, as /v2/health/* is over HTTP."""
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+"""Largest request or response (gRPC's default of 4 MiB is small for tensors)."""
+
+
+@dataclass(frozen=True)
+class GrpcServing:
+    """Where and how the gRPC gateway listens."""
+
+    host: str
+    port: int
+    tls: TlsFiles | None = None
+
+
+class InferenceService:
+    """The six RPCs. `router` is called per request (it starts with the app)."""
+
+    def __init__(
+        self,
+        resolver: Resolver,
+        router: Callable[[], ReplyRouter | None],
+        timeout_s: float,
+        tokens: TokenFile | None = None,
+    ) -> None:
+        self.resolver = resolver
+        self.router = router
+        self.timeout_s = timeout_s
+        self.tokens = tokens
+
+    async def ServerLive(
+        self, request: pb.ServerLiveRequest, context: Any
+    ) -> pb.ServerLiveResponse:
+        return pb.ServerLiveResponse(live=True)
+
+    async def ServerReady(
+        self, request: pb.ServerReadyRequest, context: Any
+    ) -> pb.ServerReadyResponse:
+        current = self.router()
+        running = current is not None and current.alive()
+        return pb.ServerReadyResponse(ready=running and not self.resolver.unready())
+
+    async def ModelReady(
+        self, request: pb.ModelReadyRequest, context: Any
+    ) -> pb.ModelReadyResponse:
+        found = self._resolve(request.name, context, split=False)
+        try:
+            return pb.ModelReadyResponse(ready=self.resolver.readiness(found)["ready"])
+        except NotReady:  # failed to load: not ready, which is an answer, not an error
+            return pb.ModelReadyResponse(ready=False)
+
+    async def ServerMetadata(
+        self, request: pb.ServerMetadataRequest, context: Any
+    ) -> pb.ServerMetadataResponse:
+        return pb.ServerMetadataResponse(
+            name="tensorflux", version=__version__, extensions=list(EXTENSIONS)
+        )
+
+    async def ModelMetadata(
+        self, request: pb.ModelMetadataRequest, context: Any
+    ) -> pb.ModelMetadataResponse:
+        document = self.resolver.metadata(self._resolve(request.name, context, split=False))
+        return pb.ModelMetadataResponse(
+            name=document["name"],
+            versions=document["versions"],
+            platform=document["platform"],
+            inputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in document["inputs"]],
+            outputs=[pb.ModelMetadataResponse.TensorMetadata(**t) for t in document["outputs"]],
+        )
+
+    async def ModelInfer(
+        self, request: pb.ModelInferRequest, context: Any
+    ) -> pb.ModelInferResponse:
+        """Counted as the HTTP endpoint counts, with method_type grpc and the code's name."""
+        started, answered = time.perf_counter(), [None]
+        try:
+            response = await self._infer(request, context, answered)
+        except (GatewayError, CodecError) as failure:
+            _observe(answered[0], grpc_code_of(failure), started)
+            raise
+        _observe(answered[0], "OK", started)
+        return response
+
+    async def _infer(
+        self, request: pb.ModelInferRequest, context: Any, answered: list[Any]
+    ) -> pb.ModelInferResponse:
+        metadata = _metadata(context)
+        request_id = metadata.get(h.REQUEST_ID) or str(uuid.uuid4())
+        found = self._resolve(request.model_name, context, split=True)
+        to = self.resolver.route(found, metadata.get(ROUTE_HEADER))
+        answered[0] = to.target
+        sent = ((h.REQUEST_ID, request_id),) + (((ROUTE_HEADER, to.route),) if to.route else ())
+        await context.send_initial_metadata(sent)
+        message = request_from_proto(request, request_id=request_id)
+        if not message.tensors:
+            raise BadRequest("the request has no inputs")
+        router = self.router()
+        if router is None:
+            raise NotReady("the reply consumer is not running")
+        answer = await Inference(router, self.timeout_s).answer(
+            message, request.id or None, to, metadata.get(h.TRACEPARENT)
+        )
+        return response_to_proto(answer)
+
+    def _resolve(self, name: str, context: Any, *, split: bool) -> Any:
+        seldon_model = _metadata(context).get(SELDON_MODEL_HEADER, "")
+        return self.resolver.resolve(name, "model", seldon_model=seldon_model, split=split)
+
+
+def _observe(target: Any, code: str, started: float) -> None:
+    kind = None if target is None else "pipeline" if isinstance(target, PipelineInfo) else "model"
+    name = "" if target is None else target.name
+    observe_inference(kind, name, code, time.perf_counter() - started, "grpc")
+
+
+def _metadata(context: Any) -> dict[str, str]:
+    return {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
+
+
+_MESSAGES = {
+    "ServerLive": (pb.ServerLiveRequest, pb.ServerLiveResponse),
+    "ServerReady": (pb.ServerReadyRequest, pb.ServerReadyResponse),
+    "ModelReady": (pb.ModelReadyRequest, pb.ModelReadyResponse),
+    "ServerMetadata": (pb.ServerMetadataRequest, pb.ServerMetadataResponse),
+    "ModelMetadata": (pb.ModelMetadataRequest, pb.ModelMetadataResponse),
+    "ModelInfer": (pb.ModelInferRequest, pb.ModelInferResponse),
+}
+
+
+def handlers(service: InferenceService) -> grpc.GenericRpcHandler:
+    """The service's method table, each method behind the token check and the one
+    failure-to-code table."""
+    methods = {
+        # Requests are parsed in the guard: grpcio would answer bytes that are no
+        # message with INTERNAL, which is the caller's mistake, not the server's.
+        name: grpc.unary_unary_rpc_method_handler(
+            _guarded(name, request, getattr(service, name), service.tokens),
+            response_serializer=response.SerializeToString,
+        )
+        for name, (request, response) in _MESSAGES.items()
+    }
+    return grpc.method_handlers_generic_handler(SERVICE, methods)
+
+
+def _guarded(
+    name: str,
+    message: Any,
+    method: Callable[[Any, Any], Awaitable[Any]],
+    tokens: TokenFile | None,
+) -> Callable[[bytes, Any], Awaitable[Any]]:
+    async def call(data: bytes, context: Any) -> Any:
+        if tokens is not None and name not in OPEN_METHODS:
+            given = _metadata(context).get("authorization")
+            problem = bearer_problem(None if given is None else given.encode(), tokens)
+            if problem is not None:
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, problem)
+        try:
+            request = message.FromString(data)
+        except DecodeError as error:
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, f"the request is not a {name}Request: {error}"
+            )
+        try:
+            return await method(request, context)
+        except (GatewayError, CodecError) as failure:
+            code = getattr(grpc.StatusCode, grpc_code_of(failure))
+            await context.abort(code, str(failure))
+        except asyncio.CancelledError:
+            raise
+        except Exception as failure:
+            if isinstance(failure, grpc.aio.AbortError):
+                raise
+            log.exception("gRPC %s failed", name)
+            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {failure}")
+
+    return call
+
+
+class GrpcGateway:
+    """The gRPC server on a thread with its own event loop: `start()`, then `stop()`."""
+
+    def __init__(self, serving: GrpcServing, service: InferenceService) -> None:
+        self.serving = serving
+        self.service = service
+        self._started = threading.Event()
+        self._failure: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, name="gateway-grpc", daemon=True)
+
+    def start(self) -> GrpcGateway:
+        self._thread.start()
+        self._started.wait(30)
+        if self._failure is not None:
+            raise self._failure
+        return self
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as failure:  # reported to start(); after that, logged
+            self._failure = failure
+            if self._started.is_set():
+                log.exception("gRPC gateway stopped")
+        finally:
+            self._started.set()
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        options = [
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ]
+        server = grpc.aio.server(options=options)
+        server.add_generic_rpc_handlers((handlers(self.service),))
+        address = f"{self.serving.host}:{self.serving.port}"
+        if self.serving.tls is not None:
+            server.add_secure_port(address, self.serving.tls.grpc_credentials())
+        else:
+            server.add_insecure_port(address)
+        await server.start()
+        log.info("gRPC gateway on %s (%s)", address, "TLS" if self.serving.tls else "plaintext")
+        self._started.set()
+        await self._stopping.wait()
+        await server.stop(grace=2)
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stopping is not None and not self._loop.is_closed():
+            try:
+                self._loop.call_soon_threadsafe(self._stopping.set)
+            except RuntimeError:  # the loop just closed
+                pass
+        self._thread.join(10)

@@ -1,0 +1,1 @@
+"""Other systems' Kafka wire formats beside tensorflux's own (`--wire seldon`)."""
