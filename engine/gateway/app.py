@@ -35,6 +35,7 @@ from engine.config import KafkaSettings
 from engine.gateway import openapi
 from engine.gateway.catalog import Catalog
 from engine.gateway.endpoints import Endpoints
+from engine.gateway.hot_path import DirectInference
 from engine.gateway.resolver import Prefer, Resolver
 from engine.gateway.router import ReplyRouter
 from engine.gateway.security import BearerAuth, TokenFile
@@ -123,11 +124,14 @@ def create_app(
         description="Open Inference Protocol V2 over tensorflux's Kafka topics.",
         lifespan=lifespan,
     )
+    endpoints = Endpoints(Resolver(catalog, rng), lambda: state.get("router"), timeout_s)
+    # Inner to every middleware added after it (bearer tokens below): the hot path
+    # answers inference past FastAPI's routing, checked like any other request.
+    app.add_middleware(DirectInference, infer=endpoints.infer)
     if tokens is not None:
         app.add_middleware(BearerAuth, tokens=tokens)
     # Prometheus metrics of this process (with `tensorflux up`, the worker's as well).
     app.mount("/metrics", make_asgi_app())
-    endpoints = Endpoints(Resolver(catalog, rng), lambda: state.get("router"), timeout_s)
     for route in ROUTES:
         handler = getattr(endpoints, route.handler)
         options: dict[str, Any] = {}

@@ -7,7 +7,6 @@ the resolver's business, Kafka the inference's.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -17,7 +16,7 @@ from fastapi.responses import JSONResponse, Response
 
 from engine import __version__
 from engine import headers as h
-from engine.codec import CodecError
+from engine.codec import CodecError, json_text
 from engine.gateway.catalog import PipelineInfo
 from engine.gateway.errors import GatewayError, NotReady
 from engine.gateway.experiments import ROUTE_HEADER
@@ -98,7 +97,7 @@ class Endpoints:
         if route:
             headers[ROUTE_HEADER] = route
         return Response(
-            json.dumps(document, separators=(",", ":")).encode(),
+            json_text.dumps(document),
             media_type="application/json",
             headers=headers,
         )

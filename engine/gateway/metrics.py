@@ -9,7 +9,7 @@ alone: unknown names are the caller's, and would make labels unbounded.
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from prometheus_client import Counter
 
@@ -54,9 +54,28 @@ def observe_inference(
     method_type: MethodType = "rest",
 ) -> None:
     """One answered inference; `kind` None when the name resolved to nothing."""
-    REQUESTS.labels(str(code)).inc()
+    key = (kind, name, code, method_type)
+    children = _CHILDREN.get(key)
+    if children is None:
+        children = _CHILDREN[key] = _children(kind, name, code, method_type)
+    requests, infers, seconds_total = children
+    requests.inc()
+    if infers is not None and seconds_total is not None:
+        infers.inc()
+        seconds_total.inc(seconds)
+
+
+_Children = tuple[Any, Any | None, Any | None]
+_CHILDREN: dict[tuple[str | None, str, int, str], _Children] = {}
+"""The labelled counters of each (kind, name, code, method): `labels()` takes a lock
+and builds its key on every call. Bounded like the labels: names resolved only."""
+
+
+def _children(
+    kind: Literal["pipeline", "model"] | None, name: str, code: int, method_type: MethodType
+) -> _Children:
+    requests = REQUESTS.labels(str(code))
     if kind is None:
-        return
+        return requests, None, None
     labels = (name, method_type, str(code))
-    _INFER[kind].labels(*labels).inc()
-    _SECONDS[kind].labels(*labels).inc(seconds)
+    return requests, _INFER[kind].labels(*labels), _SECONDS[kind].labels(*labels)
