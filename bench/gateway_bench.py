@@ -259,6 +259,7 @@ def main() -> int:
         print("not measured: wrk is not installed (apt-get install -y wrk)")
         return 1
     levels = [int(x) for x in args.levels.split(",")]
+    load_before = _loadavg()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
         lua.write(WRK_SCRIPT % BODY)
@@ -272,6 +273,7 @@ def main() -> int:
     finally:
         os.unlink(lua.name)
     print(f"POST {PATH} (1 step, INT32 [1,16] x2) with wrk -t1; {args.seconds:g} s a level")
+    print(f"load average before / after: {load_before} / {_loadavg()}")
     print(f"{'server':<28} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for name, rows in (("HTTP ceiling (bare ASGI)", ceilings), ("tensorflux gateway", gateways)):
         for row in rows:
@@ -291,6 +293,13 @@ def main() -> int:
         print(f"1 connection: p50 {over:+.2f} ms over two round trips (target <= +2 ms)")
     print(f"errors: {sum(row.errors for row in gateways)} (target 0)")
     return 0
+
+
+def _loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
 
 
 if __name__ == "__main__":
