@@ -49,15 +49,22 @@ def dumps(document: Any) -> bytes:
 
 
 def _holds_float(document: Any) -> bool:
-    # Data lists are long: each container's element types are looked at in C, and
-    # only containers inside containers are visited one by one.
-    if isinstance(document, float):
-        return True
+    # Data lists are long: a container's element types are gathered in C, and only
+    # the containers among them are visited in turn.
     pending = [document]
     while pending:
         value = pending.pop()
-        if isinstance(value, dict):
+        kind = type(value)
+        if kind is dict:
             items: Any = value.values()
+        elif kind is list:
+            items = value
+        elif kind in _SCALARS:
+            continue
+        elif isinstance(value, float):
+            return True
+        elif isinstance(value, dict):
+            items = value.values()
         elif isinstance(value, (list, tuple)):
             items = value
         else:
@@ -65,9 +72,9 @@ def _holds_float(document: Any) -> bool:
         kinds = set(map(type, items))
         if kinds <= _SCALARS:
             continue
-        if any(issubclass(kind, float) for kind in kinds):
+        if float in kinds:
             return True
-        pending.extend(item for item in items if type(item) not in _SCALARS)
+        pending.extend([item for item in items if type(item) not in _SCALARS])
     return False
 
 
