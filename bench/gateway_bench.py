@@ -1,8 +1,16 @@
-"""Gateway throughput and latency: requests/s, p50 and p99 at concurrency 1, 8 and 64.
+"""Gateway throughput and latency with wrk, beside the HTTP ceiling and Kafka's round trip.
 
-Starts the embedded broker, a worker and a gateway (each its own process, so
-the load generator does not share their interpreter), then drives the
-1-step pipeline `chain-base` (tfsimple1, INT32 [1,16]) over HTTP with httpx.
+In one run, on this machine:
+1. the HTTP ceiling: a bare ASGI app (bench/apps/http_ceiling.py) on uvicorn with
+   httptools and uvloop that parses the same body and answers a fixed response,
+   alone (before any broker starts);
+2. the embedded broker, and the median of one produce->consume round trip on it
+   (a producer with linger.ms=0, a consumer with the engine's fetch.wait.max.ms);
+3. a worker and the gateway (`python -m engine.gateway`, each its own process)
+   on the 1-step pipeline `chain-base` (tfsimple1, INT32 [1,16]) of `examples/`
+   (the issue's setting: four chained pipelines read chain-base's topics), then
+   the same with chain-base alone loaded (the targets are judged on examples/).
+wrk (a C load generator, one thread) drives each at 1, 8 and 64 connections.
 
     .venv/bin/python bench/gateway_bench.py [--seconds 5] [--levels 1,8,64]
 """
@@ -10,11 +18,18 @@ the load generator does not share their interpreter), then drives the
 from __future__ import annotations
 
 import argparse
-import asyncio
+import json
 import os
+import shutil
+import signal
+import socket
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -25,110 +40,288 @@ sys.path.insert(0, str(REPO))
 from engine.broker import EmbeddedBroker, free_port  # noqa: E402
 
 PIPELINE = "chain-base"
-BODY = {
-    "inputs": [
-        {"name": name, "datatype": "INT32", "shape": [1, 16], "data": list(range(1, 17))}
-        for name in ("INPUT0", "INPUT1")
-    ]
-}
+PATH = f"/v2/pipelines/{PIPELINE}/infer"
+BODY = json.dumps(
+    {
+        "inputs": [
+            {"name": name, "datatype": "INT32", "shape": [1, 16], "data": list(range(1, 17))}
+            for name in ("INPUT0", "INPUT1")
+        ]
+    }
+)
+ROUND_TRIPS = 300
+FETCH_WAIT_MS = 10
+"""The engine's fetch.wait.max.ms (worker and gateway) on the embedded broker."""
 
 WORKER = """
-import sys, threading, signal
+import sys, signal
 from engine.config import KafkaSettings
 from engine.runtime.worker import Worker
-from engine.topology import TopicNames, compile_topology, load_files
-settings = KafkaSettings(bootstrap=sys.argv[1], namespace=sys.argv[2])
-topology = compile_topology(load_files([sys.argv[3]]), settings.topics())
-worker = Worker(settings)
-worker.apply(topology)
+from engine.topology import compile_topology, load_files
 from engine.cli.stopping import stop_on_signals
+settings = KafkaSettings(bootstrap=sys.argv[1], namespace=sys.argv[2])
+worker = Worker(settings)
+worker.apply(compile_topology(load_files([sys.argv[3]]), settings.topics()))
 worker.run(stop_on_signals(signal.SIGTERM))
 """
 
-
-async def level(url: str, concurrency: int, seconds: float) -> tuple[int, list[float], int]:
-    latencies: list[float] = []
-    failures = 0
-    deadline = time.perf_counter() + seconds
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
-
-        async def caller() -> None:
-            nonlocal failures
-            while time.perf_counter() < deadline:
-                start = time.perf_counter()
-                reply = await client.post(f"/v2/pipelines/{PIPELINE}/infer", json=BODY)
-                if reply.status_code == 200:
-                    latencies.append(time.perf_counter() - start)
-                else:
-                    failures += 1
-
-        await asyncio.gather(*(caller() for _ in range(concurrency)))
-    return len(latencies), latencies, failures
+# wrk prints its own summary in rounded units; this prints exact figures to parse.
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = [[%s]]
+wrk.headers["Content-Type"] = "application/json"
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %%d %%d %%d %%d %%d\\n", summary.requests, summary.duration,
+    e.connect + e.read + e.write + e.timeout + e.status,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+@dataclass(frozen=True)
+class Row:
+    connections: int
+    requests: int
+    rate: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def wrk(url: str, script: str, connections: int, seconds: float) -> Row:
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s"]
+    done = subprocess.run(
+        [*argv, "-s", script, url], capture_output=True, text=True, timeout=seconds + 60
+    )
+    line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no result: {done.stdout[-500:]} {done.stderr[-500:]}")
+    requests, duration_us, errors, p50_us, p99_us = map(int, line.split()[1:])
+    return Row(
+        connections,
+        requests,
+        requests / (duration_us / 1e6),
+        p50_us / 1000,
+        p99_us / 1000,
+        errors,
+    )
+
+
+def wait_for_port(port: int, process: subprocess.Popen, what: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{what} exited with {process.returncode}")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise SystemExit(f"{what} did not listen on {port}")
+
+
+def stop(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def ceiling(script: str, levels: list[int], seconds: float, env: dict[str, str]) -> list[Row]:
+    port = free_port()
+    app = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "bench.apps.http_ceiling:app", "--port", str(port)]
+        + ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"],
+        cwd=REPO,
+        env=env,
+    )
+    try:
+        wait_for_port(port, app, "the ceiling app")
+        url = f"http://127.0.0.1:{port}{PATH}"
+        wrk(url, script, 8, 1)  # warm up
+        return [wrk(url, script, c, seconds) for c in levels]
+    finally:
+        stop([app])
+
+
+def round_trip_ms(bootstrap: str) -> float:
+    """Median ms from produce() to the consumer's poll() returning that record."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    from engine.admin import TopicAdmin
+    from engine.config import KafkaSettings
+
+    settings = KafkaSettings(bootstrap=bootstrap, namespace="rtt")
+    topic = f"rtt-{uuid.uuid4().hex[:8]}"
+    TopicAdmin(settings).ensure([topic])
+    producer = Producer(settings.producer_config(**{"linger.ms": 0}))
+    consumer = Consumer(
+        settings.consumer_config(
+            f"rtt-{uuid.uuid4().hex[:8]}",
+            **{"fetch.wait.max.ms": FETCH_WAIT_MS, "fetch.min.bytes": 1},
+        )
+    )
+    consumer.assign([TopicPartition(topic, 0, 0)])
+    samples = []
+    try:
+        for i in range(ROUND_TRIPS + 20):
+            key = str(i).encode()
+            started = time.perf_counter()
+            producer.produce(topic, b"x" * 200, key)
+            producer.poll(0)
+            while True:
+                message = consumer.poll(1.0)
+                if message is not None and message.error() is None and message.key() == key:
+                    break
+            if i >= 20:  # the first ones find connections and metadata
+                samples.append((time.perf_counter() - started) * 1000)
+    finally:
+        producer.flush(5)
+        consumer.close()
+    return statistics.median(samples)
+
+
+def gateway_rows(
+    bootstrap: str,
+    script: str,
+    levels: list[int],
+    seconds: float,
+    env: dict[str, str],
+    specs: str,
+    namespace: str,
+    profile: str | None = None,
+) -> list[Row]:
+    examples = specs
+    port = free_port()
+    processes = [
+        subprocess.Popen([sys.executable, "-c", WORKER, bootstrap, namespace, examples], env=env),
+        subprocess.Popen(
+            [sys.executable, "-m", "engine.gateway", "--port", str(port), "-f", examples]
+            + ["--bootstrap", bootstrap, "--namespace", namespace],
+            env=env,
+            stdout=subprocess.DEVNULL,
+        ),
+    ]
+    try:
+        wait_for_port(port, processes[1], "the gateway")
+        url = f"http://127.0.0.1:{port}{PATH}"
+        deadline = time.monotonic() + 60
+        while True:  # ready when a request went all the way through
+            try:
+                if httpx.post(url, content=BODY, timeout=5).is_success:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit("gateway or worker did not come up")
+            time.sleep(0.2)
+        wrk(url, script, 8, 2)  # warm up
+        rows = []
+        for connections in levels:
+            spy = None
+            if profile and connections == max(levels):
+                spy = py_spy(processes[1].pid, f"{profile}-{connections}.txt")
+            rows.append(wrk(url, script, connections, seconds))
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(30)
+        return rows
+    finally:
+        stop(processes[::-1])  # the gateway first: its callers' replies come from the worker
+
+
+def py_spy(pid: int, out: str) -> subprocess.Popen:
+    """py-spy sampling `pid` into `out` (collapsed stacks, native frames off) until SIGINT."""
+    binary = shutil.which("py-spy", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    if binary is None:
+        raise SystemExit("--profile needs py-spy (pip install py-spy==0.4.3)")
+    argv = [binary, "record", "--pid", str(pid), "--format", "raw", "--rate", "250"]
+    return subprocess.Popen(
+        [*argv, "--nonblocking", "--output", out],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="per concurrency level")
     parser.add_argument("--levels", default="1,8,64")
+    parser.add_argument(
+        "--profile",
+        metavar="PREFIX",
+        help="py-spy the gateway at the highest level into PREFIX-<conns>.txt (collapsed stacks)",
+    )
     args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        print("not measured: wrk is not installed (apt-get install -y wrk)")
+        return 1
     levels = [int(x) for x in args.levels.split(",")]
+    load_before = _loadavg()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    with EmbeddedBroker() as broker:
-        namespace = "bench"
-        examples = str(REPO / "examples")
-        port = free_port()
-        processes = [
-            subprocess.Popen(
-                [sys.executable, "-c", WORKER, broker.bootstrap, namespace, examples], env=env
-            ),
-            subprocess.Popen(
-                [sys.executable, "-m", "engine.gateway", "--port", str(port), "-f", examples]
-                + ["--bootstrap", broker.bootstrap, "--namespace", namespace],
-                env=env,
-                stdout=subprocess.DEVNULL,
-            ),
-        ]
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:  # ready when a request went all the way through
-                try:
-                    if httpx.post(f"{url}/v2/pipelines/{PIPELINE}/infer", json=BODY).is_success:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("gateway or worker did not come up")
-                time.sleep(0.2)
-            asyncio.run(level(url, 8, 1.0))  # warm up
-            print(f"gateway -> Kafka -> worker -> Kafka -> gateway, pipeline {PIPELINE} (1 step)")
-            print(
-                f"{'concurrency':>11} {'requests':>9} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
-            )
-            for concurrency in levels:
-                started = time.perf_counter()
-                done, latencies, failures = asyncio.run(level(url, concurrency, args.seconds))
-                elapsed = time.perf_counter() - started
-                print(
-                    f"{concurrency:>11} {done:>9} {done / elapsed:>9.1f} "
-                    f"{percentile(latencies, 0.5) * 1000:>8.1f} "
-                    f"{percentile(latencies, 0.99) * 1000:>8.1f} {failures:>7}",
-                    flush=True,
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
+        lua.write(WRK_SCRIPT % BODY)
+    try:
+        ceilings = ceiling(lua.name, levels, args.seconds, env)
+        with EmbeddedBroker() as broker:
+            rtt = round_trip_ms(broker.bootstrap)
+            gateways = gateway_rows(
+                broker.bootstrap, lua.name, levels, args.seconds, env,
+                str(REPO / "examples"), "bench", args.profile,
+            )  # fmt: skip
+            with tempfile.TemporaryDirectory() as alone:
+                _chain_base_alone(Path(alone))
+                alones = gateway_rows(
+                    broker.bootstrap, lua.name, levels, args.seconds, env, alone, "alone"
                 )
-        finally:
-            for process in processes:
-                process.terminate()
-            for process in processes:
-                process.wait(10)
+    finally:
+        os.unlink(lua.name)
+    print(f"POST {PATH} (1 step, INT32 [1,16] x2) with wrk -t1; {args.seconds:g} s a level")
+    print(f"load average before / after: {load_before} / {_loadavg()}")
+    print(f"{'server':<28} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for name, rows in (
+        ("HTTP ceiling (bare ASGI)", ceilings),
+        ("gateway, examples/", gateways),
+        ("gateway, chain-base alone", alones),
+    ):
+        for row in rows:
+            print(
+                f"{name:<28} {row.connections:>5} {row.rate:>9,.0f} {row.p50_ms:>8.2f} "
+                f"{row.p99_ms:>8.2f} {row.errors:>7}"
+            )
+    print(f"produce->consume round trip on this broker: p50 {rtt:.2f} ms (x2: {2 * rtt:.2f} ms)")
+    by_level = {row.connections: row for row in gateways}
+    top = {row.connections: row for row in ceilings}
+    if 64 in by_level and 64 in top:
+        share = by_level[64].rate / top[64].rate
+        print(f"64 connections: {share:.0%} of the ceiling (target >= 40%), "
+              f"{by_level[64].rate / 315:.1f}x the 315 req/s before (target >= 10x)")  # fmt: skip
+    if 1 in by_level:
+        over = by_level[1].p50_ms - 2 * rtt
+        print(f"1 connection: p50 {over:+.2f} ms over two round trips (target <= +2 ms)")
+    print(f"errors: {sum(row.errors for row in gateways + alones)} (target 0)")
     return 0
+
+
+def _chain_base_alone(into: Path) -> None:
+    """examples/ reduced to chain-base and its model: the worker then fetches a handful
+    of partitions instead of every topic of twelve pipelines."""
+    (into / "pipelines").mkdir()
+    shutil.copy(REPO / "examples" / "pipelines" / "chain-base.yaml", into / "pipelines")
+    shutil.copytree(REPO / "examples" / "models" / "tfsimple1", into / "models" / "tfsimple1")
+    shutil.copy(REPO / "examples" / "models" / "tfsimple1.yaml", into / "models")
+
+
+def _loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     make bench                      # full run (~10 min on 2 cores)
     make bench BENCH_ARGS=--quick   # smaller N, one repeat (~2 min)
+    make bench BENCH_ARGS=--gateway-only  # the HTTP gateway's rows alone (~1.5 min)
     .venv/bin/python -m bench --bootstrap HOST:PORT --only tf-1step-1w,plain
     .venv/bin/python -m bench --sweep    # knob sweep of the 1-step pipeline
     .venv/bin/python -m bench --soak 300 # worker RSS at a constant rate for 5 minutes
@@ -72,6 +73,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="instead: one worker on the 1-step pipeline at --soak-rate for SECONDS, RSS sampled",
     )
     parser.add_argument("--soak-rate", type=float, default=2000.0, help="req/s during --soak")
+    parser.add_argument(
+        "--gateway-only", action="store_true", help="only the HTTP gateway's rows (wrk)"
+    )
     parser.add_argument("--startup-timeout", type=float, default=60.0)
     parser.add_argument("--output", default=str(RESULTS / "latest.md"))
     args = parser.parse_args(argv)
@@ -92,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     logdir.mkdir()
     loads = [_loadavg(), ""]
     broker = None
-    if not args.bootstrap:
+    if not args.bootstrap and not args.gateway_only:
         broker = EmbeddedBroker().start()
         args.bootstrap = broker.bootstrap
     results: list[Result] = []
@@ -107,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     sink = OtlpSink().__enter__()  # the traced contender's spans go here
     try:
-        for contender in contenders(args):
+        for contender in [] if args.gateway_only else contenders(args):
             contender = with_sink(contender, sink.url)
             result = Result(contender)
             results.append(result)
@@ -131,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
         if broker is not None:
             broker.stop()
     gateway = _gateway(args)
+    if args.gateway_only:
+        Path(args.output).write_text(gateway)
+        print(gateway + f"written to {args.output}")
+        return 0
     # Replay + diff through the 1-step pipeline, on its own broker unless --bootstrap.
     replays = max(1000, int(50_000 * args.scale))
     gateway += replay_bench.section(None if broker else args.bootstrap, replays, logdir)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import uuid
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -24,6 +23,7 @@ from typing import Any, Final
 
 import numpy as np
 
+from engine.codec import json_text
 from engine.codec.errors import ContentsMismatch, DuplicateTensor, InvalidJson, InvalidShape
 from engine.codec.raw import element_count, reshaped
 from engine.dtypes import BOOL, BYTES, INTEGER_DATATYPES, dtype_of
@@ -43,7 +43,7 @@ def decode_json(
     """The message in OIP V2 JSON `payload`. A request without `id` takes
     `default_id`, or a fresh uuid4 when there is none."""
     try:
-        document = json.loads(payload)
+        document = json_text.loads(payload)
     except (ValueError, TypeError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise InvalidJson(f"payload is not JSON: {exc}") from None
     except RecursionError:
@@ -235,7 +235,7 @@ def _bytes_data(flat: list[Any], base64_encoded: bool, *, tensor: str) -> np.nda
 
 def encode_json(message: InferenceMessage) -> bytes:
     """OIP V2 REST JSON of `message` (a request or a response)."""
-    return json.dumps(message_to_document(message), separators=(",", ":")).encode("utf-8")
+    return json_text.dumps(message_to_document(message))
 
 
 def message_to_document(message: InferenceMessage) -> dict[str, Any]:

@@ -8,13 +8,12 @@ statuses (statuses.py).
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from typing import Any, Protocol
 
 from engine import headers as h
-from engine.codec import avro_headers, decode_error, decode_payload, encode_avro
+from engine.codec import avro_headers, decode_error, decode_payload, encode_avro, json_text
 from engine.codec.oip_json import message_from_document, message_to_document
 from engine.gateway.catalog import PipelineInfo
 from engine.gateway.errors import BadRequest, NotReady, ReplyTimeout, StepFailed
@@ -49,7 +48,7 @@ def parse_request(body: bytes, request_id: str | None) -> tuple[InferenceMessage
     send fixed ids ("1", "42"), and two such requests in flight would share one
     Kafka key, one join and one reply."""
     try:
-        document = json.loads(body)
+        document = json_text.loads(body)
     except (ValueError, RecursionError) as exc:
         raise BadRequest(f"the request body is not JSON: {exc}") from None
     if not isinstance(document, dict):

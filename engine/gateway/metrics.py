@@ -9,7 +9,7 @@ alone: unknown names are the caller's, and would make labels unbounded.
 
 from __future__ import annotations
 
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from prometheus_client import Counter, Histogram
 
@@ -77,13 +77,39 @@ def observe_inference(
 ) -> None:
     """One answered inference; `kind` None when the name resolved to nothing. `code`:
     the HTTP status, or over gRPC the status code's name ("OK", "NOT_FOUND")."""
-    REQUESTS.labels(str(code)).inc()
-    REQUEST_SECONDS.labels(route, method_type, str(code)).observe(seconds)
-    API_SECONDS.labels(method_type, str(code)).observe(seconds)
-    if kind is None:
-        return
-    labels = (name, method_type, str(code))
-    _INFER[kind].labels(*labels).inc()
-    _SECONDS[kind].labels(*labels).inc(seconds)
-    if kind == "pipeline":
-        PIPELINE_SECONDS.labels(*labels).observe(seconds)
+    key = (kind, name, str(code), method_type, route)
+    children = _CHILDREN.get(key)
+    if children is None:
+        children = _CHILDREN[key] = _children(*key)
+    counts, observes, sums = children
+    for counter in counts:
+        counter.inc()
+    for histogram in observes:
+        histogram.observe(seconds)
+    for total in sums:
+        total.inc(seconds)
+
+
+_Children = tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]
+_CHILDREN: dict[tuple[str | None, str, str, str, str], _Children] = {}
+"""The labelled metrics of each (kind, name, code, method, route): counted, observed,
+summed. `labels()` takes a lock and builds its key on every call, so each is looked up
+once. Bounded like the labels: names resolved only, routes from the route table."""
+
+
+def _children(
+    kind: Literal["pipeline", "model"] | None, name: str, code: str, method_type: str, route: str
+) -> _Children:
+    counts: list[Any] = [REQUESTS.labels(code)]
+    observes: list[Any] = [
+        REQUEST_SECONDS.labels(route, method_type, code),
+        API_SECONDS.labels(method_type, code),
+    ]
+    sums: list[Any] = []
+    if kind is not None:
+        labels = (name, method_type, code)
+        counts.append(_INFER[kind].labels(*labels))
+        sums.append(_SECONDS[kind].labels(*labels))
+        if kind == "pipeline":
+            observes.append(PIPELINE_SECONDS.labels(*labels))
+    return tuple(counts), tuple(observes), tuple(sums)

@@ -23,7 +23,14 @@ import threading
 import uuid
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from engine.admin import TopicAdmin, watermark_offsets
 from engine.config import KafkaSettings
@@ -59,7 +66,15 @@ class ReplyRouter:
         )
         """Never joined (partitions are assigned by hand, nothing is committed)."""
         self._admin = TopicAdmin(settings)
-        self._producer = Producer(settings.producer_config(**{"linger.ms": 0}))
+        # No linger, one produce request in flight: a lone request goes at once, and
+        # requests arriving while one is in flight wait and go as one batch (the
+        # embedded broker's cost grows with the batches it holds, not the records).
+        # Delivery reports come only for failures (the router thread runs them).
+        self._producer = Producer(
+            settings.producer_config(
+                **{"linger.ms": 0, "max.in.flight": 1, "delivery.report.only.error": True}
+            )
+        )
         self._consumer = Consumer(
             settings.consumer_config(
                 self.group_id,
@@ -161,11 +176,14 @@ class ReplyRouter:
             if self._waiting.get(slot):
                 # Two requests of one id would share a Kafka key, a join and a reply.
                 raise RequestInFlight(key)
-            self._waiting.setdefault(slot, []).append(waiter)
+            self._waiting[slot] = [waiter]
+        # A timer on the future itself: wait_for would wrap every request in a task.
+        expiry = loop.call_at(deadline, _expire, future)
         try:
             self._produce(topic, key, value, headers, waiter)
-            return await asyncio.wait_for(future, max(0.0, deadline - loop.time()))
+            return await future
         finally:
+            expiry.cancel()
             with self._lock:
                 waiters = self._waiting.get(slot)
                 if waiters is not None and waiter in waiters:
@@ -224,28 +242,42 @@ class ReplyRouter:
                 log.exception("gateway reply consumer failed; retrying")
                 self._stop.wait(0.5)
                 continue
-            for message in messages:
-                if message.error() is not None:
-                    if message.error().code() != KafkaError._PARTITION_EOF:
-                        log.warning("reply consumer: %s", message.error())
-                    continue
-                raw_key = message.key()
-                if not raw_key:
-                    continue
-                slot = (message.topic(), raw_key.decode("utf-8", "replace"))
-                with self._lock:
-                    waiters = self._waiting.pop(slot, None)
-                if not waiters:
-                    continue
-                reply = Reply(
-                    message.topic(),
-                    message.partition(),
-                    message.offset(),
-                    message.value() or b"",
-                    message.headers() or [],
-                )
-                for waiter in waiters:
-                    _settle(waiter, reply)
+            self._route(messages)
+
+    def _route(self, messages: list[Message]) -> None:
+        """Hand each awaited reply of `messages` to its waiter: one wake-up per event
+        loop for the whole batch, not one per reply."""
+        found: list[tuple[str, str, Message]] = []
+        for message in messages:
+            if message.error() is not None:
+                if message.error().code() != KafkaError._PARTITION_EOF:
+                    log.warning("reply consumer: %s", message.error())
+                continue
+            raw_key = message.key()
+            if raw_key:
+                found.append((message.topic(), raw_key.decode("utf-8", "replace"), message))
+        if not found:
+            return
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Reply], Reply]]] = {}
+        with self._lock:
+            claimed = [(self._waiting.pop((t, k), None), m) for t, k, m in found]
+        for waiters, message in claimed:
+            if not waiters:
+                continue
+            reply = Reply(
+                message.topic(),
+                message.partition(),
+                message.offset(),
+                message.value() or b"",
+                message.headers() or [],
+            )
+            for loop, future in waiters:
+                by_loop.setdefault(loop, []).append((future, reply))
+        for loop, settled in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve_all, settled)
+            except RuntimeError:  # the loop is closed: nobody waits any more
+                pass
 
     def _take_assignments(self) -> None:
         while True:
@@ -269,6 +301,17 @@ def _finish(future: concurrent.futures.Future[None], error: BaseException | None
         future.set_result(None)
     else:
         future.set_exception(error)
+
+
+def _resolve_all(settled: list[tuple[asyncio.Future[Reply], Reply]]) -> None:
+    for future, reply in settled:
+        if not future.done():
+            future.set_result(reply)
+
+
+def _expire(future: asyncio.Future[Reply]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
 
 
 def _settle(waiter: _Waiter, outcome: Reply | BaseException) -> None:
