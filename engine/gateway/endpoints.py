@@ -22,6 +22,7 @@ from engine.gateway.bodies import read_request, write_response
 from engine.gateway.catalog import PipelineInfo
 from engine.gateway.errors import GatewayError, NotReady
 from engine.gateway.experiments import ROUTE_HEADER
+from engine.gateway.hot_path import ROUTE_TEMPLATE
 from engine.gateway.inference import Inference
 from engine.gateway.metrics import observe_inference
 from engine.gateway.resolver import Prefer, Resolver
@@ -130,6 +131,9 @@ class Endpoints:
 
 def _route(request: Request) -> str:
     """The route's template (`/v2/pipelines/{name}/infer`): bounded, unlike the path."""
+    template = request.scope.get(ROUTE_TEMPLATE)  # the hot path's (hot_path.py)
+    if template is not None:
+        return template
     route = request.scope.get("route")
     return getattr(route, "path", None) or "unknown"
 

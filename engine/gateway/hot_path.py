@@ -20,8 +20,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from engine.gateway.resolver import Prefer
 
-INFER_PATH = re.compile(r"/v2/(model|pipeline)s/([^/]+)(?:/versions/[^/]+)?/infer")
+INFER_PATH = re.compile(r"/v2/(model|pipeline)s/([^/]+)(/versions/[^/]+)?/infer")
 """What the route table's infer routes match (a path parameter is one segment)."""
+
+ROUTE_TEMPLATE: str = "tensorflux.route"
+"""Scope key of the route template a request took here (FastAPI's routing, which
+metrics and spans read it from otherwise, is skipped)."""
 
 Infer = Callable[[str, Request, Prefer], Awaitable[Any]]
 
@@ -38,6 +42,8 @@ class DirectInference:
             matched = INFER_PATH.fullmatch(scope["path"])
             if matched is not None:
                 prefer: Prefer = matched[1]  # type: ignore[assignment]
+                versions = "/versions/{version}" if matched[3] else ""
+                scope[ROUTE_TEMPLATE] = f"/v2/{prefer}s/{{name}}{versions}/infer"
                 response = await self.infer(matched[2], Request(scope, receive), prefer)
                 await response(scope, receive, send)
                 return
