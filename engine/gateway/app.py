@@ -85,6 +85,13 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v2", "server_metadata", "server"),
     Route("GET", "/v2/health/live", "live", "server"),
     Route("GET", "/v2/health/ready", "ready", "server", responses=openapi.SERVER_READY_RESPONSES),
+    Route(
+        "GET",
+        "/v2/health/gateway",
+        "gateway_ready",
+        "server",
+        responses=openapi.SERVER_READY_RESPONSES,
+    ),
     *_per_name_routes("model"),
     *_per_name_routes("pipeline"),
 )

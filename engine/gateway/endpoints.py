@@ -63,6 +63,16 @@ class Endpoints:
     async def live(self) -> dict[str, bool]:
         return {"live": True}
 
+    async def gateway_ready(self) -> Response:
+        """200 while this gateway can serve (its reply consumer runs), whatever is loading:
+        the probe a load balancer wants. /v2/health/ready is the server's OIP readiness,
+        which a hot load of one pipeline turns false until it is Ready; as a Kubernetes
+        readiness probe it would take every gateway out of service for that time."""
+        current = self.router()
+        if current is None or not current.alive():
+            return error_response(NotReady("the reply consumer is not running"))
+        return JSONResponse({"ready": True})
+
     async def ready(self) -> Response:
         """200 when the reply consumer runs and nothing is still loading, else 503
         (OIP: the status code is the answer; stock clients read only it)."""

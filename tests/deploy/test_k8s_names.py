@@ -191,7 +191,7 @@ def test_probes_and_ports_are_the_ones_the_processes_serve(overlay: str) -> None
     objects = render_overlay(overlay)
     gateway = container(find(objects, "Deployment", "tensorflux-gateway"), "gateway")
     routes = {r.path for r in create_app(KafkaSettings(), StaticCatalog()).routes}
-    assert gateway["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready" in routes
+    assert gateway["readinessProbe"]["httpGet"]["path"] == "/v2/health/gateway" in routes
     assert gateway["livenessProbe"]["httpGet"]["path"] == "/v2/health/live" in routes
     assert "/metrics" in routes
     worker_deployment = find(objects, "Deployment", "tensorflux-worker")

@@ -73,6 +73,9 @@ def test_not_ready_while_loading_then_ready(served) -> None:
     assert "pipeline 'slow' (Loading)" in reply.json()["error"]
     assert "model 'm' (Pending)" in reply.json()["error"]
     assert "broken" not in reply.json()["error"]  # Failed does not hold the server back
+    # The load balancer's probe: this gateway serves, whatever is still loading.
+    serving = httpx.get(f"{url}/v2/health/gateway", timeout=5)
+    assert (serving.status_code, serving.json()) == (200, {"ready": True})
     assert client.is_server_live()
     assert not client.is_server_ready()
     assert not client.is_model_ready("slow")
