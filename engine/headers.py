@@ -22,6 +22,7 @@ ERROR: Final = "tensorflux-error"  # on error records; the value is the error ki
 SCHEMA_VERSION: Final = "tensorflux-schema-version"  # Avro schema version; absent means 1
 # Lineage of a replayed request (PRODUCT.md "Replay and lineage"): every record a
 # pipeline writes for it carries them on, so consumers can tell replays from live traffic.
+SELDON_ROUTE: Final = "x-seldon-route"  # the experiment candidate that answered
 REPLAY_RUN: Final = "tensorflux-replay-run"  # the replay run's id
 REPLAY_OF: Final = "tensorflux-replay-of"  # the original request id
 REPLAY_SOURCE: Final = "tensorflux-replay-source"  # topic:partition:offset of the original

@@ -7,7 +7,9 @@ import asyncio
 import json
 import os
 import ssl
+import sys
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +42,37 @@ def register(commands: argparse._SubParsersAction, kind: ResourceType) -> None:
         "tensors, as JSON text or @FILE.",
     )
     infer.add_argument("name", metavar="NAME")
-    infer.add_argument("--inputs", required=True, metavar="JSON|@FILE")
+    infer.add_argument(
+        "data", nargs="?", metavar="DATA", help="the request, as Seldon's CLI takes it (JSON|@FILE)"
+    )
+    infer.add_argument("--inputs", metavar="JSON|@FILE", help="the request (or DATA, or -f)")
+    infer.add_argument("-f", "--file", metavar="FILE", help="read the request from FILE")
     via = infer.add_mutually_exclusive_group()
     via.add_argument("--http", action="store_true", help="through the HTTP gateway (default)")
     via.add_argument("--kafka", action="store_true", help="straight to the Kafka topics")
     via.add_argument("--grpc", action="store_true", help="through the gateway's OIP gRPC port")
+    via.add_argument(
+        "--inference-mode", choices=("rest", "grpc"), help="Seldon's spelling of --http/--grpc"
+    )
+    infer.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="send this header (gRPC: metadata) too; repeatable",
+    )
+    infer.add_argument(
+        "--show-headers", action="store_true", help="print the answer's headers (on stderr)"
+    )
+    infer.add_argument(
+        "-i", "--iterations", type=int, default=1, metavar="N", help="send the request N times"
+    )
+    infer.add_argument(
+        "-s",
+        "--sticky",
+        action="store_true",
+        help="with -i: stay on the experiment candidate the first answer names (x-seldon-route)",
+    )
     infer.add_argument(
         "--grpc-address",
         metavar="HOST:PORT",
@@ -52,6 +80,8 @@ def register(commands: argparse._SubParsersAction, kind: ResourceType) -> None:
     )
     infer.add_argument(
         "--url",
+        "--inference-host",  # Seldon's name (HOST:PORT, no scheme)
+        dest="url",
         help=f"gateway URL (default: {GATEWAY_URL_VARIABLE}, else {DEFAULT_URL})",
     )
     infer.add_argument(
@@ -86,41 +116,89 @@ def read_request(text: str) -> dict[str, Any]:
     return document
 
 
-def run_infer(args: argparse.Namespace, environ: dict[str, str] | None = None) -> int:
-    document = read_request(args.inputs)
-    request_id = args.request_id or document.get("id") or str(uuid.uuid4())
-    if args.kafka:
-        response = infer_kafka(
-            settings_from(args), args.kind, args.name, document, request_id, args.timeout
+def request_text(args: argparse.Namespace) -> str:
+    """The request as given: DATA, --inputs or -f FILE, exactly one of them."""
+    given = [text for text in (args.data, args.inputs) if text is not None]
+    if args.file is not None:
+        given.append(f"@{args.file}")
+    if len(given) != 1:
+        raise BadInputs(
+            "give the request once: as DATA, --inputs JSON|@FILE or -f FILE"
+            + (f" (got {len(given)})" if given else "")
         )
-    elif args.grpc:
-        env = os.environ if environ is None else environ
-        response = infer_grpc(
+    return given[0]
+
+
+def header_pairs(pairs: list[str]) -> dict[str, str]:
+    """`--header KEY=VALUE` as a mapping (names lower-cased, as HTTP/2 and gRPC want)."""
+    headers: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise BadInputs(f"--header {pair!r}: expected KEY=VALUE")
+        headers[key.strip().lower()] = value.strip()
+    return headers
+
+
+def run_infer(args: argparse.Namespace, environ: dict[str, str] | None = None) -> int:
+    env = os.environ if environ is None else environ  # read when the command runs
+    document = read_request(request_text(args))
+    headers = header_pairs(args.header)
+    if args.iterations < 1:
+        raise BadInputs(f"-i {args.iterations}: send at least one request")
+    first_id = args.request_id or document.get("id") or str(uuid.uuid4())
+    response: dict[str, Any] = {}
+    answered: dict[str, str] = {}
+    for iteration in range(args.iterations):
+        request_id = first_id if iteration == 0 else f"{first_id}-{iteration}"
+        response, answered = _send(args, env, document, request_id, headers)
+        if args.sticky and iteration == 0 and h.SELDON_ROUTE in answered:
+            headers[h.SELDON_ROUTE] = answered[h.SELDON_ROUTE]
+    if args.show_headers:
+        for key, value in answered.items():
+            print(f"{key}: {value}", file=sys.stderr)
+    print(json.dumps(response, indent=2))
+    return 0
+
+
+def _send(
+    args: argparse.Namespace,
+    env: Mapping[str, str],
+    document: dict[str, Any],
+    request_id: str,
+    headers: dict[str, str],
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """One request the way the arguments say; the answer and its headers."""
+    token = args.token or env.get(GATEWAY_TOKEN_VARIABLE)
+    if args.kafka:
+        settings = settings_from(args)
+        return infer_kafka(settings, args.kind, args.name, document, request_id, args.timeout), {}
+    if args.grpc or args.inference_mode == "grpc":
+        return infer_grpc(
             args.grpc_address or env.get(GRPC_ADDRESS_VARIABLE, DEFAULT_GRPC_ADDRESS),
             args.kind,
             args.name,
             document,
             request_id,
             args.timeout,
-            token=args.token or env.get(GATEWAY_TOKEN_VARIABLE),
+            token=token,
             ca_cert=args.ca_cert,
+            headers=headers,
         )
-    else:
-        # Read when the command runs, not when the parser is built.
-        env = os.environ if environ is None else environ
-        url = args.url or env.get(GATEWAY_URL_VARIABLE, DEFAULT_URL)
-        response = infer_http(
-            url,
-            args.kind,
-            args.name,
-            document,
-            request_id,
-            args.timeout,
-            token=args.token or env.get(GATEWAY_TOKEN_VARIABLE),
-            ca_cert=args.ca_cert,
-        )
-    print(json.dumps(response, indent=2))
-    return 0
+    url = args.url or env.get(GATEWAY_URL_VARIABLE, DEFAULT_URL)
+    if "://" not in url:  # Seldon's --inference-host is HOST:PORT
+        url = f"http://{url}"
+    return infer_http(
+        url,
+        args.kind,
+        args.name,
+        document,
+        request_id,
+        args.timeout,
+        token=token,
+        ca_cert=args.ca_cert,
+        headers=headers,
+    )
 
 
 def infer_http(
@@ -133,18 +211,20 @@ def infer_http(
     *,
     token: str | None = None,
     ca_cert: str | None = None,
-) -> dict[str, Any]:
+    headers: dict[str, str] | None = None,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The response document and the response's headers."""
     import httpx
 
     endpoint = f"{url.rstrip('/')}/v2/{kind}s/{name}/infer"
-    headers = {h.REQUEST_ID: request_id}
+    sent = {**(headers or {}), h.REQUEST_ID: request_id}
     if token:
-        headers["authorization"] = f"Bearer {token}"
+        sent["authorization"] = f"Bearer {token}"
     try:
         reply = httpx.post(
             endpoint,
             json=document,
-            headers=headers,
+            headers=sent,
             timeout=timeout_s + 5,
             verify=ssl.create_default_context(cafile=ca_cert) if ca_cert else True,
         )
@@ -156,7 +236,7 @@ def infer_http(
         body = {"error": reply.text}
     if reply.status_code != 200:
         raise Refused(kind, name, reply.status_code, body.get("error", body))
-    return body
+    return body, dict(reply.headers)
 
 
 def infer_kafka(

@@ -26,7 +26,9 @@ def infer_grpc(
     *,
     token: str | None = None,
     ca_cert: str | None = None,
-) -> dict[str, Any]:
+    headers: dict[str, str] | None = None,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The response document and the response's metadata (initial and trailing)."""
     import grpc
 
     from engine.codec import CodecError, message_from_document, message_to_document
@@ -51,7 +53,7 @@ def infer_grpc(
         )
     for output in message.requested_outputs:
         request.outputs.add(name=output)
-    metadata = [(h.REQUEST_ID, request_id)]
+    metadata = [*(headers or {}).items(), (h.REQUEST_ID, request_id)]
     if token:
         metadata.append(("authorization", f"Bearer {token}"))
     if ca_cert:
@@ -67,11 +69,12 @@ def infer_grpc(
     )
     try:
         with channel:
-            response = call(request, timeout=timeout_s + 5, metadata=metadata)
+            response, outcome = call.with_call(request, timeout=timeout_s + 5, metadata=metadata)
     except grpc.RpcError as failure:
         if failure.code() == grpc.StatusCode.UNAVAILABLE and "connect" in (failure.details() or ""):
             raise GatewayUnreachable(address, failure.details()) from None
         raise Refused(kind, name, failure.code().name, failure.details()) from None
     result = message_to_document(response_from_proto(response))
     result["model_name"] = name
-    return result
+    answered = [*outcome.initial_metadata(), *outcome.trailing_metadata()]
+    return result, {key: str(value) for key, value in answered}

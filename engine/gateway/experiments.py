@@ -9,9 +9,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from engine import headers as h
 from engine.topology.specs import ExperimentSpec, ResourceType
 
-ROUTE_HEADER = "x-seldon-route"
+ROUTE_HEADER = h.SELDON_ROUTE
 """Seldon's header naming the candidate that answered; sent back, it pins the route."""
 
 

@@ -20,6 +20,12 @@ from tests.gateway.conftest import DOUBLED, ONES_TO_16, Stack, tensors
 
 
 def cli(stack: Stack, capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """Runs `tensorflux ARGV...` on the stack's broker; its stdout."""
+    return cli_output(stack, capsys, *argv)[0]
+
+
+def cli_output(stack: Stack, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[str, str]:
+    """Runs `tensorflux ARGV...` on the stack's broker; its stdout and stderr."""
     parser = argparse.ArgumentParser(prog="tensorflux")
     groups = parser.add_subparsers(dest="command", required=True)
     for kind, register in (
@@ -31,7 +37,8 @@ def cli(stack: Stack, capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     args = parser.parse_args([*argv, *kafka])
     capsys.readouterr()
     assert args.handler(args) == 0
-    return capsys.readouterr().out
+    captured = capsys.readouterr()
+    return captured.out, captured.err
 
 
 def send(stack: Stack, request_id: str, a: list[int], b: list[int]) -> None:
