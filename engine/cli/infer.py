@@ -154,9 +154,9 @@ def run_infer(args: argparse.Namespace, environ: dict[str, str] | None = None) -
         response, answered = _send(args, env, document, request_id, headers)
         if args.sticky and iteration == 0 and h.SELDON_ROUTE in answered:
             headers[h.SELDON_ROUTE] = answered[h.SELDON_ROUTE]
-    if args.show_headers:
-        for key, value in answered.items():
-            print(f"{key}: {value}", file=sys.stderr)
+        if args.show_headers:  # every answer's, with -i: which candidate took each
+            for key, value in answered.items():
+                print(f"{key}: {value}", file=sys.stderr)
     print(json.dumps(response, indent=2))
     return 0
 

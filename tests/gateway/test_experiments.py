@@ -3,6 +3,7 @@ a gateway whose catalog holds experiments over them."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -46,6 +47,7 @@ spec:
 """
 
 BODY = {"inputs": [{"name": "INPUT", "datatype": "FP32", "shape": [4], "data": [1, 2, 3, 4]}]}
+ROUTE = "x-seldon-route"
 ADDED, MULTIPLIED = [11.0, 12.0, 13.0, 14.0], [10.0, 20.0, 30.0, 40.0]
 
 
@@ -167,3 +169,20 @@ def test_the_control_catalog_follows_experiments(kafka_bootstrap: str) -> None:
     finally:
         catalog.close()
         plane.close()
+
+
+def test_infer_sticky_stays_on_the_first_answers_candidate(gateway_url, capsys) -> None:
+    from engine.cli import main
+
+    def routes(*flags: str) -> list[str]:
+        capsys.readouterr()
+        argv = ["model", "infer", "add-or-mul", json.dumps(BODY), "--url", gateway_url,
+                "-i", "12", "--show-headers", *flags]  # fmt: skip
+        assert main(argv) == 0
+        err = capsys.readouterr().err
+        return [line.split(": ", 1)[1] for line in err.splitlines() if line.startswith(ROUTE)]
+
+    sticky = routes("-s")
+    assert len(sticky) == 12 and len(set(sticky)) == 1, sticky
+    pinned = routes("--header", f"{ROUTE}=mul10")
+    assert set(pinned) == {"mul10"}
