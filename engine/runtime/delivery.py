@@ -1,14 +1,14 @@
 """Delivery: the worker's producer, and the rule that offsets follow what was delivered.
 
 Agents return records to write; this writes them. A record Kafka refuses
-(too large, a topic it will not take, a delivery that timed out) becomes an
-error record naming why, so the waiting caller hears of it and the stream goes
-on.
+(too large, a topic it will not take) becomes an error record naming why, so
+the waiting caller hears of it and the stream goes on.
 
 At least once: offsets are committed only after a flush shows everything
-produced so far durable. A record that could not be delivered even as an error
-record (an answer, or an error record, to where a caller waits) is never
-skipped: commits stop and `must_rewind` asks the worker to consume again from
+produced so far durable. A record that timed out (Kafka away for longer than
+the delivery timeout), or could not be delivered even as an error record (an
+answer, or an error record, to where a caller waits), is never skipped:
+commits stop and `must_rewind` asks the worker to consume again from
 the committed offsets, so the work is redone, not lost.
 
 Exactly once: one transactional producer; each chunk's records and its
@@ -45,7 +45,7 @@ COMMIT_ATTEMPTS = 3
 RETRIABLE_REFUSALS = frozenset(
     {KafkaError._MSG_TIMED_OUT, KafkaError._TIMED_OUT, KafkaError._TRANSPORT}
 )
-"""Failures that say nothing about the record: redone, never an error record (exactly once)."""
+"""Failures that say nothing about the record (Kafka was away): redone, never an error record."""
 
 
 class Fenced(TensorfluxError):
@@ -144,7 +144,7 @@ class Delivery:
             return self._commit_transaction(consumer, offsets)
         remaining = self._producer.flush(FLUSH_TIMEOUT_S)
         if self._refused:
-            # Refused after the fact (broker-side size limit, authorisation, timeout):
+            # Refused after the fact (broker-side size limit, authorisation):
             # each becomes an error record, and only then are its inputs committed.
             refused, self._refused = self._refused, []
             for item, error in refused:
@@ -280,11 +280,15 @@ class Delivery:
         owner = self.topics.parse(topic)
         pipeline = owner.pipeline if owner else ""
         step = (owner.step or owner.model) if owner else ""
-        if topic == self._errors_topic or (
-            pipeline and topic == self.topics.pipeline_outputs(pipeline) and step == ""
+        if (
+            error.code() in RETRIABLE_REFUSALS
+            or topic == self._errors_topic
+            or (pipeline and topic == self.topics.pipeline_outputs(pipeline) and step == "")
         ):
-            # An answer, or an error record, to where a caller waits: nobody else would
-            # tell them. Commits stop, and the worker redoes the work (`must_rewind`).
+            # Kafka was away for longer than the delivery timeout (nothing wrong with the
+            # record: no error record for the caller), or this was an answer or an error
+            # record to where a caller waits, and nobody else would tell them. Commits
+            # stop, and the worker redoes the work (`must_rewind`).
             self.lost += 1
             self.must_rewind = True
             return

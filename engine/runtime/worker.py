@@ -105,6 +105,8 @@ class Worker:
         """Assigned partitions whose committed metadata is still to be read."""
         self._sent: dict[tuple[str, int], tuple[int, str]] = {}
         """Exactly once: the offset and metadata last committed per partition."""
+        self.rewinds = 0
+        """How often work was consumed again after a failed delivery or transaction."""
         if self.exactly_once:
             self._warn_if_tansu()
 
@@ -266,6 +268,7 @@ class Worker:
 
     def _rewind(self) -> None:
         """Drop what the agents hold and consume again from the committed offsets."""
+        self.rewinds += 1
         assigned = sorted(self._assigned)
         numbers = {partition for _, partition in assigned}
         for agent in self._plan.agents:
