@@ -95,7 +95,14 @@ def _drill(
     assert not traffic.refused, f"Kafka refused requests: {traffic.refused[:5]}"
     result = tally(settings, PIPELINE, set(traffic.sent), ANSWER_DEADLINE_S)
     missing = sorted(set(traffic.sent) - set(result.answers))
-    assert not missing, f"{len(missing)} of {len(traffic.sent)} requests unanswered: {missing[:10]}"
+    # When they were sent says which failure took them (the tail: the engine stalled).
+    first = min(traffic.sent.values())
+    sent_at = sorted(round(traffic.sent[rid] - first, 1) for rid in missing)
+    assert not missing, (
+        f"{len(missing)} of {len(traffic.sent)} requests unanswered: {missing[:10]}; sent at "
+        f"{sent_at[:5]}..{sent_at[-5:]} s (failure at {started - first:.1f} s, traffic "
+        f"until {max(traffic.sent.values()) - first:.1f} s)"
+    )
     assert not result.wrong, f"wrong answers or error records for {result.wrong[:10]}"
     if exactly_once:
         twice = [rid for rid, times in result.answers.items() if len(times) > 1]
