@@ -246,8 +246,11 @@ class Delivery:
 
     def _refused_now(self, item: Outgoing, error: KafkaException) -> None:
         """A record Kafka refuses (too large, ...) becomes an error record; the stream goes on."""
-        pipeline = h.header_value(item.headers, h.PIPELINE) or ""
-        step = h.header_value(item.headers, h.STEP) or ""
+        pipeline, step = self._owner(item.topic)
+        # Headers name the writer when it set them; else the topic does (refused on the
+        # spot or later, the error record must say the same).
+        pipeline = h.header_value(item.headers, h.PIPELINE) or pipeline
+        step = h.header_value(item.headers, h.STEP) or step
         record = ErrorRecord(
             pipeline=pipeline,
             step=step,
@@ -265,6 +268,11 @@ class Delivery:
         for out in error_outgoing(record, item.headers, self._errors_topic, failure_topic):
             self._producer.produce(out.topic, out.value, out.key, headers=out.headers)
 
+    def _owner(self, topic: str) -> tuple[str, str]:
+        """The pipeline and step (or model) a topic belongs to, "" where it names none."""
+        owner = self.topics.parse(topic)
+        return (owner.pipeline or "", owner.step or owner.model or "") if owner else ("", "")
+
     def _on_delivery(self, error: KafkaError | None, message: object) -> None:
         """librdkafka reports a record it finally could not deliver."""
         if error is None:
@@ -277,9 +285,7 @@ class Delivery:
             if error.code() not in RETRIABLE_REFUSALS and topic != self._errors_topic:
                 self._refusals[(topic, key)] = error
             return
-        owner = self.topics.parse(topic)
-        pipeline = owner.pipeline if owner else ""
-        step = (owner.step or owner.model) if owner else ""
+        pipeline, step = self._owner(topic)
         if (
             error.code() in RETRIABLE_REFUSALS
             or topic == self._errors_topic
