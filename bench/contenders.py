@@ -91,6 +91,21 @@ CONTENDERS = [
         label="tensorflux 3-step join, 2 workers",
     ),
     Contender(
+        "tf-1step-1w-eos",
+        "tensorflux",
+        120_000,
+        env=(("TENSORFLUX_PROCESSING_GUARANTEE", "exactly-once"),),
+        label="tensorflux 1-step, 1 worker, exactly-once",
+    ),
+    Contender(
+        "tf-join-1w-eos",
+        "tensorflux",
+        30_000,
+        pipeline="join",
+        env=(("TENSORFLUX_PROCESSING_GUARANTEE", "exactly-once"),),
+        label="tensorflux 3-step join, 1 worker, exactly-once",
+    ),
+    Contender(
         "tf-cond-1w",
         "tensorflux",
         20_000,

@@ -38,6 +38,18 @@ DEV_CONSUMER_DEFAULTS: Mapping[str, Any] = {
     "enable.auto.commit": False,
     # Keeps partition i of every co-partitioned topic on one member (joins).
     "partition.assignment.strategy": "range",
+    # librdkafka's default, said out loud: records of an aborted or open transaction
+    # (an exactly-once worker's) are never seen. tansu does not honour it.
+    "isolation.level": "read_committed",
+}
+
+PRODUCER_DEFAULTS: Mapping[str, Any] = {
+    "linger.ms": 1,
+    # Retries after a failover must not write a record twice or out of order: without
+    # idempotence a batch whose acknowledgement was lost with a dying leader is written
+    # again further on, and batches in flight behind it may land first. acks=all and
+    # unlimited retries within message.timeout.ms are librdkafka's defaults.
+    "enable.idempotence": True,
 }
 
 
@@ -140,7 +152,7 @@ class KafkaSettings(BaseModel):
         return config
 
     def producer_config(self, **extra: Any) -> dict[str, Any]:
-        config = {"linger.ms": 1, "enable.idempotence": False, **self.client_config()}
+        config = {**PRODUCER_DEFAULTS, **self.client_config()}
         config.update(extra)
         return config
 

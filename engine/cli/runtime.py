@@ -49,6 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_log_options(up)
     add_wire_option(up)
     _add_model_roots_option(up, default="the directories of the -f specs' models and the cwd")
+    _add_guarantee_option(up)
     add_security_options(up)
     add_kafka_options(up)
     up.set_defaults(handler=run_up)
@@ -74,6 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_log_options(worker)
     add_wire_option(worker)
     _add_model_roots_option(worker, default="the directories of the -f specs' models")
+    _add_guarantee_option(worker)
     add_kafka_options(worker)
     worker.set_defaults(handler=run_worker)
 
@@ -89,6 +91,20 @@ def _add_model_roots_option(parser: argparse.ArgumentParser, *, default: str) ->
         f"TENSORFLUX_MODEL_ROOTS); default: {default}. Specs from the control topic "
         "that point elsewhere fail without being read",
     )
+
+
+def _add_guarantee_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--processing-guarantee",
+        choices=("at-least-once", "exactly-once"),
+        help="at-least-once (default; also TENSORFLUX_PROCESSING_GUARANTEE): a request may be "
+        "answered twice after a failure; exactly-once: each chunk's records and offsets commit "
+        "in one Kafka transaction (real Kafka only: tansu does not hide aborted records)",
+    )
+
+
+def worker_settings(args: argparse.Namespace) -> WorkerSettings:
+    return WorkerSettings.load(processing_guarantee=args.processing_guarantee)
 
 
 def model_roots(args: argparse.Namespace, *, include_cwd: bool) -> ModelRoots:
@@ -132,7 +148,7 @@ def run_worker(args: argparse.Namespace) -> int:
         service = WorkerService(
             settings,
             worker_id=args.worker_id,
-            worker_settings=WorkerSettings.load(),
+            worker_settings=worker_settings(args),
             model_roots=model_roots(args, include_cwd=False),
         )
         log.info(
@@ -170,7 +186,7 @@ def run_up(args: argparse.Namespace) -> int:
         bridge = seldon_wire(args, settings)
         service = WorkerService(
             settings,
-            worker_settings=WorkerSettings.load(),
+            worker_settings=worker_settings(args),
             model_roots=model_roots(args, include_cwd=True),
         )
         threads.append(threading.Thread(target=service.run, args=(stop,), name="worker"))

@@ -4,6 +4,10 @@ Records an agent keeps (a half-joined request, a request waiting for its
 batch) are held; the committable offset of a partition is the lowest held
 offset, or one past the last consumed record when nothing is held. After a
 crash, consumption restarts there: at-least-once, nothing lost.
+
+Each hold names its holder (the agent the worker is running, `holder`), so an
+exactly-once commit can say which records past the committed offset are still
+wanted, and by whom (`held_past`, see `resume.py`).
 """
 
 from __future__ import annotations
@@ -19,9 +23,11 @@ TopicPartition = tuple[str, int]
 class OffsetTracker:
     def __init__(self) -> None:
         self._next: dict[TopicPartition, int] = {}
-        self._held: dict[TopicPartition, dict[int, int]] = defaultdict(dict)
+        self._held: dict[TopicPartition, dict[int, dict[str, int]]] = defaultdict(dict)
         self._heaps: dict[TopicPartition, list[int]] = defaultdict(list)
         self._committed: dict[TopicPartition, int] = {}
+        self.holder = ""
+        """Who holds and releases now: the worker names the agent it is about to run."""
 
     def consumed(self, topic: str, partition: int, offset: int) -> None:
         self._next[(topic, partition)] = offset + 1
@@ -29,19 +35,49 @@ class OffsetTracker:
     def hold(self, ref: RecordRef) -> None:
         topic, partition, offset = ref
         held = self._held[(topic, partition)]
-        if offset not in held:
+        holders = held.get(offset)
+        if holders is None:
             heapq.heappush(self._heaps[(topic, partition)], offset)
-        held[offset] = held.get(offset, 0) + 1
+            held[offset] = {self.holder: 1}
+        else:
+            holders[self.holder] = holders.get(self.holder, 0) + 1
 
     def release(self, ref: RecordRef) -> None:
         topic, partition, offset = ref
         held = self._held.get((topic, partition))
-        if held is None or offset not in held:
+        holders = held.get(offset) if held is not None else None
+        if holders is None or self.holder not in holders:
             return
-        if held[offset] <= 1:
-            del held[offset]
+        if holders[self.holder] <= 1:
+            del holders[self.holder]
+            if not holders:
+                del held[offset]
         else:
-            held[offset] -= 1
+            holders[self.holder] -= 1
+
+    def held_past(self, tp: TopicPartition, offset: int) -> dict[str, list[int]]:
+        """Holder -> the offsets at or past `offset` it holds in `tp`, ascending."""
+        by_holder: dict[str, list[int]] = {}
+        for held_offset, holders in sorted(self._held.get(tp, {}).items()):
+            if held_offset >= offset:
+                for holder in holders:
+                    by_holder.setdefault(holder, []).append(held_offset)
+        return by_holder
+
+    def consumed_partitions(self) -> list[TopicPartition]:
+        return list(self._next)
+
+    def safe_offset(self, tp: TopicPartition) -> int | None:
+        """The offset to commit for `tp`: its lowest held record, else one past the last consumed."""
+        next_offset = self._next.get(tp)
+        if next_offset is None:
+            return None
+        lowest = self._lowest_held(tp)
+        return next_offset if lowest is None else lowest
+
+    def next_offset(self, tp: TopicPartition) -> int | None:
+        """One past the last record consumed from `tp` (None: nothing consumed)."""
+        return self._next.get(tp)
 
     def rewind(self, topic: str, partition: int, offset: int) -> None:
         """Consumption goes back to `offset`: nothing from there on is committable yet."""

@@ -44,6 +44,7 @@ class WorkerService:
             worker_settings=worker_settings,
             on_status=self._report,
             model_roots=model_roots,
+            worker_id=self.worker_id,
         )
 
     def run(self, stop: threading.Event) -> None:

@@ -2,8 +2,8 @@
 
 One frozen object per worker, so two workers in one process may differ.
 `WorkerSettings.load()` reads `TENSORFLUX_WORKER_CHUNK`,
-`TENSORFLUX_WORKER_MAX_WAIT_MS` and `TENSORFLUX_WORKER_COMMIT_INTERVAL_MS` from an
-injectable environment (never at import). The client defaults were chosen with
+`TENSORFLUX_WORKER_MAX_WAIT_MS`, `TENSORFLUX_WORKER_COMMIT_INTERVAL_MS` and
+`TENSORFLUX_PROCESSING_GUARANTEE` from an injectable environment (never at import). The client defaults were chosen with
 `make bench BENCH_ARGS=--sweep` (README "Performance"); a librdkafka setting the
 user passes (`TENSORFLUX_KAFKA_LINGER_MS`, a config file) wins over them.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -21,6 +21,9 @@ from engine.config import ENV_PREFIX, ConfigError, KafkaSettings
 WORKER_ENV_PREFIX = ENV_PREFIX + "WORKER_"
 ENV_FIELDS = ("chunk", "max_wait_ms", "commit_interval_ms")
 """The fields `load` reads from `TENSORFLUX_WORKER_<FIELD>`."""
+GUARANTEE_ENV = ENV_PREFIX + "PROCESSING_GUARANTEE"
+
+ProcessingGuarantee = Literal["at-least-once", "exactly-once"]
 
 
 class WorkerSettings(BaseModel):
@@ -33,7 +36,11 @@ class WorkerSettings(BaseModel):
     max_wait_ms: int = Field(default=100, ge=0)
     """Longest a loop turn waits for a first record (sooner when a join window or batch is due)."""
     commit_interval_ms: int = Field(default=1000, ge=0)
-    """How often what was produced is flushed and the offsets it answers are committed."""
+    """How often what was produced is flushed and the offsets it answers are committed
+    (at-least-once; exactly-once commits every chunk's transaction)."""
+    processing_guarantee: ProcessingGuarantee = "at-least-once"
+    """exactly-once: each chunk's records and consumed offsets commit in one Kafka
+    transaction (real Kafka only: tansu does not hide aborted records)."""
     producer_defaults: Mapping[str, Any] = Field(
         default_factory=lambda: {"linger.ms": 2, "batch.num.messages": 10000}
     )
@@ -52,6 +59,8 @@ class WorkerSettings(BaseModel):
             value = environ.get(WORKER_ENV_PREFIX + name.upper())
             if value:
                 fields[name] = value
+        if environ.get(GUARANTEE_ENV):
+            fields["processing_guarantee"] = environ[GUARANTEE_ENV]
         from_env = set(fields)
         overrides = {k: v for k, v in overrides.items() if v is not None}
         from_env -= set(overrides)
@@ -62,7 +71,7 @@ class WorkerSettings(BaseModel):
             problems = []
             for problem in error.errors():
                 name = str(problem["loc"][0]) if problem["loc"] else ""
-                where = WORKER_ENV_PREFIX + name.upper() if name in from_env else name
+                where = _env_name(name) if name in from_env else name
                 problems.append(f"{where}={problem.get('input')!r}: {problem['msg']}")
             raise ConfigError("invalid worker settings: " + "; ".join(problems)) from None
 
@@ -75,3 +84,7 @@ class WorkerSettings(BaseModel):
         """The worker's consumer: these defaults under the user's librdkafka settings."""
         defaults = {k: v for k, v in self.consumer_defaults.items() if k not in kafka.librdkafka}
         return kafka.consumer_config(group_id, **defaults)
+
+
+def _env_name(field: str) -> str:
+    return GUARANTEE_ENV if field == "processing_guarantee" else WORKER_ENV_PREFIX + field.upper()

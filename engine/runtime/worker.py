@@ -7,6 +7,12 @@ production are batched; model calls are batched across requests ready in the
 same chunk. Offsets are committed only after what the records caused was
 delivered and only up to the first record an agent still holds.
 
+Exactly once (`processing_guarantee`), each chunk is one transaction: its
+records and its consumed offsets (with where to resume, `resume.py`) commit
+together. A failed transaction, like an undeliverable record at least once,
+makes the worker drop what its agents hold and consume again from the
+committed offsets (`_rewind`): never half-answered, never skipped.
+
 The loop delegates: the planner (`plan.py`) says which agents run, the model
 pool (`models.py`) keeps the models, delivery (`delivery.py`) writes, turns
 refusals into error records and commits; here are the loop and rebalancing.
@@ -20,16 +26,18 @@ import time
 from collections.abc import Callable
 from functools import partial
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from engine.admin import TopicAdmin
 from engine.config import KafkaSettings
-from engine.runtime import metrics
-from engine.runtime.delivery import Delivery
+from engine.runtime import metrics, resume
+from engine.runtime.agent import NodeAgent
+from engine.runtime.control import new_worker_id
+from engine.runtime.delivery import Delivery, Fenced
 from engine.runtime.models import ModelPool
 from engine.runtime.offsets import OffsetTracker
 from engine.runtime.plan import Plan, Status, plan
-from engine.runtime.records import Outgoing, chunk_by_topic
+from engine.runtime.records import Outgoing, Record, chunk_by_topic
 from engine.runtime.settings import WorkerSettings
 from engine.runtimes import ModelRoots, load_model
 from engine.topology.graph import Topology
@@ -37,6 +45,10 @@ from engine.topology.graph import Topology
 __all__ = ["Status", "Worker", "group_id"]
 
 log = logging.getLogger("tensorflux.worker")
+
+COMMITTED_TIMEOUT_S = 30.0
+REWIND_PAUSE_S = 1.0
+"""A failure that lasts (a topic refusing every answer) redoes the work once a second, not in a spin."""
 
 
 def group_id(settings: KafkaSettings) -> str:
@@ -52,9 +64,12 @@ class Worker:
         worker_settings: WorkerSettings | None = None,
         on_status: Callable[[list[Status]], None] | None = None,
         model_roots: ModelRoots | None = None,
+        worker_id: str | None = None,
     ) -> None:
         """`model_roots`: where models may be loaded from; None loads any path (for a
-        caller that hands the worker its own topologies, never the control topic's)."""
+        caller that hands the worker its own topologies, never the control topic's).
+        `worker_id`: names its transactional producer (exactly once), so a restarted
+        worker of the same id fences the one it replaces."""
         self.settings = settings
         self.worker_settings = worker_settings or WorkerSettings()
         self.topics = settings.topics()
@@ -68,7 +83,15 @@ class Worker:
 
         self.on_status = on_each_status
         self.models = ModelPool(partial(load_model, roots=model_roots))
-        self.delivery = Delivery(settings, self.worker_settings, self.topics)
+        self.exactly_once = self.worker_settings.processing_guarantee == "exactly-once"
+        self.delivery = Delivery(
+            settings,
+            self.worker_settings,
+            self.topics,
+            transactional_id=f"{group_id(settings)}.{worker_id or new_worker_id()}"
+            if self.exactly_once
+            else None,
+        )
         self._consumer = Consumer(
             self.worker_settings.consumer_config(settings, group_id(settings))
         )
@@ -81,6 +104,18 @@ class Worker:
         self._ready_announced = False
         self._last_commit = time.monotonic()
         self._lag = metrics.ConsumerLag()
+        self._holders: dict[int, str] = {}
+        """id(agent) -> the name its holds go by (stable across workers: pipeline/node)."""
+        self._resume: dict[tuple[str, int], resume.Resume] = {}
+        """Partitions replaying from their committed offset: which records go to whom."""
+        self._to_resume: set[tuple[str, int]] = set()
+        """Assigned partitions whose committed metadata is still to be read."""
+        self._sent: dict[tuple[str, int], tuple[int, str]] = {}
+        """Exactly once: the offset and metadata last committed per partition."""
+        self.rewinds = 0
+        """How often work was consumed again after a failed delivery or transaction."""
+        if self.exactly_once:
+            self._warn_if_tansu()
 
     # -- loading -----------------------------------------------------------------------
 
@@ -92,12 +127,16 @@ class Worker:
         # Commit before the retired agents let go: no further than what they hold.
         self.commit(force=True)
         rewind: dict[tuple[str, int], int] = {}
+        replay: dict[tuple[str, int], dict[str, set[int]]] = {}
         for agent in new.retired:
             # Its pipeline changed or went. What it held (half-joined, waiting for a
             # batch) is consumed again, so the agent replacing it answers those requests.
+            self.tracker.holder = self._holders.get(id(agent), "")
             for topic, partition, offset in agent.abandon():
                 tp = (topic, partition)
                 rewind[tp] = min(offset, rewind.get(tp, offset))
+                replay.setdefault(tp, {}).setdefault(self.tracker.holder, set()).add(offset)
+        self._holders = {id(agent): holder_name(agent) for agent in new.agents}
         for (topic, partition), offset in rewind.items():
             self.tracker.rewind(topic, partition, offset)
         self._plan = new
@@ -117,6 +156,12 @@ class Worker:
             # (A rebalance instead commits no further than them and restarts there.)
             for (topic, partition), offset in rewind.items():
                 if (topic, partition) in self._assigned:
+                    end = self.tracker.next_offset((topic, partition))
+                    if self.exactly_once and end is not None:
+                        # Only the replacing agent (same name) gets them again: the
+                        # others used them already, in committed transactions.
+                        held = {k: frozenset(v) for k, v in replay[(topic, partition)].items()}
+                        self._resume[(topic, partition)] = resume.Resume(end, held)
                     self._consumer.seek(TopicPartition(topic, partition, offset))
             if self._ready_announced:
                 # Same topics, so no on_assign to come: the agents already consume,
@@ -155,22 +200,46 @@ class Worker:
             messages = []
         else:
             messages = [first, *self._consumer.consume(self._chunk - 1, timeout=0)]
+        if self._to_resume and not self._read_resume_points():
+            return  # the chunk is consumed again once the coordinator answers
         now_ms = _now_ms()
         out: list[Outgoing] = []
         routes = self._plan.routes
+        tracker, holders = self.tracker, self._holders
         # Agents take a chunk's records topic by topic, so a step can answer many at once.
         by_topic, last_offsets = chunk_by_topic(messages, partition_eof=KafkaError._PARTITION_EOF)
-        consumed = self.tracker.consumed
+        consumed = tracker.consumed
         for (topic, partition), offset in last_offsets.items():
             consumed(topic, partition, offset)
         for topic, records in by_topic.items():
             metrics.RECORDS_CONSUMED.labels(topic).inc(len(records))
             for agent, index in routes.get(topic, ()):
-                agent.process_chunk(index, records, now_ms, out)
+                tracker.holder = holders.get(id(agent), "")
+                chunk = self._replayed(tracker.holder, records) if self._resume else records
+                if chunk:
+                    agent.process_chunk(index, chunk, now_ms, out)
         for agent in self._plan.agents:
+            tracker.holder = holders.get(id(agent), "")
             agent.tick(now_ms, out, end_of_chunk=True)
+        if self._resume:
+            self._resume = {
+                tp: plan
+                for tp, plan in self._resume.items()
+                if (tracker.next_offset(tp) or 0) < plan.end
+            }
         self.delivery.produce(out)
         self.commit()
+        if self.delivery.must_rewind:
+            self._rewind()
+
+    def _replayed(self, holder: str, records: list[Record]) -> list[Record]:
+        """What of a chunk `holder` gets while partitions replay (see `resume.py`)."""
+        plans = self._resume
+        return [
+            r
+            for r in records
+            if (how := plans.get((r.topic, r.partition))) is None or how.wanted(holder, r.offset)
+        ]
 
     def _wait_s(self) -> float:
         deadlines = [
@@ -181,7 +250,11 @@ class Worker:
         return max(0.0, min(self._max_wait_s, (min(deadlines) - _now_ms()) / 1000))
 
     def commit(self, *, force: bool = False) -> None:
-        """Commit what is safe once the commit interval passed (or now, with `force`)."""
+        """Commit what is safe once the commit interval passed (or now, with `force`);
+        exactly once, every chunk's transaction."""
+        if self.exactly_once:
+            self._commit_transaction()
+            return
         if not force and time.monotonic() - self._last_commit < self._commit_interval_s:
             return
         self._last_commit = time.monotonic()
@@ -193,10 +266,75 @@ class Worker:
             self._lag.committed((o.topic, o.partition, o.offset) for o in offsets)
         self._lag.update(self._consumer, self._assigned)
 
+    def _commit_transaction(self) -> None:
+        metrics.HELD_RECORDS.set(self.tracker.held_count())
+        marks = resume.marks(self.tracker, self._assigned)
+        due = [
+            mark for tp, mark in marks.items() if self._sent.get(tp) != (mark.offset, mark.metadata)
+        ]
+        if self.delivery.commit_when_delivered(self._consumer, due):
+            self._sent.update({(m.topic, m.partition): (m.offset, m.metadata) for m in due})
+            self._lag.committed((m.topic, m.partition, m.offset) for m in due)
+        self._lag.update(self._consumer, self._assigned)
+
+    def _rewind(self) -> None:
+        """Drop what the agents hold and consume again from the committed offsets."""
+        self.rewinds += 1
+        assigned = sorted(self._assigned)
+        numbers = {partition for _, partition in assigned}
+        for agent in self._plan.agents:
+            agent.drop_partitions(numbers)
+        self.tracker.forget(assigned)
+        self._sent.clear()
+        self._resume.clear()
+        self._to_resume = set(assigned)
+        self.delivery.rewound()
+        found = resume.read(self._consumer, assigned, COMMITTED_TIMEOUT_S)
+        for (topic, partition), (offset, _) in found.items():
+            position = offset if offset >= 0 else OFFSET_BEGINNING
+            self._consumer.seek(TopicPartition(topic, partition, position))
+        log.warning("consuming %d partitions again from their committed offsets", len(assigned))
+        time.sleep(REWIND_PAUSE_S)
+
+    def _read_resume_points(self) -> bool:
+        """Exactly once: how each newly assigned partition replays. False: not now."""
+        if not self.exactly_once:
+            self._to_resume.clear()
+            return True
+        partitions = sorted(self._to_resume & self._assigned)
+        try:
+            found = resume.read(self._consumer, partitions, COMMITTED_TIMEOUT_S)
+        except KafkaException as error:
+            # What this chunk brought must not be used without them: back to the committed.
+            log.warning("committed offsets unreadable (will retry): %s", error)
+            try:
+                self._rewind()
+            except KafkaException:
+                pass  # still unreadable: the next step tries again (nothing was processed)
+            return False
+        for tp, (_, how) in found.items():
+            if how is not None:
+                self._resume[tp] = how
+        self._to_resume.clear()
+        return True
+
+    def _warn_if_tansu(self) -> None:
+        try:
+            cluster = self._consumer.list_topics(timeout=10).cluster_id or ""
+        except KafkaException:
+            return
+        if cluster.startswith("tansu"):
+            log.warning(
+                "exactly-once on tansu: it accepts transactions but does not hide aborted "
+                "records from read_committed consumers, so answers may repeat; the "
+                "guarantee holds on Apache Kafka"
+            )
+
     # -- rebalancing -------------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned |= {(p.topic, p.partition) for p in partitions}
+        self._to_resume |= {(p.topic, p.partition) for p in partitions}
         if not self._ready_announced:
             self._ready_announced = True
             statuses = self._plan.ready()
@@ -211,16 +349,27 @@ class Worker:
             agent.drop_partitions(numbers)
         self.tracker.forget(revoked)
         self._assigned -= set(revoked)
+        for tp in revoked:
+            self._resume.pop(tp, None)
+            self._sent.pop(tp, None)
+            self._to_resume.discard(tp)
 
     def close(self) -> None:
         # Requests still held (half-joined, waiting for a batch) stay uncommitted:
         # the next owner of their partitions consumes them again.
         try:
             self.commit(force=True)
+        except Fenced:
+            log.error("fenced: this worker's transaction is left to the one that took over")
         finally:
             self._consumer.close()
             self.delivery.close()
             self.models.close()
+
+
+def holder_name(agent: NodeAgent) -> str:
+    """What an agent's holds are called in committed metadata: the same on every worker."""
+    return f"{agent.node.pipeline}/{agent.node.name}"
 
 
 def _now_ms() -> int:

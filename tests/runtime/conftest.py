@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,15 +18,19 @@ from .helpers import Kafka, RunningWorker, compile_specs
 def running_worker(
     kafka_settings: KafkaSettings,
 ) -> Iterator[Callable[..., RunningWorker]]:
-    """Starts workers: `running_worker(paths_or_topology, settings=...)`; all are stopped after."""
+    """Starts workers: `running_worker(paths_or_topology, settings=..., worker_settings=...)`;
+    all are stopped after."""
     started: list[RunningWorker] = []
 
     def start(
-        specs: Topology | Iterable[str | Path], *, settings: KafkaSettings | None = None
+        specs: Topology | Iterable[str | Path],
+        *,
+        settings: KafkaSettings | None = None,
+        **worker_options: Any,
     ) -> RunningWorker:
         settings = settings or kafka_settings
         topology = specs if isinstance(specs, Topology) else compile_specs(settings, specs)
-        worker = RunningWorker(settings, topology)
+        worker = RunningWorker(settings, topology, **worker_options)
         started.append(worker)
         return worker
 

@@ -24,6 +24,7 @@ from engine import headers as h
 from engine.codec import decode_avro, decode_error, encode_avro, encode_json
 from engine.config import KafkaSettings
 from engine.messages import ErrorRecord, InferenceMessage, Tensor
+from engine.runtime.settings import WorkerSettings
 from engine.runtime.worker import Status, Worker
 from engine.topology import TopicNames, Topology, compile_topology, load_files
 
@@ -59,10 +60,21 @@ def new_id(label: str = "r") -> str:
 class RunningWorker:
     """A `Worker` on its own thread; `stop()` ends it (the fixtures call it)."""
 
-    def __init__(self, settings: KafkaSettings, topology: Topology) -> None:
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        topology: Topology,
+        worker_settings: WorkerSettings | None = None,
+        worker_id: str | None = None,
+    ) -> None:
         self.settings = settings
         self.statuses: list[Status] = []
-        self.worker = Worker(settings, on_status=self.statuses.extend)
+        self.worker = Worker(
+            settings,
+            on_status=self.statuses.extend,
+            worker_settings=worker_settings,
+            worker_id=worker_id,
+        )
         self.worker.apply(topology)
         self._pending: queue.Queue[tuple[Topology, threading.Event]] = queue.Queue()
         self._stop = threading.Event()
