@@ -41,6 +41,7 @@ from engine.gateway.resolver import Resolver
 from engine.gateway.router import ReplyRouter
 from engine.gateway.security import TlsFiles, TokenFile, bearer_problem
 from engine.gateway.statuses import grpc_code_of
+from engine.observability.spans import GrpcRequestSpan, grpc_request_span
 
 log = logging.getLogger("tensorflux.gateway")
 
@@ -118,21 +119,30 @@ class InferenceService:
     async def ModelInfer(
         self, request: pb.ModelInferRequest, context: Any
     ) -> pb.ModelInferResponse:
-        """Counted as the HTTP endpoint counts, with method_type grpc and the code's name."""
+        """Counted and traced as the HTTP endpoint does, with method_type grpc and the
+        status code's name."""
         started, answered = time.perf_counter(), [None]
+        metadata = _metadata(context)
+        request_id = metadata.get(h.REQUEST_ID) or str(uuid.uuid4())
+        span = grpc_request_span("ModelInfer", metadata.get(h.TRACEPARENT))
+        traceparent = metadata.get(h.TRACEPARENT) if span is None else span.traceparent
         try:
-            response = await self._infer(request, context, answered)
+            response = await self._infer(request, context, answered, request_id, traceparent)
         except (GatewayError, CodecError) as failure:
-            _observe(answered[0], grpc_code_of(failure), started)
+            _observe(answered[0], grpc_code_of(failure), started, span, request_id)
             raise
-        _observe(answered[0], "OK", started)
+        _observe(answered[0], "OK", started, span, request_id)
         return response
 
     async def _infer(
-        self, request: pb.ModelInferRequest, context: Any, answered: list[Any]
+        self,
+        request: pb.ModelInferRequest,
+        context: Any,
+        answered: list[Any],
+        request_id: str,
+        traceparent: str | None,
     ) -> pb.ModelInferResponse:
         metadata = _metadata(context)
-        request_id = metadata.get(h.REQUEST_ID) or str(uuid.uuid4())
         found = self._resolve(request.model_name, context, split=True)
         to = self.resolver.route(found, metadata.get(ROUTE_HEADER))
         answered[0] = to.target
@@ -145,7 +155,7 @@ class InferenceService:
         if router is None:
             raise NotReady("the reply consumer is not running")
         answer = await Inference(router, self.timeout_s).answer(
-            message, request.id or None, to, metadata.get(h.TRACEPARENT)
+            message, request.id or None, to, traceparent
         )
         return response_to_proto(answer)
 
@@ -154,10 +164,15 @@ class InferenceService:
         return self.resolver.resolve(name, "model", seldon_model=seldon_model, split=split)
 
 
-def _observe(target: Any, code: str, started: float) -> None:
+def _observe(
+    target: Any, code: str, started: float, span: GrpcRequestSpan | None, request_id: str
+) -> None:
     kind = None if target is None else "pipeline" if isinstance(target, PipelineInfo) else "model"
     name = "" if target is None else target.name
     observe_inference(kind, name, code, time.perf_counter() - started, "grpc")
+    if span is not None:
+        number = grpc.StatusCode[code].value[0]
+        span.end(code, number, target=name, kind=kind, request_id=request_id)
 
 
 def _metadata(context: Any) -> dict[str, str]:

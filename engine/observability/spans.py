@@ -45,6 +45,13 @@ def request_span(method: str, route: str, incoming: str | None) -> RequestSpan |
     return None if tracing is None else RequestSpan(tracing, method, route, incoming)
 
 
+def grpc_request_span(method: str, incoming: str | None) -> GrpcRequestSpan | None:
+    """The gateway's span of a gRPC call (OIP's `inference.GRPCInferenceService`), None
+    when tracing is off."""
+    tracing = process_tracing.current()
+    return None if tracing is None else GrpcRequestSpan(tracing, method, incoming)
+
+
 class NodeSpans:
     """Spans of one node's requests: `step` for a step, `output` for what reaches the outputs."""
 
@@ -193,4 +200,35 @@ class RequestSpan:
             span.set_attribute(f"tensorflux.{kind}", target)
         if code >= 500:
             span.set_status(Status(StatusCode.ERROR, str(code)))
+        span.end()
+
+
+GRPC_SERVICE = "inference.GRPCInferenceService"
+
+
+class GrpcRequestSpan:
+    """A gRPC inference's span, as RequestSpan is an HTTP one's (rpc.* attributes)."""
+
+    def __init__(self, tracing: Tracing, method: str, incoming: str | None) -> None:
+        attributes = {"rpc.system": "grpc", "rpc.service": GRPC_SERVICE, "rpc.method": method}
+        self.span = tracing.start(
+            f"{GRPC_SERVICE}/{method}",
+            tracing.remote(incoming),
+            time.time_ns(),
+            attributes,
+            SpanKind.SERVER,
+        )
+        self.traceparent = traceparent(self.span)
+
+    def end(
+        self, code: str, number: int, *, target: str | None, kind: str | None, request_id: str
+    ) -> None:
+        """`code`: the status code's name ("OK"), `number` its value (the attribute's)."""
+        span = self.span
+        span.set_attribute("rpc.grpc.status_code", number)
+        span.set_attribute("tensorflux.request_id", request_id)
+        if target and kind:
+            span.set_attribute(f"tensorflux.{kind}", target)
+        if code != "OK":
+            span.set_status(Status(StatusCode.ERROR, code))
         span.end()

@@ -39,6 +39,7 @@ STEPS = ("tfsimple1", "tfsimple2", "tfsimple3")
 class Stack:
     def __init__(self, url: str, settings: KafkaSettings, topics: TopicNames, receiver) -> None:
         self.url, self.settings, self.topics, self.receiver = url, settings, topics, receiver
+        self.grpc_target = ""
 
 
 @pytest.fixture(scope="module", params=["grpc", "http/protobuf"])
@@ -66,7 +67,7 @@ def stack(request: pytest.FixtureRequest, kafka_bootstrap: str) -> Iterator[Stac
         threading.Thread(
             target=run_gateway,
             args=(settings, catalog, "127.0.0.1", port, stop),
-            kwargs={"timeout_s": 30.0},
+            kwargs={"timeout_s": 30.0, "grpc_port": (grpc_port := free_port())},
             daemon=True,
         )
     )
@@ -76,7 +77,9 @@ def stack(request: pytest.FixtureRequest, kafka_bootstrap: str) -> Iterator[Stac
         url = f"http://127.0.0.1:{port}"
         wait_ready(url)
         infer(url)  # warm up: the worker's first group join takes seconds
-        yield Stack(url, settings, topics, receiver)
+        served = Stack(url, settings, topics, receiver)
+        served.grpc_target = f"127.0.0.1:{grpc_port}"
+        yield served
     finally:
         stop.set()
         for thread in threads:
@@ -188,3 +191,25 @@ def test_a_request_produced_to_kafka_hangs_from_the_producers_span(
     mine = spans_of(stack.receiver.wait_for(complete), request_id)
     assert {s.trace_id for s in mine} == {trace_id}
     assert tree(mine, parent_id) == EXPECTED_STEPS
+
+
+def test_a_grpc_request_is_one_trace_from_the_gateways_span(stack: Stack) -> None:
+    from engine.cli.infer_grpc import infer_grpc
+
+    request_id = f"grpc-{uuid.uuid4().hex[:8]}"
+    infer_grpc(
+        stack.grpc_target, "pipeline", PIPELINE, tensors(ONES_TO_16, ONES_TO_16), request_id, 30
+    )
+    tracing.current().flush()
+
+    def complete(spans: list[ReceivedSpan]) -> bool:
+        return len(spans_of(spans, request_id)) >= 1 + 4 + 4
+
+    mine = spans_of(stack.receiver.wait_for(complete), request_id)
+    (root,) = [s for s in mine if s.name == "inference.GRPCInferenceService/ModelInfer"]
+    assert root.parent_id == "" and root.kind == 2  # SERVER, the trace's root
+    assert root.attributes["rpc.system"] == "grpc"
+    assert root.attributes["rpc.grpc.status_code"] == 0
+    assert root.attributes["tensorflux.pipeline"] == PIPELINE
+    assert {s.trace_id for s in mine} == {root.trace_id}
+    assert tree(mine, root.span_id) == EXPECTED_STEPS
