@@ -41,6 +41,7 @@ from bench.otlp_sink import PLACEHOLDER, OtlpSink
 from bench.table import print_table, report
 from bench.timing import Result, run_once, soak
 from engine.broker import EmbeddedBroker
+from engine.kafka_cluster import KafkaCluster
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,6 +49,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m bench", description=__doc__.splitlines()[0] if __doc__ else ""
     )
     parser.add_argument("--bootstrap", help="use this Kafka instead of an embedded broker")
+    parser.add_argument(
+        "--kafka",
+        action="store_true",
+        help="start a local Apache Kafka node (tensorflux broker --kafka) and run on it",
+    )
     parser.add_argument("--quick", action="store_true", help="N/4, one repeat, short latency phase")
     parser.add_argument("--repeat", type=int, help="runs per contender (default 3, quick 1)")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every N by this")
@@ -95,8 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(logdir, ignore_errors=True)
     logdir.mkdir()
     loads = [_loadavg(), ""]
-    broker = None
-    if not args.bootstrap and not args.gateway_only:
+    broker: EmbeddedBroker | KafkaCluster | None = None
+    if args.kafka and not args.bootstrap:
+        broker = KafkaCluster().start()
+        args.bootstrap = broker.bootstrap
+    elif not args.bootstrap and not args.gateway_only:
         broker = EmbeddedBroker().start()
         args.bootstrap = broker.bootstrap
     results: list[Result] = []
