@@ -83,6 +83,27 @@ def encode(model: str, name: str, value: Any) -> dict[str, np.ndarray]:
     return {name: _batched(model, name, value)}
 
 
+def answers(
+    model: str, estimator: Any, methods: tuple[str, ...], features: Any
+) -> dict[str, np.ndarray]:
+    """Each of `methods` of a scikit-learn-style `estimator` called on `features`, as the
+    outputs MLServer names after them (a DataFrame answer, named by its columns, only alone)."""
+    outputs: dict[str, np.ndarray] = {}
+    for method in methods:
+        try:
+            answer = getattr(estimator, method)(features)
+        except Exception as error:
+            raise ModelFailure(model, f"{method} raised {type(error).__name__}: {error}") from error
+        if hasattr(answer, "columns") and len(methods) > 1:
+            raise ModelFailure(
+                model,
+                f"{method} returned a DataFrame and {list(methods)} were asked for; "
+                "a DataFrame answer can only come alone",
+            )
+        outputs.update(encode(model, method, answer))
+    return outputs
+
+
 def _batched(model: str, name: str, value: Any) -> np.ndarray:
     array = np.asarray(value)
     if array.dtype == object and not all(isinstance(e, bytes | str) for e in array.ravel()):

@@ -15,7 +15,7 @@ import numpy as np
 
 from engine.runtimes.base import ModelRuntime
 from engine.runtimes.errors import ModelFailure, ModelInputError, ModelLoadError
-from engine.runtimes.mlserver_codec import decode, encode, require
+from engine.runtimes.mlserver_codec import answers, decode, require
 from engine.runtimes.settings import ModelSettings
 
 PREDICT: Final = "predict"
@@ -61,22 +61,7 @@ class SklearnModel(ModelRuntime):
         methods = requested or self._default
         self._check(methods)
         features = decode(self.name, inputs, self._content_type)
-        outputs: dict[str, np.ndarray] = {}
-        for method in methods:
-            try:
-                answer = getattr(self._model, method)(features)
-            except Exception as error:
-                raise ModelFailure(
-                    self.name, f"{method} raised {type(error).__name__}: {error}"
-                ) from error
-            if hasattr(answer, "columns") and len(methods) > 1:
-                raise ModelFailure(
-                    self.name,
-                    f"{method} returned a DataFrame and {list(methods)} were asked for; "
-                    "a DataFrame answer can only come alone",
-                )
-            outputs.update(encode(self.name, method, answer))
-        return outputs
+        return answers(self.name, self._model, methods, features)
 
     def _check(self, methods: tuple[str, ...]) -> None:
         for method in methods:

@@ -15,7 +15,7 @@ import numpy as np
 
 from engine.runtimes.base import ModelRuntime
 from engine.runtimes.errors import ModelFailure, ModelInputError, ModelLoadError
-from engine.runtimes.mlserver_codec import decode, encode, require
+from engine.runtimes.mlserver_codec import answers, decode, require
 from engine.runtimes.settings import ModelSettings
 
 METHODS: Final = ("predict", "predict_proba")
@@ -59,16 +59,7 @@ class XGBoostModel(ModelRuntime):
         if "predict_proba" in methods and self._is_regressor:
             raise ModelInputError(self.name, "XGBRegressor models do not support 'predict_proba'")
         features = decode(self.name, inputs, self._content_type)
-        outputs: dict[str, np.ndarray] = {}
-        for method in methods:
-            try:
-                answer = getattr(self._model, method)(features)
-            except Exception as error:
-                raise ModelFailure(
-                    self.name, f"{method} raised {type(error).__name__}: {error}"
-                ) from error
-            outputs.update(encode(self.name, method, answer))
-        return outputs
+        return answers(self.name, self._model, methods, features)
 
     def close(self) -> None:
         self._closed = True
