@@ -54,6 +54,9 @@ def measure(bootstrap: str, n: int, log: Path) -> dict[str, float]:
     receiver.start()
     argv = [str(Path(sys.executable).parent / "tensorflux"), "worker", "--bootstrap", bootstrap]
     argv += ["--namespace", settings.namespace, "--worker-id", "replay-bench"]
+    # The specs come through the control topic: the worker may load only from the roots
+    # it is given (none by default without -f).
+    argv += ["--model-root", str(MODEL.resolve().parent)]
     with log.open("w") as sink:
         worker = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, env=os.environ)
     try:
