@@ -11,7 +11,7 @@ import sys
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import headers as h
 from engine.cli.errors import (
@@ -25,8 +25,10 @@ from engine.cli.errors import (
 )
 from engine.cli.infer_grpc import DEFAULT_GRPC_ADDRESS, GRPC_ADDRESS_VARIABLE, infer_grpc
 from engine.cli.options import add_kafka_options, settings_from
-from engine.config import KafkaSettings
-from engine.topology.specs import ResourceType
+
+if TYPE_CHECKING:
+    from engine.config import KafkaSettings
+    from engine.topology.specs import ResourceType
 
 DEFAULT_URL = "http://127.0.0.1:9000"
 GATEWAY_URL_VARIABLE = "TENSORFLUX_GATEWAY_URL"

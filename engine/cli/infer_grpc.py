@@ -6,11 +6,13 @@ only models; tensors travel in raw_input_contents, as stock clients send them.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import headers as h
 from engine.cli.errors import BadRequest, GatewayUnreachable, Refused
-from engine.topology.specs import ResourceType
+
+if TYPE_CHECKING:
+    from engine.topology.specs import ResourceType
 
 DEFAULT_GRPC_ADDRESS = "127.0.0.1:9500"
 GRPC_ADDRESS_VARIABLE = "TENSORFLUX_GATEWAY_GRPC"

@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import headers as h
-from engine.messages import MessageKind
+
+if TYPE_CHECKING:
+    from engine.messages import MessageKind
 
 
 @dataclass(frozen=True)

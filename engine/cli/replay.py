@@ -14,18 +14,18 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.cli.errors import CliError
 from engine.cli.inspect import parse_time
 from engine.cli.options import add_kafka_options, settings_from
 from engine.cli.stopping import set_from_handler
-from engine.replay.diff import Tolerance
-from engine.replay.errors import BadInvocation
-from engine.replay.report import print_dry_run, print_table, write_report
-from engine.replay.run import ReplayRequest, replay
-from engine.replay.selection import Selection, read_request_ids
-from engine.replay.sending import Pace
-from engine.replay.trace import print_trace, trace
+
+if TYPE_CHECKING:
+    from engine.replay.run import ReplayRequest
+    from engine.replay.selection import Selection
+
+# engine.replay is imported by the handlers: the parser of every command stays cheap.
 
 INTERRUPTED = 130
 
@@ -101,6 +101,9 @@ def _register_trace(commands: argparse._SubParsersAction) -> None:
 
 
 def _selection(args: argparse.Namespace) -> Selection:
+    from engine.replay.errors import BadInvocation
+    from engine.replay.selection import Selection, read_request_ids
+
     try:
         from_ms = parse_time(args.from_time) if args.from_time else None
         to_ms = parse_time(args.to_time) if args.to_time else None
@@ -111,6 +114,12 @@ def _selection(args: argparse.Namespace) -> Selection:
 
 
 def _request(args: argparse.Namespace) -> ReplayRequest:
+    from engine.replay.diff import Tolerance
+    from engine.replay.errors import BadInvocation
+    from engine.replay.run import ReplayRequest
+    from engine.replay.selection import Selection
+    from engine.replay.sending import Pace
+
     selection = _selection(args)
     if args.resume and selection != Selection():
         raise BadInvocation("--resume replays the run's own selection; drop the selection options")
@@ -135,6 +144,10 @@ def _request(args: argparse.Namespace) -> ReplayRequest:
 
 
 def run_replay(args: argparse.Namespace) -> int:
+    from engine.replay.errors import BadInvocation
+    from engine.replay.report import print_dry_run, print_table, write_report
+    from engine.replay.run import replay
+
     stop = threading.Event()
 
     def interrupt(*_: object) -> None:
@@ -182,6 +195,8 @@ def run_replay(args: argparse.Namespace) -> int:
 
 
 def run_trace(args: argparse.Namespace) -> int:
+    from engine.replay.trace import print_trace, trace
+
     settings = settings_from(args)
     from_ms = parse_time(args.from_time) if args.from_time else None
     hops = trace(settings, args.request_id, from_ms=from_ms)

@@ -6,13 +6,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-
-from rich.console import Console
-from rich.table import Table
+from typing import TYPE_CHECKING
 
 from engine.cli.options import add_kafka_options, settings_from
-from engine.cli.waiting import our_state, wait_for
-from engine.runtime.control import ControlPlane, ResourceStatus, not_loaded
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from engine.runtime.control import ControlPlane, ResourceStatus
+
+# The control plane and rich are imported by the handlers that use them: building the
+# parser stays cheap, so every command starts without the engine's heavy imports.
 
 # Seldon's verbs: experiments are started and stopped, models and pipelines loaded.
 VERBS = {
@@ -81,8 +85,14 @@ def _register_client_commands(kind: str, commands: argparse._SubParsersAction) -
     getattr(client, f"register_{kind}")(commands)
 
 
+def _plane(args: argparse.Namespace) -> ControlPlane:
+    from engine.runtime.control import ControlPlane
+
+    return ControlPlane(settings_from(args))
+
+
 def _load(args: argparse.Namespace) -> int:
-    plane = ControlPlane(settings_from(args))
+    plane = _plane(args)
     try:
         for resource in plane.load(args.files):
             print(resource)
@@ -92,7 +102,7 @@ def _load(args: argparse.Namespace) -> int:
 
 
 def _unload(args: argparse.Namespace) -> int:
-    plane = ControlPlane(settings_from(args))
+    plane = _plane(args)
     try:
         deleted = plane.unload(args.kind, args.name)
     finally:
@@ -104,7 +114,10 @@ def _unload(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    plane = ControlPlane(settings_from(args))
+    from engine.cli.waiting import our_state, wait_for
+    from engine.runtime.control import not_loaded
+
+    plane = _plane(args)
 
     everything: list[ResourceStatus] = []
 
@@ -126,12 +139,15 @@ def _status(args: argparse.Namespace) -> int:
     if args.output == "json":
         print(json.dumps([s.__dict__ | {"workers": list(s.workers)} for s in statuses], indent=2))
     else:
-        table = _table(statuses)
-        Console().print(table)
+        from rich.console import Console
+
+        Console().print(_table(statuses))
     return 0 if all(s.state != "Failed" for s in statuses) else 1
 
 
 def _table(statuses: list) -> Table:
+    from rich.table import Table
+
     table = Table("name", "state", "workers", "reason")
     for s in statuses:
         table.add_row(s.name, s.state, ", ".join(s.workers), s.reason)
@@ -139,7 +155,7 @@ def _table(statuses: list) -> Table:
 
 
 def _list(args: argparse.Namespace) -> int:
-    plane = ControlPlane(settings_from(args))
+    plane = _plane(args)
     try:
         for key in sorted(plane.loaded()):
             kind, _, name = key.partition("/")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.broker import EmbeddedBroker
 from engine.cli.gateway import add_security_options, add_wire_option, security_from, seldon_wire
@@ -16,12 +16,15 @@ from engine.cli.options import (
     settings_from,
 )
 from engine.cli.stopping import stop_on_signals
-from engine.config import KafkaSettings
-from engine.runtime.control import ControlPlane
-from engine.runtime.service import WorkerService
-from engine.runtime.settings import WorkerSettings
-from engine.runtimes import ModelRoots
-from engine.topology import load_files
+
+if TYPE_CHECKING:
+    from engine.config import KafkaSettings
+    from engine.runtime.service import WorkerService
+    from engine.runtime.settings import WorkerSettings
+    from engine.runtimes import ModelRoots
+
+# The runtime (numpy, onnxruntime, the model runtimes) is imported when `up` or `worker`
+# starts, not when the parser is built: every other command starts without it.
 
 log = logging.getLogger("tensorflux")
 
@@ -104,11 +107,16 @@ def _add_guarantee_option(parser: argparse.ArgumentParser) -> None:
 
 
 def worker_settings(args: argparse.Namespace) -> WorkerSettings:
+    from engine.runtime.settings import WorkerSettings
+
     return WorkerSettings.load(processing_guarantee=args.processing_guarantee)
 
 
 def model_roots(args: argparse.Namespace, *, include_cwd: bool) -> ModelRoots:
     """The roots this process may load from (see engine.runtimes.roots)."""
+    from engine.runtimes import ModelRoots
+    from engine.topology import load_files
+
     specs = load_files(args.files).models.values() if args.files else ()
     roots = ModelRoots.configured(args.model_roots, specs, include_cwd=include_cwd)
     log.info("model roots: %s", ", ".join(map(str, roots.roots)) or "none (no model can load)")
@@ -118,6 +126,8 @@ def model_roots(args: argparse.Namespace, *, include_cwd: bool) -> ModelRoots:
 def load_specs(settings: KafkaSettings, files: list[str]) -> None:
     if not files:
         return
+    from engine.runtime.control import ControlPlane
+
     plane = ControlPlane(settings)
     try:
         for resource in plane.load(files):
@@ -127,6 +137,8 @@ def load_specs(settings: KafkaSettings, files: list[str]) -> None:
 
 
 def run_worker(args: argparse.Namespace) -> int:
+    from engine.runtime.service import WorkerService
+
     configure_logging(args.verbose, args.log_format)
     stop = stop_on_signals()
     settings = settings_from(args)
@@ -170,6 +182,8 @@ def run_worker(args: argparse.Namespace) -> int:
 
 
 def run_up(args: argparse.Namespace) -> int:
+    from engine.runtime.service import WorkerService
+
     configure_logging(args.verbose, args.log_format)
     stop = stop_on_signals()
     security = security_from(args)  # a bad token or TLS file fails before anything starts

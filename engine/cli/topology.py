@@ -12,14 +12,11 @@ import sys
 from collections.abc import Mapping
 
 from engine.cli.errors import UnknownPipeline
-from engine.topology import (
-    TopicNames,
-    compile_collecting,
-    describe_mermaid,
-    describe_text,
-    read_files,
-)
 from engine.topology.errors import Problem, TopologyError
+from engine.topology.topics import TopicNames
+
+# The spec models and the compiler load in the handlers: the parser of every command
+# (this module's `register` runs for all of them) stays cheap.
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -84,6 +81,8 @@ def _print_warnings(warnings: list[Problem]) -> None:
 
 
 def run_validate(args: argparse.Namespace) -> int:
+    from engine.topology import compile_collecting, read_files
+
     specs = read_files(args.files)
     _, problems, warnings = compile_collecting(specs, _topics(args))
     _print_warnings(warnings)
@@ -103,6 +102,8 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def run_describe(args: argparse.Namespace) -> int:
+    from engine.topology import compile_collecting, describe_mermaid, describe_text, read_files
+
     if args.files:
         specs = read_files(args.files)
         topology, problems, warnings = compile_collecting(specs, _topics(args))
