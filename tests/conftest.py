@@ -77,12 +77,20 @@ def namespace() -> str:
     return f"t{uuid.uuid4().hex[:12]}"
 
 
+def _settings(bootstrap: str, namespace: str) -> KafkaSettings:
+    replicas = int(os.environ.get("TENSORFLUX_REPLICATION_FACTOR") or 1)
+    return KafkaSettings(bootstrap=bootstrap, namespace=namespace, replication_factor=replicas)
+
+
 @pytest.fixture
 def kafka_settings(kafka_bootstrap: str, namespace: str) -> KafkaSettings:
-    replicas = int(os.environ.get("TENSORFLUX_REPLICATION_FACTOR") or 1)
-    return KafkaSettings(
-        bootstrap=kafka_bootstrap, namespace=namespace, replication_factor=replicas
-    )
+    return _settings(kafka_bootstrap, namespace)
+
+
+@pytest.fixture(scope="module")
+def module_kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
+    """One namespace for a whole module: for modules that share one worker between tests."""
+    return _settings(kafka_bootstrap, f"t{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture

@@ -20,10 +20,8 @@ ROW = list(range(1, 17))
 
 
 @pytest.fixture(scope="module")
-def settings(kafka_bootstrap: str) -> KafkaSettings:
-    import uuid
-
-    return KafkaSettings(bootstrap=kafka_bootstrap, namespace=f"t{uuid.uuid4().hex[:12]}")
+def settings(module_kafka_settings: KafkaSettings) -> KafkaSettings:
+    return module_kafka_settings
 
 
 @pytest.fixture(scope="module")

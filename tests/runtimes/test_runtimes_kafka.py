@@ -5,7 +5,6 @@ error record, and a model whose library is missing failing alone."""
 from __future__ import annotations
 
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,8 +51,8 @@ spec:
 
 
 @pytest.fixture(scope="module")
-def settings(kafka_bootstrap: str) -> KafkaSettings:
-    return KafkaSettings(bootstrap=kafka_bootstrap, namespace=f"t{uuid.uuid4().hex[:12]}")
+def settings(module_kafka_settings: KafkaSettings) -> KafkaSettings:
+    return module_kafka_settings
 
 
 @pytest.fixture(scope="module")
