@@ -11,11 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Final
 
-import numpy as np
-
-from engine.runtimes.base import ModelRuntime
-from engine.runtimes.errors import ModelFailure, ModelInputError, ModelLoadError
-from engine.runtimes.mlserver_codec import answers, decode, require
+from engine.runtimes.errors import ModelInputError, ModelLoadError
+from engine.runtimes.method_model import MethodModel
+from engine.runtimes.mlserver_codec import require
 from engine.runtimes.settings import ModelSettings
 
 PREDICT: Final = "predict"
@@ -23,17 +21,12 @@ PREDICT_PROBA: Final = "predict_proba"
 METHODS: Final = (PREDICT, PREDICT_PROBA, "transform")
 
 
-class SklearnModel(ModelRuntime):
-    batchable = True  # every method answers row by row
-    takes_requested_outputs = True
-
+class SklearnModel(MethodModel):
     def __init__(self, name: str, path: Path, settings: ModelSettings) -> None:
-        self.name = name
-        self.path = path
         joblib = require("joblib", "sklearn", name, str(path))
         require("sklearn", "sklearn", name, str(path))
         try:
-            self._model: Any = joblib.load(path)
+            estimator = joblib.load(path)
         except Exception as error:
             raise ModelLoadError(
                 name, str(path), f"joblib cannot load it: {type(error).__name__}: {error}"
@@ -45,25 +38,9 @@ class SklearnModel(ModelRuntime):
                 str(settings.path),
                 f"parameters.extra.predict_fn {default!r} is not one of {', '.join(METHODS)}",
             )
-        self._default: tuple[str, ...] = (default,)
-        self._content_type = settings.content_type
-        self.max_batch_size = settings.max_batch_size
-        self._closed = False
+        super().__init__(name, path, settings, estimator, default)
 
-    def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return self.predict_outputs(inputs, ())
-
-    def predict_outputs(
-        self, inputs: dict[str, np.ndarray], requested: tuple[str, ...]
-    ) -> dict[str, np.ndarray]:
-        if self._closed:
-            raise ModelFailure(self.name, "the model is closed")
-        methods = requested or self._default
-        self._check(methods)
-        features = decode(self.name, inputs, self._content_type)
-        return answers(self.name, self._model, methods, features)
-
-    def _check(self, methods: tuple[str, ...]) -> None:
+    def check(self, methods: tuple[str, ...]) -> None:
         for method in methods:
             if method not in METHODS:
                 raise ModelInputError(
@@ -82,10 +59,6 @@ class SklearnModel(ModelRuntime):
                 raise ModelInputError(
                     self.name, f"{type(self._model).__name__} has no {method!r} method"
                 )
-
-    def close(self) -> None:
-        self._closed = True
-        self._model = None
 
 
 def _final_estimator(model: Any) -> Any:

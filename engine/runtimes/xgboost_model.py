@@ -11,44 +11,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Final
 
-import numpy as np
-
-from engine.runtimes.base import ModelRuntime
-from engine.runtimes.errors import ModelFailure, ModelInputError, ModelLoadError
-from engine.runtimes.mlserver_codec import answers, decode, require
+from engine.runtimes.errors import ModelInputError, ModelLoadError
+from engine.runtimes.method_model import MethodModel
+from engine.runtimes.mlserver_codec import require
 from engine.runtimes.settings import ModelSettings
 
 METHODS: Final = ("predict", "predict_proba")
 
 
-class XGBoostModel(ModelRuntime):
-    batchable = True
-    takes_requested_outputs = True
-
+class XGBoostModel(MethodModel):
     def __init__(self, name: str, path: Path, settings: ModelSettings) -> None:
-        self.name = name
-        self.path = path
         xgb = require("xgboost", "xgboost", name, str(path))
         try:
-            self._model: Any = _sklearn_interface(xgb, path)
+            estimator = _sklearn_interface(xgb, path)
         except Exception as error:
             raise ModelLoadError(
                 name, str(path), f"xgboost cannot load it: {type(error).__name__}: {error}"
             ) from error
-        self._is_regressor = isinstance(self._model, xgb.XGBRegressor)
-        self._content_type = settings.content_type
-        self.max_batch_size = settings.max_batch_size
-        self._closed = False
+        self._is_regressor = isinstance(estimator, xgb.XGBRegressor)
+        super().__init__(name, path, settings, estimator, "predict")
 
-    def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return self.predict_outputs(inputs, ())
-
-    def predict_outputs(
-        self, inputs: dict[str, np.ndarray], requested: tuple[str, ...]
-    ) -> dict[str, np.ndarray]:
-        if self._closed:
-            raise ModelFailure(self.name, "the model is closed")
-        methods = requested or ("predict",)
+    def check(self, methods: tuple[str, ...]) -> None:
         for method in methods:
             if method not in METHODS:
                 raise ModelInputError(
@@ -58,12 +41,6 @@ class XGBoostModel(ModelRuntime):
                 )
         if "predict_proba" in methods and self._is_regressor:
             raise ModelInputError(self.name, "XGBRegressor models do not support 'predict_proba'")
-        features = decode(self.name, inputs, self._content_type)
-        return answers(self.name, self._model, methods, features)
-
-    def close(self) -> None:
-        self._closed = True
-        self._model = None
 
 
 def _sklearn_interface(xgb: Any, path: Path) -> Any:
