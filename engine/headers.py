@@ -28,6 +28,9 @@ REPLAY_OF: Final = "tensorflux-replay-of"  # the original request id
 REPLAY_SOURCE: Final = "tensorflux-replay-source"  # topic:partition:offset of the original
 ORIGINAL_TIMESTAMP: Final = "tensorflux-original-timestamp"  # the original's timestamp, ms
 REPLAY_HEADERS: Final = (REPLAY_RUN, REPLAY_OF, REPLAY_SOURCE, ORIGINAL_TIMESTAMP)
+# A request that came as JSON is answered as JSON: the node that read it says so here, and
+# every node after it carries the header on to whatever writes the answer.
+REPLY_CONTENT_TYPE: Final = "tensorflux-reply-content-type"
 
 JSON_CONTENT_TYPE: Final = "application/json"
 AVRO_CONTENT_TYPE: Final = "application/avro"

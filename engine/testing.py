@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from engine import headers as h
-from engine.codec import decode_avro, decode_error, encode_avro, encode_json
+from engine.codec import decode_error, decode_payload, encode_avro, encode_json
 from engine.messages import ErrorRecord, InferenceMessage, MessageKind, Tensor
 from engine.runtime.errors import NoRecord, ResourcesFailed, UnknownResource, UnknownTopic
 from engine.runtime.models import Loaded, ModelPool
@@ -63,11 +63,12 @@ class TopicRecord:
         return h.is_error(self.headers)
 
     def message(self) -> InferenceMessage:
-        """The value decoded (Avro): inputs topics carry requests, outputs topics responses."""
+        """The value decoded (Avro, or JSON where content-type says so: the answer to a JSON
+        request is JSON); inputs topics carry requests, outputs topics responses."""
         if self.is_error:
             raise ValueError(f"{self.topic}@{self.offset} is an error record: {self.error()}")
         kind: MessageKind = "request" if self.topic.endswith(".inputs") else "response"
-        return decode_avro(self.value, kind)
+        return decode_payload(self.value, self.headers, kind)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Tensor name -> array."""

@@ -29,6 +29,7 @@ from engine.runtime.lane import FastLane, fits_lane, plain_avro
 from engine.runtime.node_headers import carried, header_tail, headers_for
 from engine.runtime.offsets import OffsetTracker
 from engine.runtime.records import Outgoing, Record, RecordRef
+from engine.runtime.reply_format import as_reply, encode_reply
 from engine.runtimes.base import ModelRuntime
 from engine.runtimes.errors import ModelInputError
 from engine.topology.graph import Node, Source
@@ -324,7 +325,8 @@ class NodeAgent:
                 self.spans.step(
                     headers, request_id, first.record.partition, first.record.offset, at
                 )
-            out.append(Outgoing(self.node.output_topic, request_id, encode_avro(message), headers))
+            value, headers = encode_reply(message, headers)
+            out.append(Outgoing(self.node.output_topic, request_id, value, headers))
             return
         ready = Ready(message, headers, records, arrived_ms, now_ms)
         if self.node.request_topic is not None:
@@ -403,10 +405,13 @@ class NodeAgent:
         self, request_id: str, value: bytes, headers: list[tuple[str, bytes]], out: list[Outgoing]
     ) -> None:
         """Write the model's answer; also as the pipeline's output when the output is fused here."""
+        if not self.node.pipeline:  # a model's own topics: its outputs are the caller's
+            value, headers = as_reply(value, headers)
         out.append(Outgoing(self.node.output_topic, request_id, value, headers))
         if self.fused_output is not None:
             topic, tail = self.fused_output
-            out.append(Outgoing(topic, request_id, value, [*carried(headers), *tail]))
+            reply, reply_headers = as_reply(value, [*carried(headers), *tail])
+            out.append(Outgoing(topic, request_id, reply, reply_headers))
 
     # -- helpers -----------------------------------------------------------------------
 

@@ -1,8 +1,8 @@
 """The headers of what a node writes: some of the incoming ones carried on, then its own.
 
 Carried: the request id, the W3C trace context, a cyclic pipeline's visit
-counts and a replayed request's lineage (so every record written for a replay
-says so). Its own, at the end: pipeline, step and schema version.
+counts, a replayed request's lineage (so every record written for a replay
+says so) and the mark of a request that came as JSON (engine.runtime.reply_format). Its own, at the end: pipeline, step and schema version.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from engine.topology.graph import Node
 Headers = list[tuple[str, bytes]]
 
 CARRIED_HEADERS = frozenset(
-    {h.REQUEST_ID, h.TRACEPARENT, revisits.VISITS_HEADER, *h.REPLAY_HEADERS}
+    {h.REQUEST_ID, h.TRACEPARENT, revisits.VISITS_HEADER, h.REPLY_CONTENT_TYPE, *h.REPLAY_HEADERS}
 )
 """Incoming headers a node passes on."""
 
@@ -41,4 +41,6 @@ def headers_for(incoming: Headers, request_id: str, tail: tuple[tuple[str, bytes
     if not any(key == h.REQUEST_ID for key, _ in headers):
         headers.append((h.REQUEST_ID, request_id.encode()))
     headers.extend(tail)
+    if h.is_json(incoming) and not any(key == h.REPLY_CONTENT_TYPE for key, _ in headers):
+        headers.append((h.REPLY_CONTENT_TYPE, h.JSON_CONTENT_TYPE.encode()))  # see reply_format
     return headers

@@ -21,7 +21,7 @@ import numpy as np
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from engine import headers as h
-from engine.codec import decode_avro, decode_error, encode_avro, encode_json
+from engine.codec import decode_avro, decode_error, decode_payload, encode_avro, encode_json
 from engine.config import KafkaSettings
 from engine.messages import ErrorRecord, InferenceMessage, Tensor
 from engine.runtime.settings import WorkerSettings
@@ -140,7 +140,7 @@ class Answer:
 
     def response(self) -> InferenceMessage:
         assert not self.is_error, f"expected an answer, got error {self.error()}"
-        return decode_avro(self.value, "response")
+        return decode_payload(self.value, self.headers, "response")  # JSON or Avro
 
     def request(self) -> InferenceMessage:
         return decode_avro(self.value, "request")
@@ -188,11 +188,13 @@ class Kafka:
         message = InferenceMessage(request_id, tensors(**arrays), "request")
         self.send(self.topics.pipeline_inputs(pipeline), request_id, message)
 
-    def infer_json(self, pipeline: str, request_id: str, **arrays: object) -> None:
+    def infer_json(
+        self, pipeline: str, request_id: str, *, topic: str | None = None, **arrays: object
+    ) -> None:
         """The same request as OIP V2 JSON with a content-type header."""
         message = InferenceMessage(request_id, tensors(**arrays), "request")
         self.send(
-            self.topics.pipeline_inputs(pipeline),
+            topic or self.topics.pipeline_inputs(pipeline),
             request_id,
             encode_json(message),
             [(h.CONTENT_TYPE, b"application/json")],

@@ -8,6 +8,7 @@ output topics by assignment.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from engine.messages import InferenceMessage
 from .helpers import (
     MODELS,
     PIPELINES,
+    Answer,
     Kafka,
     RunningWorker,
     compile_specs,
@@ -320,6 +322,38 @@ def test_oip_json_input(kafka: Kafka) -> None:
     answer = kafka.outputs("tfsimples", [rid])[rid]
     assert answer.arrays()["OUTPUT0"] == [[2 * v for v in ONE_TO_16]]
     assert answer.response().id == rid
+
+
+def _json_document(answer: Answer) -> dict:
+    """The answer as a kcat user reads it: JSON, said so by its content-type header."""
+    assert h.header_value(answer.headers, h.CONTENT_TYPE) == "application/json"
+    return json.loads(answer.value)
+
+
+def test_json_requests_on_kafka_are_answered_as_json(kafka: Kafka) -> None:
+    doubled = [2 * v for v in ONE_TO_16]
+    chained, joined, direct, avro = (new_id(label) for label in ("chain", "join", "model", "avro"))
+    kafka.infer_json("tfsimples", chained, **tfsimple_inputs())  # two steps, fused output
+    kafka.infer_json("tfsimples-join", joined, **tfsimple_inputs())  # a join, an output node
+    kafka.infer("tfsimples", avro, **tfsimple_inputs())
+    for pipeline, rid in (("tfsimples", chained), ("tfsimples-join", joined)):
+        document = _json_document(kafka.outputs(pipeline, [rid])[rid])
+        assert document["id"] == rid
+        outputs = {o["name"]: o for o in document["outputs"]}
+        assert outputs["OUTPUT0"]["data"] == doubled
+        assert outputs["OUTPUT0"]["datatype"] == "INT32"
+    # Between steps the records stay Avro; Avro requests keep Avro answers.
+    step_record = kafka.collect(kafka.topics.step_outputs("tfsimples", "tfsimple1"), [chained])
+    assert h.header_value(step_record[chained].headers, h.CONTENT_TYPE) is None
+    assert step_record[chained].response().id == chained
+    plain = kafka.outputs("tfsimples", [avro])[avro]
+    assert h.header_value(plain.headers, h.CONTENT_TYPE) is None
+    assert plain.arrays()["OUTPUT0"] == [doubled]
+    kafka.infer_json("", direct, topic=kafka.topics.model_inputs("mul10"), INPUT=fp32(1, 2, 3, 4))
+    answer = kafka.collect(kafka.topics.model_outputs("mul10"), [direct])[direct]
+    document = _json_document(answer)
+    assert document["model_name"] == "mul10"
+    assert document["outputs"][0]["data"] == [10, 20, 30, 40]
 
 
 def test_direct_model_inference(kafka: Kafka) -> None:
