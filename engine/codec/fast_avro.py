@@ -326,3 +326,16 @@ _set_requested_outputs = InferenceMessage.requested_outputs.__set__  # type: ign
 
 
 __all__ = ["decode", "encode"]
+
+
+def with_model_name(payload: bytes, encoded_name: bytes) -> bytes:
+    """`payload` (an Avro message) with its model_name replaced by `encoded_name` (the
+    name as `encode_string` wrote it) and every other byte kept; a fused pipeline output
+    says the pipeline, not its last step's model, without a decode and an encode."""
+    size = len(payload)
+    try:
+        _, id_end = read_span(payload, 0, size)
+        _, name_end = read_span(payload, id_end, size)
+    except (Truncated, IndexError) as error:
+        raise MalformedPayload("not an Avro message: its id or model_name is cut off") from error
+    return b"".join((payload[:id_end], encoded_name, payload[name_end:]))

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from engine import headers as h
 from engine.codec import CodecError, encode_avro
+from engine.codec.avro_wire import encode_string
+from engine.codec.fast_avro import with_model_name
 from engine.errors import TensorfluxError
 from engine.messages import ErrorKind, InferenceMessage, MessageKind, Tensor
 from engine.observability.spans import ms_to_ns, spans_for
@@ -102,6 +104,7 @@ class NodeAgent:
         # A step writes the request it sends its model (to its inputs topic); only the
         # output node writes a response.
         self.output_kind: MessageKind = "response" if node.kind == "output" else "request"
+        self._pipeline_avro = encode_string(node.pipeline)
         self.forwards_raw = (
             node.kind == "output"
             and self.join.passes_through()
@@ -120,10 +123,17 @@ class NodeAgent:
             and self.max_visits is None
         )
         self.fused_node = fused_output
-        self.fused_output: tuple[str, tuple[tuple[str, bytes], ...]] | None = (
-            None if fused_output is None else (fused_output.output_topic, header_tail(fused_output))
+        self.fused_output: tuple[str, tuple[tuple[str, bytes], ...], bytes] | None = (
+            None
+            if fused_output is None
+            else (
+                fused_output.output_topic,
+                header_tail(fused_output),
+                encode_string(fused_output.pipeline),
+            )
         )
-        """(pipeline outputs topic, its headers' tail) when this step also writes the output.
+        """(pipeline outputs topic, its headers' tail, the pipeline's name as Avro) when this
+        step also writes the output (whose model_name is the pipeline, as over HTTP).
 
         An output node that passes one step's answers through unchanged costs a
         Kafka hop and a consume per request for a byte-for-byte copy; the step
@@ -187,22 +197,22 @@ class NodeAgent:
                 headers.append((h.ERROR, record.header(h.ERROR) or b"internal"))
                 out.append(Outgoing(self.failure_topic, record.request_id, record.value, headers))
             return  # failures are not data: no step consumes them
-        if self.forwards_raw:
-            self.metrics.output()
-            if self.spans is not None:
-                at = ms_to_ns(now_ms)
-                self.spans.step(
-                    record.headers, record.request_id, record.partition, record.offset, (at, at)
-                )
-            out.append(
-                Outgoing(
-                    self.node.output_topic,
-                    record.request_id,
-                    record.value,
-                    self.headers_for(record.headers, record.request_id),
-                )
-            )
-            return
+        if self.forwards_raw and plain_avro(record.headers):
+            try:  # the bytes as they came, but the pipeline as model_name (as HTTP says)
+                value = with_model_name(record.value, self._pipeline_avro)
+            except CodecError:
+                value = None  # not Avro after all: the general path makes the error record
+            if value is not None:
+                self.metrics.output()
+                if self.spans is not None:
+                    at = ms_to_ns(now_ms)
+                    self.spans.step(
+                        record.headers, record.request_id, record.partition, record.offset, (at, at)
+                    )
+                headers = self.headers_for(record.headers, record.request_id)
+                value, headers = as_reply(value, headers)
+                out.append(Outgoing(self.node.output_topic, record.request_id, value, headers))
+                return
         source = self.sources[source_index]
         try:
             message = record.message(self.kinds[source_index])
@@ -409,8 +419,9 @@ class NodeAgent:
             value, headers = as_reply(value, headers)
         out.append(Outgoing(self.node.output_topic, request_id, value, headers))
         if self.fused_output is not None:
-            topic, tail = self.fused_output
-            reply, reply_headers = as_reply(value, [*carried(headers), *tail])
+            topic, tail, pipeline = self.fused_output
+            named = with_model_name(value, pipeline)
+            reply, reply_headers = as_reply(named, [*carried(headers), *tail])
             out.append(Outgoing(topic, request_id, reply, reply_headers))
 
     # -- helpers -----------------------------------------------------------------------

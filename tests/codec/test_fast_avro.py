@@ -14,11 +14,14 @@ from pathlib import Path
 
 import fastavro
 import numpy as np
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from engine.codec import CodecError, MalformedPayload, decode_avro, encode_avro
 from engine.codec.avro import reference_decode, reference_encode
+from engine.codec.avro_wire import encode_string
+from engine.codec.fast_avro import with_model_name
 from engine.messages import InferenceMessage, Tensor
 
 from .strategies import messages
@@ -163,3 +166,14 @@ def test_response_written_by_the_engine_reads_with_plain_fastavro():
     assert (first["name"], first["datatype"], first["shape"]) == ("scores", "FP32", [2, 2])
     assert first["contents"] == scores.astype("<f4").tobytes()
     assert second["datatype"] == "BYTES" and second["contents"] == b"\x03\x00\x00\x00cat"
+
+
+@given(messages(), st.text(max_size=40))
+def test_renaming_the_model_keeps_every_other_byte(message, name):
+    renamed = with_model_name(encode_avro(message), encode_string(name))
+    assert renamed == reference_encode(message.replace(model_name=name))
+
+
+def test_renaming_the_model_of_a_cut_off_payload_is_a_codec_error():
+    with pytest.raises(MalformedPayload, match="model_name is cut off"):
+        with_model_name(b"\x08ab", b"\x02x")

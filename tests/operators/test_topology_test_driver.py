@@ -54,8 +54,12 @@ def test_the_output_is_fused_into_the_last_step_as_the_worker_runs_it(
     request_id = examples.infer("tfsimples", {"INPUT0": ROW, "INPUT1": ROW})
     step_answer = examples.records(examples.topics.step_outputs("tfsimples", "tfsimple2"))[-1]
     output = examples.output("tfsimples", request_id)
-    # Written by the step itself, byte for byte its answer, with the output node's headers.
-    assert output.value == step_answer.value and output.offset == step_answer.offset
+    # Written by the step itself: its answer, named after the pipeline (as over HTTP), with
+    # the output node's headers.
+    assert output.offset == step_answer.offset
+    assert output.message().model_name == "tfsimples"
+    assert step_answer.message().model_name == "tfsimple2"
+    assert output.message().tensors == step_answer.message().tensors
     assert output.header(h.STEP) != step_answer.header(h.STEP)
 
 

@@ -133,6 +133,7 @@ def test_chain_tfsimples(kafka: Kafka) -> None:
     doubled = [[2 * v for v in ONE_TO_16]]
     assert answer.arrays() == {"OUTPUT0": doubled, "OUTPUT1": doubled}
     assert h.header_value(answer.headers, h.PIPELINE) == "tfsimples"
+    assert answer.response().model_name == "tfsimples"  # as HTTP says, not the last model
     # The intermediate tensors are on the step topics: tfsimple1 saw the request as sent.
     sent = kafka.collect(kafka.topics.step_inputs("tfsimples", "tfsimple1"), [rid])[rid]
     assert {t.name: t.data.tolist() for t in sent.request().tensors} == {
@@ -338,7 +339,7 @@ def test_json_requests_on_kafka_are_answered_as_json(kafka: Kafka) -> None:
     kafka.infer("tfsimples", avro, **tfsimple_inputs())
     for pipeline, rid in (("tfsimples", chained), ("tfsimples-join", joined)):
         document = _json_document(kafka.outputs(pipeline, [rid])[rid])
-        assert document["id"] == rid
+        assert (document["id"], document["model_name"]) == (rid, pipeline)
         outputs = {o["name"]: o for o in document["outputs"]}
         assert outputs["OUTPUT0"]["data"] == doubled
         assert outputs["OUTPUT0"]["datatype"] == "INT32"
