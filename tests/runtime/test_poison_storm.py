@@ -1,8 +1,11 @@
-"""A flood of poison mixed with good traffic (issue 18): every good request is answered
-right, every bad record becomes exactly one error record, and the worker goes on."""
+"""A flood of poison mixed with good traffic (issue 18): 10k bad records (random bytes,
+truncated Avro, wrong shapes, broken JSON, wrong datatypes, shape/data mismatches)
+among 10k good ones (half Avro, half JSON) on one input topic. Every good request is
+answered right, every bad record becomes exactly one error record, the worker goes on."""
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterator
 
@@ -15,7 +18,7 @@ from engine.messages import InferenceMessage
 
 from .helpers import MODELS, PIPELINES, Kafka, RunningWorker, compile_specs, int32, new_id, tensors
 
-GOOD, BAD = 600, 600
+GOOD, BAD = 10_000, 10_000  # as issue 18 asks: a flood, not a few
 ROW = list(range(1, 17))
 
 
@@ -41,7 +44,7 @@ def _poison(rng: random.Random, rid: str) -> tuple[bytes, list[tuple[str, bytes]
             "request",
         )  # fmt: skip
     )
-    kind = rng.randrange(5)
+    kind = rng.randrange(8)
     if kind == 0:
         return rng.randbytes(rng.randrange(1, 200)), []
     if kind == 1:
@@ -53,7 +56,21 @@ def _poison(rng: random.Random, rid: str) -> tuple[bytes, list[tuple[str, bytes]
         return b'{"inputs": [{"name": "INPUT0", "datatype": "INT32", "shape": [1, 16]', [
             (h.CONTENT_TYPE, b"application/json")
         ]
-    return b'{"inputs": "not a list"}', [(h.CONTENT_TYPE, b"application/json")]
+    if kind == 4:
+        return b'{"inputs": "not a list"}', [(h.CONTENT_TYPE, b"application/json")]
+    bad_item = (
+        {"name": "INPUT0", "datatype": "NOPE", "shape": [1, 16], "data": ROW},  # datatype
+        {"name": "INPUT0", "datatype": "INT32", "shape": [1, 16], "data": [1, 2, 3]},  # shape
+        {"name": "INPUT0", "datatype": "INT32", "shape": [1, 16], "data": ["a"] * 16},  # data
+    )[kind - 5]
+    item = {"name": "INPUT1", "datatype": "INT32", "shape": [1, 16], "data": ROW}
+    document = {"id": rid, "inputs": [bad_item, item]}
+    return json.dumps(document).encode(), [(h.CONTENT_TYPE, b"application/json")]
+
+
+def _good_json(rid: str) -> bytes:
+    items = [{"name": n, "datatype": "INT32", "shape": [1, 16], "data": ROW} for n in ("INPUT0", "INPUT1")]  # fmt: skip
+    return json.dumps({"id": rid, "inputs": items}).encode()
 
 
 def test_a_poison_flood_mixed_with_good_traffic(worker: RunningWorker, settings: KafkaSettings):
@@ -66,7 +83,11 @@ def test_a_poison_flood_mixed_with_good_traffic(worker: RunningWorker, settings:
     request = encode_avro
     for kind in kinds:
         rid = new_id(kind)
-        if kind == "good":
+        if kind == "good" and len(good_ids) % 2:  # good traffic is half JSON
+            good_ids.append(rid)
+            headers = [(h.CONTENT_TYPE, b"application/json")]
+            kafka.producer.produce(topic, _good_json(rid), rid, headers=headers)
+        elif kind == "good":
             good_ids.append(rid)
             value = request(InferenceMessage(rid, tensors(INPUT0=int32(*ROW, shape=(1, 16)), INPUT1=int32(*ROW, shape=(1, 16))), "request"))  # fmt: skip
             kafka.producer.produce(topic, value, rid)
