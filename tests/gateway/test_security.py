@@ -214,3 +214,20 @@ def test_mutual_tls_refuses_clients_without_a_certificate(
     assert reply.status_code == 200, reply.text
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{url}/v2/health/live", verify=_trusting(pki))
+
+
+def test_tokens_never_reach_the_logs(
+    with_tokens: str, token_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Neither an accepted nor a refused token is logged, at any level, by any logger
+    (the gateway's, uvicorn's access log, httpx's): logs travel where tokens must not."""
+    refused = "Bearer wrong-token-that-must-not-leak"
+    with caplog.at_level("DEBUG"):
+        assert _infer(with_tokens, headers={"authorization": f"Bearer {TOKEN}"}).status_code == 200
+        assert _infer(with_tokens, headers={"authorization": refused}).status_code == 401
+        assert httpx.get(f"{with_tokens}/v2", headers={"authorization": refused}).status_code == 401
+        TokenFile(token_file)  # reading the file logs nothing of what it holds either
+    logged = "\n".join(f"{r.getMessage()} {r.args!r}" for r in caplog.records)
+    assert caplog.records  # the gateway did log the requests (so the check can fail)
+    for secret in (TOKEN, "another-token", "wrong-token-that-must-not-leak"):
+        assert secret not in logged
