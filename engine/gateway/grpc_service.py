@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,9 @@ log = logging.getLogger("tensorflux.gateway")
 SERVICE = "inference.GRPCInferenceService"
 OPEN_METHODS = frozenset({"ServerLive", "ServerReady"})
 """Answered without a token, as /v2/health/* is over HTTP."""
+STREAM_IN_FLIGHT = 256
+"""Requests of one ModelStreamInfer stream in flight at once; the stream reads no more
+until one is answered (so a fast writer cannot fill the gateway's memory)."""
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 """Largest request or response (gRPC's default of 4 MiB is small for tensors)."""
 
@@ -62,7 +65,7 @@ class GrpcServing:
 
 
 class InferenceService:
-    """The six RPCs. `router` is called per request (it starts with the app)."""
+    """The six RPCs, and Triton's ModelStreamInfer. `router` is called per request (it starts with the app)."""
 
     def __init__(
         self,
@@ -134,6 +137,67 @@ class InferenceService:
         _observe(answered[0], "OK", started, span, request_id)
         return response
 
+    async def ModelStreamInfer(
+        self, requests: AsyncIterator[bytes], context: Any
+    ) -> AsyncIterator[pb.ModelStreamInferResponse]:
+        """Triton's stream: every request is answered on the stream as it completes (up to
+        STREAM_IN_FLIGHT at once), each answer with its request's id; a failure is an answer
+        with `error_message`, and the stream goes on. It ends once the caller has closed
+        its side and every answer is out."""
+        answers: asyncio.Queue[pb.ModelStreamInferResponse | None] = asyncio.Queue()
+        slots = asyncio.Semaphore(STREAM_IN_FLIGHT)
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def answer(data: bytes) -> None:
+            try:
+                await answers.put(await self._stream_one(data, context))
+            finally:
+                slots.release()
+
+        async def read() -> None:
+            try:
+                async for data in requests:
+                    await slots.acquire()
+                    task = asyncio.ensure_future(answer(data))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                if tasks:
+                    await asyncio.gather(*tasks, return_exceptions=True)
+            finally:
+                await answers.put(None)
+
+        reader = asyncio.ensure_future(read())
+        try:
+            while (response := await answers.get()) is not None:
+                yield response
+        finally:
+            reader.cancel()
+            for task in list(tasks):
+                task.cancel()
+
+    async def _stream_one(self, data: bytes, context: Any) -> pb.ModelStreamInferResponse:
+        try:
+            request = pb.ModelInferRequest.FromString(data)
+        except DecodeError as error:
+            return pb.ModelStreamInferResponse(
+                error_message=f"the request is not a ModelInferRequest: {error}"
+            )
+        started, answered = time.perf_counter(), [None]
+        request_id = request.id or str(uuid.uuid4())
+        traceparent = _metadata(context).get(h.TRACEPARENT)
+        span = grpc_request_span("ModelStreamInfer", traceparent)
+        traceparent = traceparent if span is None else span.traceparent
+        try:
+            response = await self._infer(
+                request, context, answered, request_id, traceparent, stream=True
+            )
+        except (GatewayError, CodecError) as failure:
+            _observe(answered[0], grpc_code_of(failure), started, span, request_id)
+            failed = pb.ModelInferResponse(model_name=request.model_name, id=request.id)
+            return pb.ModelStreamInferResponse(error_message=str(failure), infer_response=failed)
+        _observe(answered[0], "OK", started, span, request_id)
+        return pb.ModelStreamInferResponse(infer_response=response)
+
     async def _infer(
         self,
         request: pb.ModelInferRequest,
@@ -141,13 +205,16 @@ class InferenceService:
         answered: list[Any],
         request_id: str,
         traceparent: str | None,
+        *,
+        stream: bool = False,
     ) -> pb.ModelInferResponse:
         metadata = _metadata(context)
         found = self._resolve(request.model_name, context, split=True)
         to = self.resolver.route(found, metadata.get(ROUTE_HEADER))
         answered[0] = to.target
-        sent = ((h.REQUEST_ID, request_id),) + (((ROUTE_HEADER, to.route),) if to.route else ())
-        await context.send_initial_metadata(sent)
+        if not stream:  # a stream's metadata went out once, at its start
+            sent = ((h.REQUEST_ID, request_id),) + (((ROUTE_HEADER, to.route),) if to.route else ())
+            await context.send_initial_metadata(sent)
         message = request_from_proto(request, request_id=request_id)
         if not message.tensors:
             raise BadRequest("the request has no inputs")
@@ -201,7 +268,29 @@ def handlers(service: InferenceService) -> grpc.GenericRpcHandler:
         )
         for name, (request, response) in _MESSAGES.items()
     }
+    methods["ModelStreamInfer"] = grpc.stream_stream_rpc_method_handler(
+        _guarded_stream(service.ModelStreamInfer, service.tokens),
+        response_serializer=pb.ModelStreamInferResponse.SerializeToString,
+    )
     return grpc.method_handlers_generic_handler(SERVICE, methods)
+
+
+def _guarded_stream(
+    method: Callable[[Any, Any], AsyncIterator[Any]], tokens: TokenFile | None
+) -> Callable[[Any, Any], AsyncIterator[Any]]:
+    """A stream behind the token check (made once, when it opens); its requests are
+    parsed one by one, as each may be good or bad on its own."""
+
+    async def call(requests: Any, context: Any) -> AsyncIterator[Any]:
+        if tokens is not None:
+            given = _metadata(context).get("authorization")
+            problem = bearer_problem(None if given is None else given.encode(), tokens)
+            if problem is not None:
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, problem)
+        async for response in method(requests, context):
+            yield response
+
+    return call
 
 
 def _guarded(

@@ -147,3 +147,35 @@ def test_grpc_inferences_are_counted_as_grpc(client, stack: Stack) -> None:
     assert (
         delta(before, after, "seldon_pipeline_infer_total", code="INVALID_ARGUMENT", **labels) == 1
     )
+
+
+def test_a_stream_answers_every_request_and_keeps_going_past_a_failure(stack: Stack) -> None:
+    """tritonclient.grpc's stream (Triton's ModelStreamInfer): requests go out one after
+    another on one stream; each answer comes back with its request's id; one for a model
+    that does not exist is an error on the stream, and the requests after it are answered."""
+    import queue
+
+    answers: queue.Queue = queue.Queue()
+    client = triton.InferenceServerClient(stack.grpc_target)
+    client.start_stream(callback=lambda result, error: answers.put((result, error)))
+    try:
+        sent = {f"s-{i}": np.full((1, 16), i, dtype=np.int32) for i in range(20)}
+        for index, (request_id, row) in enumerate(sent.items()):
+            if index == 7:
+                client.async_stream_infer("nope", inputs_of(INPUT0=row, INPUT1=row))
+            client.async_stream_infer("tfsimples", inputs_of(INPUT0=row, INPUT1=B), request_id=request_id)  # fmt: skip
+        results, failures = {}, []
+        while len(results) + len(failures) < len(sent) + 1:
+            result, error = answers.get(timeout=60)
+            if error is not None:
+                failures.append(str(error))
+            else:
+                results[result.get_response().id] = result
+    finally:
+        client.stop_stream()
+        client.close()
+    assert sorted(results) == sorted(sent)
+    for request_id, row in sent.items():
+        np.testing.assert_array_equal(results[request_id].as_numpy("OUTPUT0"), 2 * row)
+        assert results[request_id].get_response().model_name == "tfsimples"
+    assert len(failures) == 1 and "nope" in failures[0]

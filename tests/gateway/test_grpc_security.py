@@ -79,6 +79,32 @@ def test_tokens_guard_everything_but_the_probes(grpc_gateway, token_file: Path) 
             call(headers={"authorization": "Bearer wrong"})
     result = client.infer("tfsimples", inputs(), headers={"authorization": f"Bearer {TOKEN}"})
     np.testing.assert_array_equal(result.as_numpy("OUTPUT0"), 2 * A)
+    _stream_needs_the_token(client)
+
+
+def _stream_needs_the_token(client: triton.InferenceServerClient) -> None:
+    """A ModelStreamInfer stream without the token is refused when it opens; with it, it
+    answers."""
+    import queue
+
+    for headers, wanted in ((None, "UNAUTHENTICATED"), ({"authorization": f"Bearer {TOKEN}"}, None)):  # fmt: skip
+        answers: queue.Queue = queue.Queue()
+        client.start_stream(
+            callback=lambda result, error, q=answers: q.put((result, error)), headers=headers
+        )
+        try:
+            try:
+                client.async_stream_infer("tfsimples", inputs())
+            except InferenceServerException:  # refused already: the callback has the reason
+                pass
+            result, error = answers.get(timeout=60)
+        finally:
+            client.stop_stream()
+        if wanted is None:
+            assert error is None, error
+            np.testing.assert_array_equal(result.as_numpy("OUTPUT0"), 2 * A)
+        else:
+            assert error is not None and wanted in error.status(), error
 
 
 def test_tls_serves_grpc_with_the_same_certificate(grpc_gateway, pki: Path) -> None:  # noqa: F811
