@@ -210,9 +210,10 @@ def test_the_worker_and_gateway_commands_are_tensorflux_commands() -> None:
         args = parser.parse_args(gateway["args"])
         assert args.handler.__name__ == "run_gateway_command", overlay
         assert args.host == "0.0.0.0"
-        assert args.port == next(
-            p["containerPort"] for p in gateway["ports"] if p["name"] == "http"
-        )
+        ports = {p["name"]: p["containerPort"] for p in gateway["ports"]}
+        assert (args.port, args.grpc_port) == (ports["http"], ports["grpc"]), overlay
+        service = {p["name"]: p for p in find(objects, "Service", "tensorflux-gateway")["spec"]["ports"]}  # fmt: skip
+        assert {"http", "grpc"} <= service.keys(), overlay  # both protocols reach the pods
 
 
 def test_the_autoscaler_never_wants_more_workers_than_partitions() -> None:
