@@ -80,10 +80,11 @@ def fits_lane(node: Node, model: ModelRuntime | None, max_visits: int | None) ->
 
 
 def plain_avro(headers: list[tuple[str, bytes]]) -> bool:
-    """No error marker, no JSON, a schema version the codec reads."""
+    """No error marker, no JSON, a schema version the codec reads, and not the request of
+    a JSON caller (whose answer the general path writes as JSON: engine.runtime.reply_format)."""
     for key, value in headers:
         lowered = key.lower()
-        if lowered == h.ERROR:
+        if lowered == h.ERROR or lowered == h.REPLY_CONTENT_TYPE:
             return False
         if lowered == h.CONTENT_TYPE and h.is_json([(key, value)]):
             return False
