@@ -107,6 +107,19 @@ class ReplyRouter:
     def alive(self) -> bool:
         return self._thread.is_alive() and not self._stop.is_set()
 
+    def waiting(self) -> int:
+        """How many requests wait for their reply now."""
+        with self._lock:
+            return sum(len(waiters) for waiters in self._waiting.values())
+
+    def abandon(self, failure: GatewayError) -> None:
+        """Answer every request waiting now with `failure` (shutdown; any thread)."""
+        with self._lock:
+            waiters = [w for ws in self._waiting.values() for w in ws]
+            self._waiting.clear()
+        for waiter in waiters:
+            _settle(waiter, failure)
+
     def close(self) -> None:
         self._stop.set()
         if self._thread.is_alive():

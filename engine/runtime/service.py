@@ -47,11 +47,12 @@ class WorkerService:
             worker_id=self.worker_id,
         )
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, *, grace_s: float = 0.0) -> None:
+        """Serve until `stop` is set, then give held work up to `grace_s` (Worker.run)."""
         self.control.read_to_end()
         self._apply()
         try:
-            self.worker.run(stop, between_chunks=self._follow_control)
+            self.worker.run(stop, between_chunks=self._follow_control, grace_s=grace_s)
         finally:
             self._withdraw(stopping=True)
             self.control.close()

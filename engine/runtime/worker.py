@@ -178,15 +178,31 @@ class Worker:
     # -- the loop ----------------------------------------------------------------------
 
     def run(
-        self, stop: threading.Event, *, between_chunks: Callable[[], None] | None = None
+        self,
+        stop: threading.Event,
+        *,
+        between_chunks: Callable[[], None] | None = None,
+        grace_s: float = 0.0,
     ) -> None:
         try:
             while not stop.is_set():
                 if between_chunks is not None:
                     between_chunks()
                 self.step()
+            self._drain(grace_s)
         finally:
             self.close()
+
+    def _drain(self, grace_s: float) -> None:
+        """Stopping: consume nothing new, and give what the agents hold (a batch filling,
+        a join waiting) up to `grace_s` to be answered, so its offsets commit too.
+        What is still held after that is consumed again by the partitions' next owner."""
+        if grace_s <= 0 or not self._assigned or not self.tracker.held_count():
+            return
+        self._consumer.pause([TopicPartition(t, p) for t, p in sorted(self._assigned)])
+        deadline = time.monotonic() + grace_s
+        while self.tracker.held_count() and time.monotonic() < deadline:
+            self.step()
 
     def step(self) -> None:
         """Consume one chunk, run the agents, write the results, commit when due."""
