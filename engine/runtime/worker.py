@@ -170,6 +170,31 @@ class Worker:
         self.on_status(statuses)
         return statuses
 
+    def recover(self) -> None:
+        """After Kafka was unreachable: create this worker's topics again (a broker that
+        kept nothing, as the embedded one, has lost them; a producer would otherwise
+        have them created with the broker's own partition count) and subscribe anew, so
+        the group forms over them and the statuses are announced again on assignment.
+        Offsets and held records of the old partitions are forgotten: their records
+        went with the broker, or are consumed again from the committed offsets."""
+        self.admin.ensure(self._plan.topics)
+        self.delivery.renew()
+        assigned = sorted(self._assigned)
+        numbers = {partition for _, partition in assigned}
+        for agent in self._plan.agents:
+            agent.drop_partitions(numbers)
+        self.tracker.forget(assigned)
+        self._assigned.clear()
+        self._resume.clear()
+        self._sent.clear()
+        self._to_resume.clear()
+        self._ready_announced = False
+        if self._subscription:
+            self._consumer.unsubscribe()
+            self._consumer.subscribe(
+                self._subscription, on_assign=self._on_assign, on_revoke=self._on_revoke
+            )
+
     def ready(self) -> bool:
         """Serving: its consumer has joined the group (even with no partitions, as a
         spare worker does), or it has nothing to consume."""
