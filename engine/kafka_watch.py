@@ -25,8 +25,11 @@ log = logging.getLogger("tensorflux.kafka")
 
 INTERVAL_S = 1.0
 """How often Kafka is asked for its metadata."""
-TIMEOUT_S = 2.0
-"""How long one metadata request may take before Kafka counts as unreachable."""
+TIMEOUT_S = 3.0
+"""How long one metadata request may take before it counts as unanswered."""
+MISSES_TO_LOSE = 2
+"""Unanswered requests in a row that make Kafka unreachable: a broker slow to answer
+once (a loaded machine) is not an outage; a refused connection fails at once."""
 
 OnChange = Callable[[bool, float], None]
 """Called with (reachable now, seconds since the last change) on every change."""
@@ -45,7 +48,7 @@ class KafkaWatch:
     ) -> None:
         self.settings = settings
         self.reachable = True
-        """False from the first unanswered metadata request until one is answered."""
+        """False from MISSES_TO_LOSE unanswered metadata requests until one is answered."""
         self.outages = 0
         self.last_outage_s = 0.0
         """How long the last outage lasted (once it is over)."""
@@ -53,6 +56,7 @@ class KafkaWatch:
         self._on_change = on_change or (lambda reachable, after_s: None)
         self._interval_s = interval_s
         self._timeout_s = timeout_s
+        self._misses = 0
         self._admin = AdminClient(settings.client_config())
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="kafka-watch", daemon=True)
@@ -78,7 +82,9 @@ class KafkaWatch:
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval_s):
-            reachable = self._answers()
+            answered = self._answers()
+            self._misses = 0 if answered else self._misses + 1
+            reachable = answered or self._misses < MISSES_TO_LOSE
             if reachable == self.reachable or self._stop.is_set():
                 continue
             now = time.monotonic()
