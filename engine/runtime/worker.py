@@ -219,21 +219,32 @@ class Worker:
             self.close()
 
     def _drain(self, grace_s: float) -> None:
-        """Stopping: consume nothing new, and give what the agents hold (a batch filling,
-        a join waiting) up to `grace_s` to be answered, so its offsets commit too.
-        What is still held after that is consumed again by the partitions' next owner."""
-        if grace_s <= 0 or not self._assigned or not self.tracker.held_count():
+        """Stopping: take no new request (the pipelines' and models' inputs topics are
+        paused) but go on with the requests already inside a pipeline, its step topics,
+        for up to `grace_s`: until a chunk brings nothing and nothing is held. Their
+        offsets then commit with the rest; what is unfinished after the grace is
+        consumed again by the partitions' next owner."""
+        if grace_s <= 0 or not self._assigned:
             return
-        self._consumer.pause([TopicPartition(t, p) for t, p in sorted(self._assigned)])
+        entries = [TopicPartition(t, p) for t, p in sorted(self._assigned) if self._is_entry(t)]
+        if entries:
+            self._consumer.pause(entries)
         deadline = time.monotonic() + grace_s
-        while self.tracker.held_count() and time.monotonic() < deadline:
-            self.step()
+        while time.monotonic() < deadline:
+            if not self.step() and not self.tracker.held_count():
+                return
 
-    def step(self) -> None:
-        """Consume one chunk, run the agents, write the results, commit when due."""
+    def _is_entry(self, topic: str) -> bool:
+        """Where requests come in from outside: a pipeline's or a model's inputs topic."""
+        owner = self.topics.parse(topic)
+        return owner is not None and owner.kind in ("pipeline", "model") and owner.port == "inputs"
+
+    def step(self) -> int:
+        """Consume one chunk, run the agents, write the results, commit when due; how many
+        records came."""
         if not self._subscription:
             time.sleep(self._max_wait_s)
-            return
+            return 0
         # consume(n, timeout) waits out its whole timeout unless n records come; poll
         # returns at the first record, then consume(timeout=0) takes what is buffered.
         first = self._consumer.poll(self._wait_s())
@@ -242,7 +253,7 @@ class Worker:
         else:
             messages = [first, *self._consumer.consume(self._chunk - 1, timeout=0)]
         if self._to_resume and not self._read_resume_points():
-            return  # the chunk is consumed again once the coordinator answers
+            return 0  # the chunk is consumed again once the coordinator answers
         now_ms = _now_ms()
         out: list[Outgoing] = []
         routes = self._plan.routes
@@ -272,6 +283,7 @@ class Worker:
         self.commit()
         if self.delivery.must_rewind:
             self._rewind()
+        return len(messages)
 
     def _replayed(self, holder: str, records: list[Record]) -> list[Record]:
         """What of a chunk `holder` gets while partitions replay (see `resume.py`)."""
