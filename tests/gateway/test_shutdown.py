@@ -15,9 +15,11 @@ import time
 import uuid
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 from confluent_kafka import Consumer, TopicPartition
+from tritonclient.grpc import service_pb2, service_pb2_grpc
 
 from engine.admin import watermark_offsets
 from engine.broker import free_port
@@ -28,6 +30,9 @@ from engine.topology import compile_topology, load_files
 from tests.gateway.conftest import wait_ready
 
 pytestmark = pytest.mark.broker
+
+GRACE_S = 5.0
+"""Long enough for the gRPC call made during it, whatever the load."""
 
 NAP_MODEL = """
 from pathlib import Path
@@ -137,16 +142,17 @@ def test_sigterm_answers_in_flight_requests_and_refuses_new_ones(
 def test_a_request_unanswered_within_the_grace_gets_503(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
-    """No worker serves this namespace: the request waits until the grace is up."""
+    """No worker serves this namespace: the request waits until the grace is up, and
+    a gRPC call during the grace is refused UNAVAILABLE."""
     _specs(tmp_path)
     settings = KafkaSettings(bootstrap=kafka_bootstrap, namespace=f"grace{uuid.uuid4().hex[:8]}")
     topics = settings.topics()
     catalog = StaticCatalog.from_topology(compile_topology(load_files([tmp_path]), topics), topics)
-    port, stop = free_port(), threading.Event()
+    port, grpc_port, stop = free_port(), free_port(), threading.Event()
     gateway = threading.Thread(
         target=run_gateway,
         args=(settings, catalog, "127.0.0.1", port, stop),
-        kwargs={"shutdown_grace_s": 1.0},
+        kwargs={"shutdown_grace_s": GRACE_S, "grpc_port": grpc_port},
     )
     gateway.start()
     url = f"http://127.0.0.1:{port}"
@@ -164,9 +170,17 @@ def test_a_request_unanswered_within_the_grace_gets_503(
             assert time.monotonic() < deadline
             time.sleep(0.05)
         stop.set()
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+            while stub.ServerReady(service_pb2.ServerReadyRequest(), timeout=10).ready:
+                time.sleep(0.02)  # until the drain has begun
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.ModelInfer(service_pb2.ModelInferRequest(model_name="nap"), timeout=10)
+        assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "shutting down" in refused.value.details()
         waiting.join(60)
         assert answers and answers[0].status_code == 503, answers and answers[0].text
-        assert "grace 1s" in answers[0].json()["error"]
+        assert f"grace {GRACE_S:g}s" in answers[0].json()["error"]
     finally:
         stop.set()
         gateway.join(30)
