@@ -8,6 +8,7 @@ from typing import Any
 from engine.cli.options import (
     add_kafka_options,
     add_log_options,
+    add_shutdown_option,
     configure_logging,
     settings_from,
 )
@@ -45,6 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_log_options(gateway)
     add_wire_option(gateway)
+    add_limit_options(gateway)
     add_security_options(gateway)
     add_kafka_options(gateway)
     gateway.set_defaults(handler=run_gateway_command)
@@ -66,6 +68,26 @@ def add_security_options(parser: argparse.ArgumentParser) -> None:
         metavar="PEM",
         help="mutual TLS: accept only clients with a certificate signed by this CA",
     )
+
+
+def add_limit_options(parser: argparse.ArgumentParser) -> None:
+    """The gateway's request size limit and shutdown grace (`gateway` and `up`)."""
+    parser.add_argument(
+        "--max-request-bytes",
+        type=_positive_int,
+        metavar="N",
+        help="answer 413 (gRPC: RESOURCE_EXHAUSTED) to request bodies over N bytes, "
+        "gzip ones once decompressed (default: the Kafka message limit, message.max.bytes, "
+        "1000000 unless the Kafka config says otherwise)",
+    )
+    add_shutdown_option(parser)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of bytes, got {text}")
+    return value
 
 
 def add_wire_option(parser: argparse.ArgumentParser) -> None:
@@ -127,6 +149,8 @@ def run_gateway_command(args: argparse.Namespace) -> int:
             tokens=tokens,
             tls=tls,
             grpc_port=args.grpc_port,
+            max_request_bytes=args.max_request_bytes,
+            shutdown_grace_s=args.shutdown_grace,
         )
     finally:
         if bridge is not None:

@@ -44,6 +44,17 @@ def settings_from(args: argparse.Namespace, **overrides: object) -> KafkaSetting
     return KafkaSettings.load(config_file=getattr(args, "kafka_config", None), **values)
 
 
+def add_shutdown_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--shutdown-grace",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="on SIGINT/SIGTERM, give requests in flight up to S seconds to be answered "
+        "(new ones get 503; what still waits then gets 503) before stopping (default 10)",
+    )
+
+
 def add_log_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-v", "--verbose", action="store_true")
     parser.add_argument(

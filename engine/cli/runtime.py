@@ -8,10 +8,17 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from engine.broker import EmbeddedBroker
-from engine.cli.gateway import add_security_options, add_wire_option, security_from, seldon_wire
+from engine.cli.gateway import (
+    add_limit_options,
+    add_security_options,
+    add_wire_option,
+    security_from,
+    seldon_wire,
+)
 from engine.cli.options import (
     add_kafka_options,
     add_log_options,
+    add_shutdown_option,
     configure_logging,
     settings_from,
 )
@@ -53,6 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_wire_option(up)
     _add_model_roots_option(up, default="the directories of the -f specs' models and the cwd")
     _add_guarantee_option(up)
+    add_limit_options(up)
     add_security_options(up)
     add_kafka_options(up)
     up.set_defaults(handler=run_up)
@@ -79,6 +87,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_wire_option(worker)
     _add_model_roots_option(worker, default="the directories of the -f specs' models")
     _add_guarantee_option(worker)
+    add_shutdown_option(worker)
     add_kafka_options(worker)
     worker.set_defaults(handler=run_worker)
 
@@ -171,7 +180,7 @@ def run_worker(args: argparse.Namespace) -> int:
         )
         bridge = seldon_wire(args, settings)
         try:
-            service.run(stop)
+            service.run(stop, grace_s=args.shutdown_grace)
         finally:
             if bridge is not None:
                 bridge.close()
@@ -193,6 +202,9 @@ def run_up(args: argparse.Namespace) -> int:
         args.bootstrap = broker.bootstrap
         log.info("embedded broker ready: bootstrap %s (memory only)", broker.bootstrap)
     threads: list[threading.Thread] = []
+    # The worker stops after the gateway drained: the requests the gateway still
+    # waits for during its grace need the worker to answer them.
+    worker_stop = threading.Event()
     bridge = None
     try:
         settings = settings_from(args)
@@ -203,7 +215,13 @@ def run_up(args: argparse.Namespace) -> int:
             worker_settings=worker_settings(args),
             model_roots=model_roots(args, include_cwd=True),
         )
-        threads.append(threading.Thread(target=service.run, args=(stop,), name="worker"))
+        worker = threading.Thread(
+            target=service.run,
+            args=(worker_stop,),
+            kwargs={"grace_s": args.shutdown_grace if args.no_gateway else 0.0},
+            name="worker",
+        )
+        threads.append(worker)
         if not args.no_gateway:
             gateway = _gateway_thread(settings, args, stop, security)
             if gateway is None:
@@ -235,7 +253,12 @@ def run_up(args: argparse.Namespace) -> int:
         return 0
     finally:
         stop.set()
-        for thread in threads:
+        started = [thread for thread in threads if thread.ident is not None]
+        for thread in started:  # the gateway (draining) first, then the worker
+            if thread.name != "worker":
+                thread.join(args.shutdown_grace + 30)
+        worker_stop.set()
+        for thread in started:
             thread.join(30)
         if bridge is not None:
             bridge.close()
@@ -271,6 +294,8 @@ def _gateway_thread(
                 tokens=tokens,
                 tls=tls,
                 grpc_port=args.grpc_port,
+                max_request_bytes=args.max_request_bytes,
+                shutdown_grace_s=args.shutdown_grace,
             )
         finally:
             catalog.close()

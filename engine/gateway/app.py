@@ -34,9 +34,11 @@ from engine import __version__
 from engine.config import KafkaSettings
 from engine.gateway import openapi
 from engine.gateway.catalog import Catalog
+from engine.gateway.draining import Drain, Draining
 from engine.gateway.endpoints import Endpoints
 from engine.gateway.grpc_service import GrpcGateway, GrpcServing, InferenceService
 from engine.gateway.hot_path import DirectInference
+from engine.gateway.limits import BodyLimit, default_max_request_bytes
 from engine.gateway.resolver import Prefer, Resolver
 from engine.gateway.router import ReplyRouter
 from engine.gateway.security import BearerAuth, TokenFile
@@ -106,6 +108,8 @@ def create_app(
     rng: random.Random | None = None,
     tokens: TokenFile | None = None,
     grpc: GrpcServing | None = None,
+    max_request_bytes: int | None = None,
+    drain: Drain | None = None,
 ) -> FastAPI:
     """The gateway for `settings`' namespace; `catalog` says what exists.
 
@@ -115,9 +119,14 @@ def create_app(
     With `tokens`, every path but /v2/health/* needs one of them as a bearer token.
     With `grpc`, the OIP gRPC service is served too while the app runs, over the
     same resolver and reply router (grpc_service.py).
+    HTTP bodies above `max_request_bytes` (default: the Kafka message limit) get 413
+    (limits.py). `drain` is how the caller stops it gracefully (draining.py).
     """
     state: dict[str, ReplyRouter] = {}
     resolver = Resolver(catalog, rng)
+    drain = drain or Drain()
+    if max_request_bytes is None:
+        max_request_bytes = default_max_request_bytes(settings.librdkafka)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -126,12 +135,21 @@ def create_app(
         # embedded broker's cost per fetch grows with the partitions it names, and
         # every reply waits on this consumer's fetches (bench: 1.4x the requests/s at
         # 64 connections, half the p50 at one, with examples/ loaded).
-        state["router"] = router or ReplyRouter(settings).start()
+        current = state["router"] = router or ReplyRouter(settings).start()
+        # A router passed in (a test's fake) may not know how to drain: nothing waits then.
+        drain.bind(
+            getattr(current, "abandon", lambda failure: None),
+            getattr(current, "waiting", lambda: 0),
+        )
         grpc_gateway = None
         try:
             if grpc is not None:
-                service = InferenceService(resolver, lambda: state.get("router"), timeout_s, tokens)
-                grpc_gateway = await asyncio.to_thread(GrpcGateway(grpc, service).start)
+                service = InferenceService(
+                    resolver, lambda: state.get("router"), timeout_s, tokens, drain
+                )
+                grpc_gateway = await asyncio.to_thread(
+                    GrpcGateway(grpc, service, max_receive_bytes=max_request_bytes).start
+                )
             yield
         finally:
             if grpc_gateway is not None:
@@ -149,8 +167,10 @@ def create_app(
     # Inner to every middleware added after it (bearer tokens below): the hot path
     # answers inference past FastAPI's routing, checked like any other request.
     app.add_middleware(DirectInference, infer=endpoints.infer)
+    app.add_middleware(BodyLimit, max_bytes=max_request_bytes)  # before a byte is produced
     if tokens is not None:
         app.add_middleware(BearerAuth, tokens=tokens)
+    app.add_middleware(Draining, drain=drain)  # outermost: it counts whatever is in flight
     # Prometheus metrics of this process (with `tensorflux up`, the worker's as well).
     app.mount("/metrics", make_asgi_app())
     for route in ROUTES:

@@ -71,6 +71,8 @@ class Endpoints:
         current = self.router()
         if current is None or not current.alive():
             return error_response(NotReady("the reply consumer is not running"))
+        if not _reachable(current):
+            return error_response(NotReady("Kafka is unreachable from this gateway"))
         return JSONResponse({"ready": True})
 
     async def ready(self) -> Response:
@@ -79,6 +81,8 @@ class Endpoints:
         current = self.router()
         if current is None or not current.alive():
             return error_response(NotReady("the reply consumer is not running"))
+        if not _reachable(current):
+            return error_response(NotReady("Kafka is unreachable from this gateway"))
         reason = self.resolver.unready()
         if reason:
             return JSONResponse({"ready": False, "error": reason}, status_code=NOT_READY)
@@ -137,6 +141,11 @@ class Endpoints:
     def _resolve(self, name: str, request: Request, prefer: Prefer, *, split: bool) -> Any:
         seldon_model = request.headers.get(SELDON_MODEL_HEADER, "")
         return self.resolver.resolve(name, prefer, seldon_model=seldon_model, split=split)
+
+
+def _reachable(router: ReplyRouter) -> bool:
+    reachable = getattr(router, "reachable", None)  # a test's fake router may not know
+    return reachable is None or reachable()
 
 
 def _route(request: Request) -> str:

@@ -24,6 +24,23 @@ class BadRequest(GatewayError):
     """The request body is not a valid Open Inference Protocol request."""
 
 
+class UnsupportedEncoding(BadRequest):
+    """The request body comes in a Content-Encoding the gateway does not read."""
+
+
+class RequestTooLarge(GatewayError):
+    """The request body is over the gateway's `--max-request-bytes`."""
+
+
+class ShuttingDown(GatewayError):
+    """The gateway is stopping: it takes no new request, and one still waiting at the end
+    of the grace is answered with this."""
+
+
+class BrokerUnavailable(GatewayError):
+    """Kafka cannot be reached from this gateway now."""
+
+
 class NotReady(GatewayError):
     """The pipeline or model exists but failed to load."""
 

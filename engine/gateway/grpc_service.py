@@ -32,8 +32,9 @@ from engine.codec import CodecError
 from engine.codec.oip_protobuf import request_from_proto, response_to_proto
 from engine.codec.proto import grpc_predict_v2_pb2 as pb
 from engine.gateway.catalog import PipelineInfo
+from engine.gateway.draining import Drain
 from engine.gateway.endpoints import EXTENSIONS, SELDON_MODEL_HEADER
-from engine.gateway.errors import BadRequest, GatewayError, NotReady
+from engine.gateway.errors import BadRequest, GatewayError, NotReady, ShuttingDown
 from engine.gateway.experiments import ROUTE_HEADER
 from engine.gateway.inference import Inference
 from engine.gateway.metrics import observe_inference
@@ -52,7 +53,8 @@ STREAM_IN_FLIGHT = 256
 """Requests of one ModelStreamInfer stream in flight at once; the stream reads no more
 until one is answered (so a fast writer cannot fill the gateway's memory)."""
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
-"""Largest request or response (gRPC's default of 4 MiB is small for tensors)."""
+"""Largest response (gRPC's default of 4 MiB is small for tensors); the largest request
+is the gateway's `--max-request-bytes` (RESOURCE_EXHAUSTED above it)."""
 
 
 @dataclass(frozen=True)
@@ -73,11 +75,13 @@ class InferenceService:
         router: Callable[[], ReplyRouter | None],
         timeout_s: float,
         tokens: TokenFile | None = None,
+        drain: Drain | None = None,
     ) -> None:
         self.resolver = resolver
         self.router = router
         self.timeout_s = timeout_s
         self.tokens = tokens
+        self.drain = drain or Drain()
 
     async def ServerLive(
         self, request: pb.ServerLiveRequest, context: Any
@@ -88,7 +92,7 @@ class InferenceService:
         self, request: pb.ServerReadyRequest, context: Any
     ) -> pb.ServerReadyResponse:
         current = self.router()
-        running = current is not None and current.alive()
+        running = current is not None and current.alive() and not self.drain.draining
         return pb.ServerReadyResponse(ready=running and not self.resolver.unready())
 
     async def ModelReady(
@@ -263,7 +267,7 @@ def handlers(service: InferenceService) -> grpc.GenericRpcHandler:
         # Requests are parsed in the guard: grpcio would answer bytes that are no
         # message with INTERNAL, which is the caller's mistake, not the server's.
         name: grpc.unary_unary_rpc_method_handler(
-            _guarded(name, request, getattr(service, name), service.tokens),
+            _guarded(name, request, getattr(service, name), service),
             response_serializer=response.SerializeToString,
         )
         for name, (request, response) in _MESSAGES.items()
@@ -297,9 +301,15 @@ def _guarded(
     name: str,
     message: Any,
     method: Callable[[Any, Any], Awaitable[Any]],
-    tokens: TokenFile | None,
+    service: InferenceService,
 ) -> Callable[[bytes, Any], Awaitable[Any]]:
+    tokens = service.tokens
+
     async def call(data: bytes, context: Any) -> Any:
+        if service.drain.draining and name not in OPEN_METHODS:
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE, str(ShuttingDown("the gateway is shutting down"))
+            )
         if tokens is not None and name not in OPEN_METHODS:
             given = _metadata(context).get("authorization")
             problem = bearer_problem(None if given is None else given.encode(), tokens)
@@ -330,9 +340,16 @@ def _guarded(
 class GrpcGateway:
     """The gRPC server on a thread with its own event loop: `start()`, then `stop()`."""
 
-    def __init__(self, serving: GrpcServing, service: InferenceService) -> None:
+    def __init__(
+        self,
+        serving: GrpcServing,
+        service: InferenceService,
+        *,
+        max_receive_bytes: int = MAX_MESSAGE_BYTES,
+    ) -> None:
         self.serving = serving
         self.service = service
+        self.max_receive_bytes = max_receive_bytes
         self._started = threading.Event()
         self._failure: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -360,7 +377,7 @@ class GrpcGateway:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         options = [
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", self.max_receive_bytes),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ]
         server = grpc.aio.server(options=options)

@@ -7,6 +7,12 @@ ids its own callers wait for; replies for other processes' callers pass by.
 So any number of gateway processes can serve one namespace, and a reply
 always reaches the process whose caller waits for it.
 
+While Kafka is unreachable (engine/kafka_watch.py) a request is answered 503 at
+once, and those waiting when it went are answered so too, their records purged
+from the producer's queue. When it is back, every outputs topic is listened to
+anew on its next request (created again, from its end): a broker that kept
+nothing has new, empty topics by the same names.
+
 The start offset is the high watermark the broker reports when a topic is
 first listened to. The embedded broker reports a value at or below the true
 end (the base offset of the last batch + 1), so a few old records may be read
@@ -34,7 +40,13 @@ from confluent_kafka import (
 
 from engine.admin import TopicAdmin, watermark_offsets
 from engine.config import KafkaSettings
-from engine.gateway.errors import DeliveryFailed, GatewayError, RequestInFlight
+from engine.gateway.errors import (
+    BrokerUnavailable,
+    DeliveryFailed,
+    GatewayError,
+    RequestInFlight,
+)
+from engine.kafka_watch import KafkaWatch
 
 log = logging.getLogger("tensorflux.gateway")
 
@@ -54,6 +66,8 @@ class Reply:
 
 
 _Waiter = tuple[asyncio.AbstractEventLoop, asyncio.Future[Reply]]
+_Assignment = tuple[list[TopicPartition], concurrent.futures.Future[None]] | None
+"""Partitions to add to the reply consumer; None: drop every assignment (Kafka came back)."""
 
 
 class ReplyRouter:
@@ -70,11 +84,7 @@ class ReplyRouter:
         # requests arriving while one is in flight wait and go as one batch (the
         # embedded broker's cost grows with the batches it holds, not the records).
         # Delivery reports come only for failures (the router thread runs them).
-        self._producer = Producer(
-            settings.producer_config(
-                **{"linger.ms": 0, "max.in.flight": 1, "delivery.report.only.error": True}
-            )
-        )
+        self._producer = self._new_producer()
         self._consumer = Consumer(
             settings.consumer_config(
                 self.group_id,
@@ -90,24 +100,73 @@ class ReplyRouter:
         self._lock = threading.Lock()
         self._waiting: dict[tuple[str, str], list[_Waiter]] = {}
         self._listening: dict[str, concurrent.futures.Future[None]] = {}
-        self._assignments: queue.SimpleQueue[
-            tuple[list[TopicPartition], concurrent.futures.Future[None]]
-        ] = queue.SimpleQueue()
+        self._assignments: queue.SimpleQueue[_Assignment] = queue.SimpleQueue()
         self._assigned = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="gateway-replies", daemon=True)
         self._executor = concurrent.futures.ThreadPoolExecutor(2, "gateway-listen")
+        self._watch = KafkaWatch(settings, self._on_kafka)
+
+    def _new_producer(self) -> Producer:
+        return Producer(
+            self.settings.producer_config(
+                **{"linger.ms": 0, "max.in.flight": 1, "delivery.report.only.error": True}
+            )
+        )
 
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> ReplyRouter:
         self._thread.start()
+        self._watch.start()
         return self
 
     def alive(self) -> bool:
         return self._thread.is_alive() and not self._stop.is_set()
 
+    def reachable(self) -> bool:
+        """Kafka answers (as of the last check, at most a second or two ago)."""
+        return self._watch.reachable
+
+    def _unreachable(self) -> BrokerUnavailable:
+        return BrokerUnavailable(
+            f"Kafka at {self.settings.bootstrap} is unreachable from this gateway "
+            f"(for {self._watch.unreachable_for_s():.0f}s); try again once it is back"
+        )
+
+    def _on_kafka(self, reachable: bool, after_s: float) -> None:
+        if not reachable:
+            log.warning(
+                "Kafka at %s unreachable: answering 503 until it is back", self.settings.bootstrap
+            )
+            self.abandon(self._unreachable())
+            # Sent later, they would make a broker that kept nothing create their
+            # topics itself, with its own partition count, before we can.
+            self._producer.purge(in_queue=True, in_flight=True)
+            return
+        log.warning("Kafka at %s reachable again after %.0fs", self.settings.bootstrap, after_s)
+        # A broker that kept nothing no longer knows the idempotent producer's id: the
+        # old producer's next produce would fail it for good.
+        self._producer = self._new_producer()
+        with self._lock:
+            self._listening.clear()  # each outputs topic is listened to anew (ensured)
+        self._assignments.put(None)
+
+    def waiting(self) -> int:
+        """How many requests wait for their reply now."""
+        with self._lock:
+            return sum(len(waiters) for waiters in self._waiting.values())
+
+    def abandon(self, failure: GatewayError) -> None:
+        """Answer every request waiting now with `failure` (shutdown; any thread)."""
+        with self._lock:
+            waiters = [w for ws in self._waiting.values() for w in ws]
+            self._waiting.clear()
+        for waiter in waiters:
+            _settle(waiter, failure)
+
     def close(self) -> None:
+        self._watch.close()
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(5)
@@ -163,6 +222,8 @@ class ReplyRouter:
 
         Raises TimeoutError after `timeout_s`, DeliveryFailed if Kafka refuses it.
         """
+        if not self._watch.reachable:
+            raise self._unreachable()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s  # one budget for listening and answering
         listening = self.listen(reply_topic, topic)
@@ -224,11 +285,11 @@ class ReplyRouter:
     # -- the reply thread --------------------------------------------------------------
 
     def _run(self) -> None:
-        consumer, producer = self._consumer, self._producer
+        consumer = self._consumer  # the producer is renewed after an outage: read it each time
         while not self._stop.is_set():
             try:
                 self._take_assignments()
-                producer.poll(0)
+                self._producer.poll(0)
                 if not self._assigned:
                     self._stop.wait(0.01)
                     continue
@@ -282,9 +343,17 @@ class ReplyRouter:
     def _take_assignments(self) -> None:
         while True:
             try:
-                partitions, future = self._assignments.get_nowait()
+                assignment = self._assignments.get_nowait()
             except queue.Empty:
                 return
+            if assignment is None:
+                try:
+                    self._consumer.unassign()
+                except KafkaException as error:
+                    log.warning("reply consumer: cannot drop its assignment: %s", error)
+                self._assigned = False
+                continue
+            partitions, future = assignment
             try:
                 self._consumer.incremental_assign(partitions)
                 self._assigned = True

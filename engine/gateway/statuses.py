@@ -16,12 +16,16 @@ from engine import headers as h
 from engine.codec import CodecError
 from engine.gateway.errors import (
     BadRequest,
+    BrokerUnavailable,
     DeliveryFailed,
     NotReady,
     ReplyTimeout,
     RequestInFlight,
+    RequestTooLarge,
+    ShuttingDown,
     StepFailed,
     UnknownName,
+    UnsupportedEncoding,
 )
 from engine.gateway.experiments import ROUTE_HEADER
 from engine.messages import ErrorKind
@@ -31,8 +35,12 @@ STATUS_OF: Final[dict[type[Exception], int]] = {
     CodecError: 400,
     UnknownName: 404,
     RequestInFlight: 409,
+    RequestTooLarge: 413,
+    UnsupportedEncoding: 415,
     DeliveryFailed: 502,
     NotReady: 503,
+    ShuttingDown: 503,
+    BrokerUnavailable: 503,
     ReplyTimeout: 504,
 }
 """By class; a subclass answers as its nearest listed ancestor, anything else 500."""
@@ -51,6 +59,8 @@ GRPC_CODE_OF_STATUS: Final[dict[int, str]] = {
     401: "UNAUTHENTICATED",
     404: "NOT_FOUND",
     409: "ALREADY_EXISTS",
+    413: "RESOURCE_EXHAUSTED",
+    415: "INVALID_ARGUMENT",
     500: "INTERNAL",
     502: "UNAVAILABLE",
     503: "UNAVAILABLE",

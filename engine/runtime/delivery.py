@@ -172,6 +172,17 @@ class Delivery:
             return False
         return True
 
+    def renew(self) -> None:
+        """A new producer, the old one's queue dropped (Kafka came back after an outage):
+        a broker that kept nothing no longer knows the old one's producer id, which is
+        fatal to it at its next produce. What was dropped is redone from the committed
+        offsets by whoever consumes them next."""
+        self._producer.purge(in_queue=True, in_flight=True)
+        self._producer = self._new_producer()
+        self._fatal = None
+        self._in_transaction = False
+        self.rewound()
+
     def rewound(self) -> None:
         """The worker consumes again from the committed offsets: what failed is redone."""
         self.lost = 0

@@ -10,6 +10,7 @@ import time
 from confluent_kafka import Producer
 
 from engine.config import KafkaSettings
+from engine.kafka_watch import KafkaWatch
 from engine.runtime.control import compile_documents, new_worker_id
 from engine.runtime.plan import Status
 from engine.runtime.reports import HEARTBEAT_S, heartbeat, resource_key
@@ -39,6 +40,9 @@ class WorkerService:
         self._reported: set[str] = set()
         self._last_heartbeat = 0.0
         self.control = TopicReader(settings, self.topics.control())
+        self.watch = KafkaWatch(settings)
+        self._reachable = True
+        """What the loop last saw of `watch` (it acts on each change once, between chunks)."""
         self.worker = Worker(
             settings,
             worker_settings=worker_settings,
@@ -47,16 +51,24 @@ class WorkerService:
             worker_id=self.worker_id,
         )
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, *, grace_s: float = 0.0) -> None:
+        """Serve until `stop` is set, then give held work up to `grace_s` (Worker.run)."""
         self.control.read_to_end()
         self._apply()
+        self.watch.start()
         try:
-            self.worker.run(stop, between_chunks=self._follow_control)
+            self.worker.run(stop, between_chunks=self._follow_control, grace_s=grace_s)
         finally:
-            self._withdraw(stopping=True)
+            self.watch.close()
+            if self.watch.reachable:  # else the withdrawals would wait for nobody
+                self._withdraw(stopping=True)
             self.control.close()
 
     def _follow_control(self) -> None:
+        if self.watch.reachable != self._reachable:
+            self._kafka_changed()
+        if not self._reachable:
+            return
         self._beat()
         if self.control.poll():
             self.control.read_to_end()  # take a multi-resource load whole, not half of it
@@ -76,6 +88,30 @@ class WorkerService:
             self._report(failed)
         # Resources no longer loaded: withdraw this worker's word on them.
         self._withdraw(keep=known | {resource_key(s.kind, s.name) for s in failed})
+
+    def _kafka_changed(self) -> None:
+        """Say so when Kafka goes or comes back; when back, recover (Worker.recover) and
+        report again: a broker that kept nothing has an empty status topic."""
+        self._reachable = self.watch.reachable
+        if not self._reachable:
+            log.warning(
+                "worker %s: Kafka at %s unreachable; waiting for it",
+                self.worker_id,
+                self.settings.bootstrap,
+            )
+            return
+        log.warning(
+            "worker %s: Kafka at %s reachable again after %.0fs; recreating topics, rejoining",
+            self.worker_id,
+            self.settings.bootstrap,
+            self.watch.last_outage_s,
+        )
+        self.worker.admin.ensure([self.topics.control(), self.topics.status()])
+        self._status_producer.purge(in_queue=True, in_flight=True)
+        self._status_producer = Producer(self.settings.producer_config())  # see Delivery.renew
+        self.worker.recover()
+        self._last_heartbeat = 0.0  # at once, then every HEARTBEAT_S
+        self._reported.clear()  # the statuses go again once the group assigns
 
     def _beat(self) -> None:
         """Say this worker is alive, every HEARTBEAT_S: `status` stops counting a worker

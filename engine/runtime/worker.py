@@ -170,6 +170,31 @@ class Worker:
         self.on_status(statuses)
         return statuses
 
+    def recover(self) -> None:
+        """After Kafka was unreachable: create this worker's topics again (a broker that
+        kept nothing, as the embedded one, has lost them; a producer would otherwise
+        have them created with the broker's own partition count) and subscribe anew, so
+        the group forms over them and the statuses are announced again on assignment.
+        Offsets and held records of the old partitions are forgotten: their records
+        went with the broker, or are consumed again from the committed offsets."""
+        self.admin.ensure(self._plan.topics)
+        self.delivery.renew()
+        assigned = sorted(self._assigned)
+        numbers = {partition for _, partition in assigned}
+        for agent in self._plan.agents:
+            agent.drop_partitions(numbers)
+        self.tracker.forget(assigned)
+        self._assigned.clear()
+        self._resume.clear()
+        self._sent.clear()
+        self._to_resume.clear()
+        self._ready_announced = False
+        if self._subscription:
+            self._consumer.unsubscribe()
+            self._consumer.subscribe(
+                self._subscription, on_assign=self._on_assign, on_revoke=self._on_revoke
+            )
+
     def ready(self) -> bool:
         """Serving: its consumer has joined the group (even with no partitions, as a
         spare worker does), or it has nothing to consume."""
@@ -178,21 +203,48 @@ class Worker:
     # -- the loop ----------------------------------------------------------------------
 
     def run(
-        self, stop: threading.Event, *, between_chunks: Callable[[], None] | None = None
+        self,
+        stop: threading.Event,
+        *,
+        between_chunks: Callable[[], None] | None = None,
+        grace_s: float = 0.0,
     ) -> None:
         try:
             while not stop.is_set():
                 if between_chunks is not None:
                     between_chunks()
                 self.step()
+            self._drain(grace_s)
         finally:
             self.close()
 
-    def step(self) -> None:
-        """Consume one chunk, run the agents, write the results, commit when due."""
+    def _drain(self, grace_s: float) -> None:
+        """Stopping: take no new request (the pipelines' and models' inputs topics are
+        paused) but go on with the requests already inside a pipeline, its step topics,
+        for up to `grace_s`: until a chunk brings nothing and nothing is held. Their
+        offsets then commit with the rest; what is unfinished after the grace is
+        consumed again by the partitions' next owner."""
+        if grace_s <= 0 or not self._assigned:
+            return
+        entries = [TopicPartition(t, p) for t, p in sorted(self._assigned) if self._is_entry(t)]
+        if entries:
+            self._consumer.pause(entries)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            if not self.step() and not self.tracker.held_count():
+                return
+
+    def _is_entry(self, topic: str) -> bool:
+        """Where requests come in from outside: a pipeline's or a model's inputs topic."""
+        owner = self.topics.parse(topic)
+        return owner is not None and owner.kind in ("pipeline", "model") and owner.port == "inputs"
+
+    def step(self) -> int:
+        """Consume one chunk, run the agents, write the results, commit when due; how many
+        records came."""
         if not self._subscription:
             time.sleep(self._max_wait_s)
-            return
+            return 0
         # consume(n, timeout) waits out its whole timeout unless n records come; poll
         # returns at the first record, then consume(timeout=0) takes what is buffered.
         first = self._consumer.poll(self._wait_s())
@@ -201,7 +253,7 @@ class Worker:
         else:
             messages = [first, *self._consumer.consume(self._chunk - 1, timeout=0)]
         if self._to_resume and not self._read_resume_points():
-            return  # the chunk is consumed again once the coordinator answers
+            return 0  # the chunk is consumed again once the coordinator answers
         now_ms = _now_ms()
         out: list[Outgoing] = []
         routes = self._plan.routes
@@ -231,6 +283,7 @@ class Worker:
         self.commit()
         if self.delivery.must_rewind:
             self._rewind()
+        return len(messages)
 
     def _replayed(self, holder: str, records: list[Record]) -> list[Record]:
         """What of a chunk `holder` gets while partitions replay (see `resume.py`)."""

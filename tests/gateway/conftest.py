@@ -132,13 +132,19 @@ def start_gateway(
     """Starts an in-process gateway (uvicorn in a thread) and returns its URL."""
     stops: list[tuple[threading.Event, threading.Thread]] = []
 
-    def start(catalog: StaticCatalog, timeout_s: float = 20.0, grpc_port: int | None = None) -> str:
+    def start(
+        catalog: StaticCatalog,
+        timeout_s: float = 20.0,
+        grpc_port: int | None = None,
+        **options: object,
+    ) -> str:
+        """`options`: run_gateway's other keywords (max_request_bytes, ...)."""
         port = free_port()
         stop = threading.Event()
         thread = threading.Thread(
             target=run_gateway,
             args=(stack_settings, catalog, "127.0.0.1", port, stop),
-            kwargs={"timeout_s": timeout_s, "grpc_port": grpc_port},
+            kwargs={"timeout_s": timeout_s, "grpc_port": grpc_port, **options},
             daemon=True,
         )
         thread.start()
