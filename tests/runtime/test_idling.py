@@ -75,3 +75,10 @@ def test_on_tansu_the_worker_pauses_when_idle_and_on_kafka_it_waits_longer():
     tansu = settings.consumer_config(KafkaSettings(), "g", "tansu")
     kafka = settings.consumer_config(KafkaSettings(), "g", "kafka")
     assert (tansu["fetch.wait.max.ms"], kafka["fetch.wait.max.ms"]) == (10, 500)
+    # The user's librdkafka setting wins on either broker.
+    mine = KafkaSettings.load(environ={"TENSORFLUX_KAFKA_FETCH_WAIT_MAX_MS": "50"})
+    assert settings.consumer_config(mine, "g", "kafka")["fetch.wait.max.ms"] == "50"
+    loaded = WorkerSettings.load(
+        environ={"TENSORFLUX_WORKER_IDLE_AFTER_MS": "0", "TENSORFLUX_WORKER_IDLE_PROBE_MS": "20"}
+    )
+    assert (loaded.idle_after_s("tansu"), loaded.idle_probe_ms) == (0.0, 20)
