@@ -6,6 +6,7 @@
     .venv/bin/python -m bench --bootstrap HOST:PORT --only tf-1step-1w,plain
     .venv/bin/python -m bench --sweep    # knob sweep of the 1-step pipeline
     .venv/bin/python -m bench --soak 300 # worker RSS at a constant rate for 5 minutes
+    make bench BENCH_ARGS=--idle    # CPU of `tensorflux up -f examples/` with no traffic (60 s)
 
 Every contender runs on the same broker: the requests are produced to its
 input topic before it starts, then it is started (a subprocess) and timed from
@@ -26,7 +27,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench import replay_bench
+from bench import idle, replay_bench
 from bench.contenders import (
     CONTENDERS,
     DEFAULT_CHUNK,
@@ -78,6 +79,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="SECONDS",
         help="instead: one worker on the 1-step pipeline at --soak-rate for SECONDS, RSS sampled",
     )
+    parser.add_argument(
+        "--idle",
+        type=float,
+        nargs="?",
+        const=60.0,
+        metavar="SECONDS",
+        help="instead: CPU of `tensorflux up -f examples/` with no traffic (default 60 s)",
+    )
     parser.add_argument("--soak-rate", type=float, default=2000.0, help="req/s during --soak")
     parser.add_argument(
         "--gateway-only", action="store_true", help="only the HTTP gateway's rows (wrk)"
@@ -100,6 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     logdir = RESULTS / "logs"
     shutil.rmtree(logdir, ignore_errors=True)
     logdir.mkdir()
+    if args.idle:
+        before = _loadavg()
+        cost = idle.measure(args.idle, logdir / "idle-up.log")
+        text = idle.section(cost) + f"\nload average before / after: {before} / {_loadavg()}\n"
+        (RESULTS / "idle.md").write_text(text)
+        print(text + f"written to {RESULTS / 'idle.md'}")
+        return 0
     loads = [_loadavg(), ""]
     broker: EmbeddedBroker | KafkaCluster | None = None
     if args.kafka and not args.bootstrap:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import time
 from collections.abc import Iterable, Mapping
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 from engine.config import KafkaSettings
 from engine.errors import TensorfluxError
@@ -39,12 +41,30 @@ class TopicAdmin:
         except KafkaException as error:
             raise TopicAdminError(
                 f"cannot reach Kafka at {self.settings.bootstrap}: {error.args[0].str()}"
+                + unreachable_hint(self.settings)
             ) from None
         return {
             name: len(topic.partitions)
             for name, topic in metadata.topics.items()
             if not topic.error
         }
+
+    def latest_offsets(
+        self, partitions: Iterable[TopicPartition], timeout_s: float = 5.0
+    ) -> dict[tuple[str, int], int]:
+        """Each partition's high watermark, in one ListOffsets request per broker."""
+        wanted = {TopicPartition(p.topic, p.partition): OffsetSpec.latest() for p in partitions}
+        if not wanted:
+            return {}
+        futures = self._client.list_offsets(wanted, request_timeout=timeout_s)
+        return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
+
+    def cluster_id(self, timeout_s: float = 10.0) -> str | None:
+        """The cluster's id (tansu's start with "tansu"), or None when Kafka does not answer."""
+        try:
+            return self._client.list_topics(timeout=timeout_s).cluster_id
+        except KafkaException:
+            return None
 
     def ensure(
         self,
@@ -124,6 +144,33 @@ class TopicAdmin:
                         f"cannot delete topic {name!r}: {error.args[0].str()}"
                     ) from None
         self._wait_deleted(names)
+
+
+def unreachable_hint(settings: KafkaSettings, timeout_s: float = 2.0) -> str:
+    """Why Kafka may not have answered, told apart by one TCP connect: nothing listens,
+    or something listens and closed our connection (a security mismatch, mostly)."""
+    hosts = [server.strip() for server in settings.bootstrap.split(",") if server.strip()]
+    listening = False
+    for server in hosts:
+        host, _, port = server.rpartition(":")
+        with contextlib.suppress(OSError, ValueError):
+            socket.create_connection((host.strip("[]") or server, int(port)), timeout_s).close()
+            listening = True
+            break
+    if not listening:
+        return " (nothing accepts connections there)"
+    protocol = str(settings.librdkafka.get("security.protocol", "plaintext")).upper()
+    if protocol.startswith("SASL"):
+        return (
+            " (the broker accepted the connection and closed it: check the SASL "
+            "credentials, sasl.mechanism, sasl.username and sasl.password)"
+        )
+    return (
+        " (the broker accepted the connection and closed it, as a listener that demands "
+        "SASL or TLS does to a client that speaks plaintext: set security.protocol and "
+        "the sasl.* or ssl.* settings, in a --kafka-config file or TENSORFLUX_KAFKA_* "
+        "variables)"
+    )
 
 
 def watermark_offsets(

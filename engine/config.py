@@ -14,7 +14,7 @@ import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -51,6 +51,18 @@ PRODUCER_DEFAULTS: Mapping[str, Any] = {
     # unlimited retries within message.timeout.ms are librdkafka's defaults.
     "enable.idempotence": True,
 }
+
+
+BrokerKind = Literal["tansu", "kafka"]
+"""What serves the bootstrap: the embedded broker, or Apache Kafka (or any other Kafka)."""
+
+
+def broker_kind(cluster_id: str | None) -> BrokerKind:
+    """tansu's cluster ids start with "tansu". A broker that did not answer gets tansu's
+    settings: short fetch waits are right on any broker, only busier."""
+    if cluster_id is None or cluster_id.startswith("tansu"):
+        return "tansu"
+    return "kafka"
 
 
 class _OncePerInterval(logging.Filter):

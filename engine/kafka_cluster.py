@@ -6,6 +6,12 @@ parent-death SIGKILL on Linux), so a killed test run or `tensorflux broker
 --kafka` leaves no JVM behind; the storage such a run leaves is swept by the
 next start. The drills use `kill_node`, `stop_node` and `start_node` to fail
 single nodes while the rest serve.
+
+With `sasl_scram=(user, password)` the listener clients use demands
+SASL/SCRAM-SHA-512 (SASL_PLAINTEXT): the user is written into the storage at
+format time (`kafka-storage format --add-scram`, KRaft keeps credentials in its
+metadata log), and the nodes talk to each other as that user. The controller
+listener stays plaintext on loopback.
 """
 
 from __future__ import annotations
@@ -24,9 +30,13 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.broker import BrokerError, check_port_free, free_port
 from engine.kafka_jars import find_java, jars_dir, kafka_version
+
+if TYPE_CHECKING:
+    from confluent_kafka.admin import AdminClient
 
 READY_TIMEOUT_S = 180.0  # a JVM starting on two cores that other work keeps busy
 STOP_TIMEOUT_S = 15.0  # a controlled shutdown hands leadership over first
@@ -47,6 +57,9 @@ _LOG4J = """Configuration:
       - name: kafka.server.KafkaRaftServer
         level: INFO
 """
+SCRAM_MECHANISM = "SCRAM-SHA-512"
+_SCRAM_FORBIDDEN = set('",=[]\\ ')
+"""Characters the format tool's `name=...,password=...` syntax or the JAAS line would misread."""
 
 
 def _die_with_parent() -> None:
@@ -98,9 +111,18 @@ class KafkaCluster:
         heap_mb: int | None = None,
         environ: Mapping[str, str] | None = None,
         broker_config: Mapping[str, str | int] | None = None,
+        sasl_scram: tuple[str, str] | None = None,
     ) -> None:
         if nodes < 1:
             raise BrokerError(f"a Kafka cluster needs at least one node, not {nodes}")
+        if sasl_scram is not None:
+            for what, value in zip(("user", "password"), sasl_scram, strict=True):
+                if not value:
+                    raise BrokerError(f"the SASL/SCRAM {what} must not be empty")
+                if bad := sorted(set(value) & _SCRAM_FORBIDDEN):
+                    raise BrokerError(f"the SASL/SCRAM {what} may not contain {bad}")
+        self.sasl_scram = sasl_scram
+        """(user, password) the client listener demands (SCRAM-SHA-512), or None: plaintext."""
         self.host = host
         self.port = port
         self.size = nodes
@@ -121,6 +143,30 @@ class KafkaCluster:
     @property
     def replication_factor(self) -> int:
         return min(3, self.size)
+
+    @property
+    def listener(self) -> str:
+        """The security protocol (and listener name) clients connect with."""
+        return "PLAINTEXT" if self.sasl_scram is None else "SASL_PLAINTEXT"
+
+    def client_settings(self) -> dict[str, str]:
+        """librdkafka settings a client needs besides the bootstrap (SASL, when demanded)."""
+        if self.sasl_scram is None:
+            return {}
+        user, password = self.sasl_scram
+        return {
+            "security.protocol": "SASL_PLAINTEXT",
+            "sasl.mechanism": SCRAM_MECHANISM,
+            "sasl.username": user,
+            "sasl.password": password,
+        }
+
+    def _admin(self) -> AdminClient:
+        from confluent_kafka.admin import AdminClient
+
+        return AdminClient(
+            {"bootstrap.servers": self.bootstrap, "log_level": 0, **self.client_settings()}
+        )
 
     def node(self, node_id: int) -> KafkaNode:
         for node in self.nodes:
@@ -174,6 +220,7 @@ class KafkaCluster:
                         cluster_id,
                         "-c",
                         str(node.folder / "server.properties"),
+                        *self._scram_format_args(),
                     ),
                     stdout=subprocess.PIPE,
                     stderr=subprocess.STDOUT,
@@ -187,18 +234,39 @@ class KafkaCluster:
                 tail = " | ".join(output.decode(errors="replace").strip().splitlines()[-3:])
                 raise BrokerError(f"formatting Kafka node {node.node_id}'s storage failed: {tail}")
 
+    def _scram_format_args(self) -> list[str]:
+        if self.sasl_scram is None:
+            return []
+        user, password = self.sasl_scram
+        return ["--add-scram", f"{SCRAM_MECHANISM}=[name={user},password={password}]"]
+
+    def _sasl_properties(self) -> dict[str, str]:
+        if self.sasl_scram is None:
+            return {}
+        user, password = self.sasl_scram
+        login = "org.apache.kafka.common.security.scram.ScramLoginModule"
+        return {
+            "sasl.enabled.mechanisms": SCRAM_MECHANISM,
+            "sasl.mechanism.inter.broker.protocol": SCRAM_MECHANISM,
+            f"listener.name.sasl_plaintext.{SCRAM_MECHANISM.lower()}.sasl.jaas.config": (
+                f'{login} required username="{user}" password="{password}";'
+            ),
+        }
+
     def _properties(self, node: KafkaNode, voters: str) -> str:
         replicas = self.replication_factor
+        listener = self.listener
         settings = {
             "process.roles": "broker,controller",
             "node.id": node.node_id,
             "controller.quorum.voters": voters,
-            "listeners": f"PLAINTEXT://{self.host}:{node.port},"
+            "listeners": f"{listener}://{self.host}:{node.port},"
             f"CONTROLLER://{self.host}:{node.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{self.host}:{node.port}",
+            "advertised.listeners": f"{listener}://{self.host}:{node.port}",
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "inter.broker.listener.name": listener,
+            "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,{listener}:{listener}",
+            **self._sasl_properties(),
             "log.dirs": node.folder / "data",
             "num.partitions": 1,
             # As managed Kafka services do: tensorflux creates its topics itself,
@@ -265,9 +333,7 @@ class KafkaCluster:
 
     def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
         """Ready: a metadata request lists every running node as a broker."""
-        from confluent_kafka.admin import AdminClient
-
-        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+        admin = self._admin()
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             wanted = {node.node_id for node in self.nodes if node.process is not None}
@@ -285,17 +351,13 @@ class KafkaCluster:
 
     def leader_of(self, topic: str, partition: int = 0) -> int:
         """The node id that leads `topic`'s partition now (-1 while none does)."""
-        from confluent_kafka.admin import AdminClient
-
-        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+        admin = self._admin()
         metadata = admin.list_topics(topic, timeout=10)
         return metadata.topics[topic].partitions[partition].leader
 
     def wait_in_sync(self, timeout_s: float = 120.0) -> None:
         """Waits until every partition of every topic has all its replicas in sync."""
-        from confluent_kafka.admin import AdminClient
-
-        admin = AdminClient({"bootstrap.servers": self.bootstrap, "log_level": 0})
+        admin = self._admin()
         deadline = time.monotonic() + timeout_s
         lagging: list[str] = []
         while time.monotonic() < deadline:

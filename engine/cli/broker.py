@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from engine.broker import EmbeddedBroker
+from engine.cli.errors import CliError
 from engine.cli.stopping import stop_on_signals
 from engine.kafka_cluster import KafkaCluster
 from engine.kafka_jars import find_java, jars_dir
@@ -31,6 +32,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="with --kafka: how many nodes (3: replication factor 3, min.insync.replicas=2)",
     )
     parser.add_argument(
+        "--sasl-scram",
+        metavar="USER:PASSWORD",
+        help="with --kafka: clients must authenticate with SASL/SCRAM-SHA-512 as USER "
+        "(a SASL_PLAINTEXT listener; the user is created when the storage is formatted)",
+    )
+    parser.add_argument(
         "--fetch-only",
         action="store_true",
         help="with --kafka: fetch Kafka's jars into the cache, print where, and exit",
@@ -43,9 +50,19 @@ def run_broker(args: argparse.Namespace) -> int:
         java = find_java()  # what the jars are for: say now if it is missing
         print(f"tensorflux broker: Kafka jars in {jars_dir()}, run by {java}", flush=True)
         return 0
+    if args.sasl_scram and not args.kafka:
+        raise CliError("--sasl-scram needs --kafka: the embedded broker has no SASL")
+    scram = None
+    if args.sasl_scram:
+        user, sep, password = args.sasl_scram.partition(":")
+        if not sep:
+            raise CliError(f"--sasl-scram takes USER:PASSWORD, got {user!r} (no ':')")
+        scram = (user, password)
     stop = stop_on_signals()
     if args.kafka:
-        broker: EmbeddedBroker | KafkaCluster = KafkaCluster(args.nodes, args.host, args.port)
+        broker: EmbeddedBroker | KafkaCluster = KafkaCluster(
+            args.nodes, args.host, args.port, sasl_scram=scram
+        )
     else:
         broker = EmbeddedBroker(args.host, args.port)
     with broker:
@@ -57,6 +74,13 @@ def run_broker(args: argparse.Namespace) -> int:
         else:
             what = "embedded tansu, memory only"
         print(f"tensorflux broker ready: bootstrap {broker.bootstrap} ({what})", flush=True)
+        if scram is not None:
+            # The password is the caller's own; it is never printed back.
+            print(
+                "clients authenticate with: security.protocol=SASL_PLAINTEXT "
+                f"sasl.mechanism=SCRAM-SHA-512 sasl.username={scram[0]} sasl.password=...",
+                flush=True,
+            )
         while not stop.is_set():
             if not broker.running():
                 print(f"tensorflux broker exited unexpectedly: {broker.log_tail()}", flush=True)

@@ -15,7 +15,7 @@ import logging
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from engine.config import KafkaSettings
 from engine.gateway.experiments import ExperimentInfo
@@ -164,6 +164,8 @@ class ControlCatalog:
         self._lock = threading.Lock()
         self._signatures: dict[str, tuple[str, tuple[TensorInfo, ...], tuple[TensorInfo, ...]]] = {}
         self._static = StaticCatalog()
+        self._compiled: tuple[dict[str, str], Any, dict[str, str], Any] | None = None
+        """The last specs compiled: (documents, topology, failures, (pipelines, models))."""
         self._reporting = worker_in_process
         self._worker_in_process = worker_in_process
         self._poll_s = poll_s
@@ -189,14 +191,19 @@ class ControlCatalog:
         from engine.runtime.control import combine_reports, compile_documents
 
         documents = {key: value.decode() for key, value in self._control.values.items()}
-        topology, failures = compile_documents(documents, self.topics)
+        if self._compiled is None or self._compiled[0] != documents:
+            # Only a change of specs recompiles: the status topic moves on every worker
+            # heartbeat (5 s), and compiling examples/ takes tens of ms.
+            topology, failures = compile_documents(documents, self.topics)
+            infos = _infos(topology, self.topics, self._signatures, signatures=True)
+            self._compiled = (documents, topology, failures, infos)
+        _, topology, failures, (pipelines, models) = self._compiled
         reports = [json.loads(value) for value in self._status.values.values()]
         states: dict[str, tuple[State, str]] = {
             key: (state, reason) for key, (state, reason, _) in combine_reports(reports).items()
         }
         for key, reason in failures.items():
             states[key] = ("Failed", reason)
-        pipelines, models = _infos(topology, self.topics, self._signatures, signatures=True)
         pipelines = {
             name: _with_state(info, states.get(f"pipeline/{name}", ("Pending", "")))
             for name, info in pipelines.items()

@@ -13,6 +13,9 @@ from the producer's queue. When it is back, every outputs topic is listened to
 anew on its next request (created again, from its end): a broker that kept
 nothing has new, empty topics by the same names.
 
+While no caller waits, the router's partitions are paused: a paused partition
+keeps its position, so replies to a request made later are still read.
+
 The start offset is the high watermark the broker reports when a topic is
 first listened to. The embedded broker reports a value at or below the true
 end (the base offset of the last batch + 1), so a few old records may be read
@@ -26,6 +29,7 @@ import concurrent.futures
 import logging
 import queue
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -52,6 +56,9 @@ log = logging.getLogger("tensorflux.gateway")
 
 POLL_S = 0.05
 """Longest the router thread blocks in one consume call."""
+IDLE_AFTER_S = 1.0
+"""Fetching stops this long after the last caller stopped waiting (tansu's cost grows
+with every fetch, and no reply is wanted); a new caller resumes it at once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +109,10 @@ class ReplyRouter:
         self._listening: dict[str, concurrent.futures.Future[None]] = {}
         self._assignments: queue.SimpleQueue[_Assignment] = queue.SimpleQueue()
         self._assigned = False
+        self._paused = False
+        self._last_waited = time.monotonic()
+        self._wake = threading.Event()
+        """Set when a caller starts waiting: the paused router thread resumes at once."""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="gateway-replies", daemon=True)
         self._executor = concurrent.futures.ThreadPoolExecutor(2, "gateway-listen")
@@ -120,6 +131,11 @@ class ReplyRouter:
         self._thread.start()
         self._watch.start()
         return self
+
+    @property
+    def fetching(self) -> bool:
+        """False while its partitions are paused (no caller waited for a while)."""
+        return not self._paused
 
     def alive(self) -> bool:
         return self._thread.is_alive() and not self._stop.is_set()
@@ -238,6 +254,7 @@ class ReplyRouter:
                 # Two requests of one id would share a Kafka key, a join and a reply.
                 raise RequestInFlight(key)
             self._waiting[slot] = [waiter]
+        self._wake.set()
         # A timer on the future itself: wait_for would wrap every request in a task.
         expiry = loop.call_at(deadline, _expire, future)
         try:
@@ -293,6 +310,9 @@ class ReplyRouter:
                 if not self._assigned:
                     self._stop.wait(0.01)
                     continue
+                if not self._fetching():
+                    self._wake.wait(POLL_S)
+                    continue
                 # poll() returns on the first record; consume() would wait out
                 # its whole timeout unless the batch filled.
                 first = consumer.poll(POLL_S)
@@ -304,6 +324,20 @@ class ReplyRouter:
                 self._stop.wait(0.5)
                 continue
             self._route(messages)
+
+    def _fetching(self) -> bool:
+        """Fetch while a caller waits and a moment after; pause the partitions otherwise."""
+        self._wake.clear()
+        now = time.monotonic()
+        if self._waiting:
+            self._last_waited = now
+        wanted = now - self._last_waited < IDLE_AFTER_S
+        if wanted == self._paused:
+            partitions = self._consumer.assignment()
+            if partitions:
+                (self._consumer.resume if wanted else self._consumer.pause)(partitions)
+            self._paused = not wanted
+        return wanted
 
     def _route(self, messages: list[Message]) -> None:
         """Hand each awaited reply of `messages` to its waiter: one wake-up per event

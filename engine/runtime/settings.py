@@ -2,10 +2,16 @@
 
 One frozen object per worker, so two workers in one process may differ.
 `WorkerSettings.load()` reads `TENSORFLUX_WORKER_CHUNK`,
-`TENSORFLUX_WORKER_MAX_WAIT_MS`, `TENSORFLUX_WORKER_COMMIT_INTERVAL_MS` and
+`TENSORFLUX_WORKER_MAX_WAIT_MS`, `TENSORFLUX_WORKER_COMMIT_INTERVAL_MS`,
+`TENSORFLUX_WORKER_IDLE_AFTER_MS`, `TENSORFLUX_WORKER_IDLE_PROBE_MS` and
 `TENSORFLUX_PROCESSING_GUARANTEE` from an injectable environment (never at import). The client defaults were chosen with
 `make bench BENCH_ARGS=--sweep` (README "Performance"); a librdkafka setting the
 user passes (`TENSORFLUX_KAFKA_LINGER_MS`, a config file) wins over them.
+
+The consumer's defaults depend on the broker (`BrokerKind`): tansu answers a
+waiting fetch only when its wait ends, so the worker waits 10 ms and pauses its
+partitions when idle (`runtime/idling.py`, `make bench BENCH_ARGS=--idle`);
+Apache Kafka answers as soon as a record arrives, so a long wait costs no latency.
 """
 
 from __future__ import annotations
@@ -16,10 +22,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from engine.config import ENV_PREFIX, ConfigError, KafkaSettings
+from engine.config import ENV_PREFIX, BrokerKind, ConfigError, KafkaSettings
 
 WORKER_ENV_PREFIX = ENV_PREFIX + "WORKER_"
-ENV_FIELDS = ("chunk", "max_wait_ms", "commit_interval_ms")
+ENV_FIELDS = ("chunk", "max_wait_ms", "commit_interval_ms", "idle_after_ms", "idle_probe_ms")
 """The fields `load` reads from `TENSORFLUX_WORKER_<FIELD>`."""
 GUARANTEE_ENV = ENV_PREFIX + "PROCESSING_GUARANTEE"
 
@@ -48,7 +54,17 @@ class WorkerSettings(BaseModel):
     consumer_defaults: Mapping[str, Any] = Field(
         default_factory=lambda: {"fetch.wait.max.ms": 10, "fetch.min.bytes": 1}
     )
-    """librdkafka consumer settings the worker uses unless the user's Kafka settings set them."""
+    """librdkafka consumer settings the worker uses on tansu unless the user's Kafka
+    settings set them (a longer wait there is latency: it is waited out in full)."""
+    kafka_consumer_defaults: Mapping[str, Any] = Field(
+        default_factory=lambda: {"fetch.wait.max.ms": 500, "fetch.min.bytes": 1}
+    )
+    """The same on Apache Kafka, which answers a waiting fetch when a record arrives."""
+    idle_after_ms: int = Field(default=1000, ge=0)
+    """On tansu: pause every partition after this long without a record (0: never)."""
+    idle_probe_ms: int = Field(default=100, ge=1)
+    """While paused: how often one ListOffsets request asks whether anything came (the
+    longest the first record after a quiet spell waits)."""
 
     @classmethod
     def load(cls, *, environ: Mapping[str, str] | None = None, **overrides: Any) -> WorkerSettings:
@@ -80,10 +96,18 @@ class WorkerSettings(BaseModel):
         defaults = {k: v for k, v in self.producer_defaults.items() if k not in kafka.librdkafka}
         return kafka.producer_config(**defaults, **extra)
 
-    def consumer_config(self, kafka: KafkaSettings, group_id: str) -> dict[str, Any]:
-        """The worker's consumer: these defaults under the user's librdkafka settings."""
-        defaults = {k: v for k, v in self.consumer_defaults.items() if k not in kafka.librdkafka}
+    def consumer_config(
+        self, kafka: KafkaSettings, group_id: str, broker: BrokerKind = "tansu"
+    ) -> dict[str, Any]:
+        """The worker's consumer: the broker's defaults under the user's librdkafka settings."""
+        chosen = self.consumer_defaults if broker == "tansu" else self.kafka_consumer_defaults
+        defaults = {k: v for k, v in chosen.items() if k not in kafka.librdkafka}
         return kafka.consumer_config(group_id, **defaults)
+
+    def idle_after_s(self, broker: BrokerKind) -> float:
+        """When to pause an idle consumer on this broker (0: never; Kafka's idle fetches
+        are cheap to it)."""
+        return self.idle_after_ms / 1000 if broker == "tansu" else 0.0
 
 
 def _env_name(field: str) -> str:

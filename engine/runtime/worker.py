@@ -29,11 +29,12 @@ from functools import partial
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from engine.admin import TopicAdmin
-from engine.config import KafkaSettings
+from engine.config import KafkaSettings, broker_kind
 from engine.runtime import metrics, resume
 from engine.runtime.agent import NodeAgent
 from engine.runtime.control import new_worker_id
 from engine.runtime.delivery import Delivery, Fenced
+from engine.runtime.idling import IdlePause
 from engine.runtime.models import ModelPool
 from engine.runtime.offsets import OffsetTracker
 from engine.runtime.plan import Plan, Status, plan
@@ -47,6 +48,8 @@ __all__ = ["Status", "Worker", "group_id"]
 log = logging.getLogger("tensorflux.worker")
 
 COMMITTED_TIMEOUT_S = 30.0
+CLUSTER_ID_TIMEOUT_S = 5.0
+"""Asking which broker serves (its fetch defaults differ) waits no longer at the start."""
 REWIND_PAUSE_S = 1.0
 """A failure that lasts (a topic refusing every answer) redoes the work once a second, not in a spin."""
 
@@ -92,8 +95,15 @@ class Worker:
             if self.exactly_once
             else None,
         )
+        self.broker = broker_kind(self.admin.cluster_id(CLUSTER_ID_TIMEOUT_S))
         self._consumer = Consumer(
-            self.worker_settings.consumer_config(settings, group_id(settings))
+            self.worker_settings.consumer_config(settings, group_id(settings), self.broker)
+        )
+        self.idle = IdlePause(
+            self._consumer,
+            self.admin.latest_offsets,
+            idle_after_s=self.worker_settings.idle_after_s(self.broker),
+            probe_every_s=self.worker_settings.idle_probe_ms / 1000,
         )
         self._chunk = self.worker_settings.chunk
         self._max_wait_s = self.worker_settings.max_wait_ms / 1000
@@ -114,8 +124,12 @@ class Worker:
         """Exactly once: the offset and metadata last committed per partition."""
         self.rewinds = 0
         """How often work was consumed again after a failed delivery or transaction."""
-        if self.exactly_once:
-            self._warn_if_tansu()
+        if self.exactly_once and self.broker == "tansu":
+            log.warning(
+                "exactly-once on tansu: it accepts transactions but does not hide aborted "
+                "records from read_committed consumers, so answers may repeat; the "
+                "guarantee holds on Apache Kafka"
+            )
 
     # -- loading -----------------------------------------------------------------------
 
@@ -167,6 +181,7 @@ class Worker:
                 # Same topics, so no on_assign to come: the agents already consume,
                 # and what did not fail is Ready now.
                 statuses = new.ready()
+        self.idle.active()  # a new subscription or a seek: fetch now, not at the next probe
         self.on_status(statuses)
         return statuses
 
@@ -247,11 +262,12 @@ class Worker:
             return 0
         # consume(n, timeout) waits out its whole timeout unless n records come; poll
         # returns at the first record, then consume(timeout=0) takes what is buffered.
-        first = self._consumer.poll(self._wait_s())
+        first = self._consumer.poll(self.idle.wait_s(self._wait_s()))
         if first is None:
             messages = []
         else:
             messages = [first, *self._consumer.consume(self._chunk - 1, timeout=0)]
+        self.idle.after_poll(bool(messages))
         if self._to_resume and not self._read_resume_points():
             return 0  # the chunk is consumed again once the coordinator answers
         now_ms = _now_ms()
@@ -346,6 +362,7 @@ class Worker:
         for (topic, partition), (offset, _) in found.items():
             position = offset if offset >= 0 else OFFSET_BEGINNING
             self._consumer.seek(TopicPartition(topic, partition, position))
+        self.idle.active()
         log.warning("consuming %d partitions again from their committed offsets", len(assigned))
         time.sleep(REWIND_PAUSE_S)
 
@@ -371,23 +388,12 @@ class Worker:
         self._to_resume.clear()
         return True
 
-    def _warn_if_tansu(self) -> None:
-        try:
-            cluster = self._consumer.list_topics(timeout=10).cluster_id or ""
-        except KafkaException:
-            return
-        if cluster.startswith("tansu"):
-            log.warning(
-                "exactly-once on tansu: it accepts transactions but does not hide aborted "
-                "records from read_committed consumers, so answers may repeat; the "
-                "guarantee holds on Apache Kafka"
-            )
-
     # -- rebalancing -------------------------------------------------------------------
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned |= {(p.topic, p.partition) for p in partitions}
         self._to_resume |= {(p.topic, p.partition) for p in partitions}
+        self.idle.assigned()  # librdkafka keeps partitions paused across a rebalance
         if not self._ready_announced:
             self._ready_announced = True
             statuses = self._plan.ready()

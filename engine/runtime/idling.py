@@ -1,0 +1,157 @@
+"""A consumer that stops fetching while nothing comes, and asks the broker now and then.
+
+tansu answers a waiting fetch only when its wait ends, not when a record arrives,
+so the worker fetches with a 10 ms wait, and every fetch costs tansu in proportion
+to the partitions it names: a worker idling on `examples/` (~50 partitions) kept
+the broker at a third of a core. After `idle_after_s` without a record, every
+assigned partition is paused, and every `probe_every_s` one ListOffsets request
+(all partitions at once, ~1% of tansu's core at 10 a second) asks whether any
+partition grew past where the worker stands. One that did, an assignment or a seek
+resumes them all. Nothing is skipped: a paused partition keeps its position, and
+resuming fetches from it. The price is paid once per quiet spell: its first record
+waits up to one probe interval. Under traffic nothing is ever paused.
+
+librdkafka keeps a partition paused across a rebalance, so an assignment must call
+`assigned()`. One thread calls everything here (the one that polls the consumer).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+log = logging.getLogger("tensorflux.worker")
+
+COMMITTED_TIMEOUT_S = 5.0
+LatestOffsets = Callable[[list[TopicPartition]], dict[tuple[str, int], int]]
+"""Each partition's high watermark, asked of the broker now (raises when it cannot)."""
+
+
+class IdlePause:
+    """Pauses `consumer`'s assignment when idle; `idle_after_s <= 0` never pauses."""
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        latest: LatestOffsets,
+        *,
+        idle_after_s: float,
+        probe_every_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._consumer = consumer
+        self._latest = latest
+        self._idle_after_s = idle_after_s
+        self._probe_every_s = probe_every_s
+        self._clock = clock
+        self._last_activity = clock()
+        self._next_probe = 0.0
+        self._seen: dict[tuple[str, int], int] = {}
+        """Per paused partition, the offset up to which it was read: a high watermark above it is news."""
+        self._resume_assignment = False
+        """An assignment came: resume it at the next poll (its callback is too early)."""
+        self.paused = False
+        self.pauses = 0
+        """Quiet spells so far (tests read it)."""
+
+    def active(self) -> None:
+        """Records came, or something that may bring them happened (an assignment, a
+        seek, a new subscription): fetch at once and for good."""
+        self._last_activity = self._clock()
+        if self.paused:
+            self.paused = False
+            self._seen = {}
+            self._resume()
+
+    def assigned(self) -> None:
+        """Called from the assignment callback: whatever was paused before is fetched again."""
+        self._resume_assignment = True
+        self.paused = False
+        self._seen = {}
+        self._last_activity = self._clock()
+
+    def after_poll(self, got_records: bool) -> None:
+        """Called after every poll: counts the quiet, pauses, probes."""
+        if self._resume_assignment:
+            self._resume_assignment = False
+            self._resume()
+        if got_records:
+            self.active()
+            return
+        if self._idle_after_s <= 0:
+            return
+        now = self._clock()
+        if self.paused:
+            if now >= self._next_probe:
+                self._next_probe = now + self._probe_every_s
+                if self._news():
+                    self.active()
+            return
+        if now - self._last_activity >= self._idle_after_s:
+            self._pause(now)
+
+    def wait_s(self, wanted_s: float) -> float:
+        """How long the next poll may block: no later than the next probe is due."""
+        if not self.paused:
+            return wanted_s
+        return max(0.0, min(wanted_s, self._next_probe - self._clock()))
+
+    def _pause(self, now: float) -> None:
+        try:
+            partitions = self._consumer.assignment()
+            if not partitions:
+                return
+            seen = self._read_up_to(partitions)
+            if seen is None:
+                self._last_activity = now  # cannot tell yet: look again after a while
+                return
+            self._consumer.pause(partitions)
+        except KafkaException:
+            return  # mid-rebalance: the assignment that follows starts the count again
+        self._seen = seen
+        self.paused = True
+        self.pauses += 1
+        self._next_probe = now + self._probe_every_s
+
+    def _read_up_to(self, partitions: list[TopicPartition]) -> dict[tuple[str, int], int] | None:
+        """Where each partition was read to: its position, or (nothing consumed since the
+        assignment) where consuming starts: the committed offset, else the start. Not
+        the last fetch's high watermark: tansu may report one its fetch does not serve
+        yet. None when the committed offsets cannot be read now."""
+        seen: dict[tuple[str, int], int] = {}
+        unread: list[TopicPartition] = []
+        for position in self._consumer.position(partitions):
+            if position.offset >= 0:
+                seen[(position.topic, position.partition)] = position.offset
+            else:
+                unread.append(TopicPartition(position.topic, position.partition))
+        if unread:
+            try:
+                committed = self._consumer.committed(unread, timeout=COMMITTED_TIMEOUT_S)
+            except KafkaException:
+                return None
+            for tp in committed:
+                # No commit: auto.offset.reset=earliest, and tansu deletes nothing.
+                seen[(tp.topic, tp.partition)] = max(tp.offset, 0)
+        return seen
+
+    def _news(self) -> bool:
+        """Has any paused partition grown past where it was read? (Unsure counts as yes.)"""
+        partitions = [TopicPartition(t, p) for t, p in self._seen]
+        try:
+            latest = self._latest(partitions)
+        except Exception as error:  # the broker did not answer: fetching will tell
+            log.debug("idle probe failed, resuming: %s", error)
+            return True
+        return any(latest.get(tp, offset + 1) > offset for tp, offset in self._seen.items())
+
+    def _resume(self) -> None:
+        try:
+            partitions = self._consumer.assignment()
+            if partitions:
+                self._consumer.resume(partitions)
+        except KafkaException:
+            pass  # mid-rebalance: the assignment that follows calls active() again

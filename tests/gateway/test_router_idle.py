@@ -1,0 +1,57 @@
+"""The reply router stops fetching while no caller waits, and a later request still
+gets its reply (issue 17: an idle gateway costs the embedded broker nothing).
+
+A thread stands in for the worker: it answers every request record on the
+request topic with a record of the same key on the reply topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+from engine.config import KafkaSettings
+from engine.gateway.router import IDLE_AFTER_S, ReplyRouter
+
+DEADLINE_S = 30.0
+
+
+def _echo(settings: KafkaSettings, topic: str, reply_topic: str, stop: threading.Event) -> None:
+    consumer = Consumer(settings.consumer_config(f"echo-{uuid.uuid4().hex[:8]}"))
+    consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+    producer = Producer(settings.producer_config())
+    while not stop.is_set():
+        message = consumer.poll(0.05)
+        if message is not None and message.error() is None:
+            producer.produce(reply_topic, b"answer:" + message.value(), message.key())
+            producer.flush(10)
+    consumer.close()
+
+
+def test_an_idle_router_pauses_and_still_routes_the_next_reply(kafka_settings, topic_factory):
+    topic, reply_topic = topic_factory(), topic_factory()
+    stop = threading.Event()
+    echo = threading.Thread(target=_echo, args=(kafka_settings, topic, reply_topic, stop))
+    echo.start()
+    router = ReplyRouter(kafka_settings).start()
+    try:
+
+        async def ask(key: str) -> bytes:
+            reply = await router.request(topic, reply_topic, key, key.encode(), [], DEADLINE_S)
+            return reply.value
+
+        assert asyncio.run(ask("first")) == b"answer:first"
+        deadline = time.monotonic() + DEADLINE_S + IDLE_AFTER_S
+        while router.fetching:
+            assert time.monotonic() < deadline, "the router never paused"
+            time.sleep(0.05)
+        assert asyncio.run(ask("second")) == b"answer:second"
+        assert router.fetching
+    finally:
+        router.close()
+        stop.set()
+        echo.join(10)
