@@ -20,7 +20,7 @@ from engine.config import KafkaSettings
 from engine.runtime.control import ControlPlane
 from engine.runtime.service import WorkerService
 from engine.runtime.settings import WorkerSettings
-from engine.runtimes import ModelRoots
+from engine.runtimes import ModelHosts, ModelRoots
 from engine.topology import load_files
 
 log = logging.getLogger("tensorflux")
@@ -49,6 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_log_options(up)
     add_wire_option(up)
     _add_model_roots_option(up, default="the directories of the -f specs' models and the cwd")
+    _add_model_hosts_option(up)
     _add_guarantee_option(up)
     add_security_options(up)
     add_kafka_options(up)
@@ -75,6 +76,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_log_options(worker)
     add_wire_option(worker)
     _add_model_roots_option(worker, default="the directories of the -f specs' models")
+    _add_model_hosts_option(worker)
     _add_guarantee_option(worker)
     add_kafka_options(worker)
     worker.set_defaults(handler=run_worker)
@@ -90,6 +92,20 @@ def _add_model_roots_option(parser: argparse.ArgumentParser, *, default: str) ->
         help="load model artifacts only from under DIR (repeatable; also "
         f"TENSORFLUX_MODEL_ROOTS); default: {default}. Specs from the control topic "
         "that point elsewhere fail without being read",
+    )
+
+
+def _add_model_hosts_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model-host",
+        dest="model_hosts",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="remote models (oip+http/oip+grpc storageUri) may call only this host "
+        "(repeatable; without a port: any port; also TENSORFLUX_MODEL_HOSTS, comma-separated); "
+        "default: the hosts of the -f specs' remote models. Specs from the control topic "
+        "naming another host fail without connecting",
     )
 
 
@@ -113,6 +129,18 @@ def model_roots(args: argparse.Namespace, *, include_cwd: bool) -> ModelRoots:
     roots = ModelRoots.configured(args.model_roots, specs, include_cwd=include_cwd)
     log.info("model roots: %s", ", ".join(map(str, roots.roots)) or "none (no model can load)")
     return roots
+
+
+def model_hosts(args: argparse.Namespace) -> ModelHosts:
+    """The hosts this process's remote models may call (see engine.runtimes.hosts)."""
+    specs = load_files(args.files).models.values() if args.files else ()
+    try:
+        hosts = ModelHosts.configured(args.model_hosts, specs)
+    except ValueError as error:
+        raise SystemExit(f"tensorflux: {error}") from None
+    if hosts.entries:
+        log.info("model hosts: %s", ", ".join(map(str, hosts.entries)))
+    return hosts
 
 
 def load_specs(settings: KafkaSettings, files: list[str]) -> None:
@@ -150,6 +178,7 @@ def run_worker(args: argparse.Namespace) -> int:
             worker_id=args.worker_id,
             worker_settings=worker_settings(args),
             model_roots=model_roots(args, include_cwd=False),
+            model_hosts=model_hosts(args),
         )
         log.info(
             "worker %s serving namespace '%s' on %s",
@@ -188,6 +217,7 @@ def run_up(args: argparse.Namespace) -> int:
             settings,
             worker_settings=worker_settings(args),
             model_roots=model_roots(args, include_cwd=True),
+            model_hosts=model_hosts(args),
         )
         threads.append(threading.Thread(target=service.run, args=(stop,), name="worker"))
         if not args.no_gateway:

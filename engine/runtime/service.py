@@ -15,7 +15,7 @@ from engine.runtime.plan import Status
 from engine.runtime.reports import HEARTBEAT_S, heartbeat, resource_key
 from engine.runtime.settings import WorkerSettings
 from engine.runtime.worker import Worker
-from engine.runtimes import ModelRoots
+from engine.runtimes import ModelHosts, ModelRoots
 from engine.topic_reader import TopicReader
 
 log = logging.getLogger("tensorflux.worker")
@@ -28,10 +28,13 @@ class WorkerService:
         worker_id: str | None = None,
         *,
         model_roots: ModelRoots,
+        model_hosts: ModelHosts | None = None,
         worker_settings: WorkerSettings | None = None,
     ) -> None:
         """`model_roots` is required: the control topic names the models, and anyone who
-        can write it could otherwise make this worker import any file on its disk."""
+        can write it could otherwise make this worker import any file on its disk.
+        `model_hosts`: the hosts remote models may call (None: none), else the
+        control topic could send requests' data anywhere."""
         self.settings = settings
         self.worker_id = worker_id or new_worker_id()
         self.topics = settings.topics()
@@ -44,6 +47,7 @@ class WorkerService:
             worker_settings=worker_settings,
             on_status=self._report,
             model_roots=model_roots,
+            model_hosts=model_hosts if model_hosts is not None else ModelHosts(()),
             worker_id=self.worker_id,
         )
 

@@ -67,5 +67,11 @@ class ModelFailure(ModelError):
         super().__init__(model, f"{prefix}{cause}")
 
 
+class ModelUnreachable(ModelFailure):
+    """A remote model's server could not be reached or did not answer in time. The
+    requests are not at fault: every request of a merged call gets this error, and
+    none is tried again alone (each would wait out the same timeout)."""
+
+
 def _names(names: Iterable[str]) -> str:
     return ", ".join(repr(n) for n in names) or "none"
