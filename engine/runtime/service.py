@@ -65,6 +65,8 @@ class WorkerService:
         if self.control.poll():
             self.control.read_to_end()  # take a multi-resource load whole, not half of it
             self._apply()
+        elif self.worker.models.retry_due():
+            self._apply()  # a remote model's server may be up (or ready) now
 
     def _apply(self) -> None:
         documents = {key: value.decode() for key, value in self.control.values.items()}

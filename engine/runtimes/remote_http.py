@@ -2,7 +2,7 @@
 
 One `httpx.Client` per model keeps its connections alive between calls and is
 safe to share between threads. TLS (`oip+https`) verifies the server against
-the system's CAs, or the bundle in SSL_CERT_FILE.
+certifi's CAs (httpx's default), or the bundle in SSL_CERT_FILE.
 """
 
 from __future__ import annotations

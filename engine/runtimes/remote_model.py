@@ -92,12 +92,16 @@ class RemoteModel(ModelRuntime):
             ready, reason = transport.ready(address.model)
             if not ready:
                 raise ModelLoadError(
-                    name, where, f"the server says the model is not ready: {reason or 'no reason'}"
+                    name,
+                    where,
+                    f"the server says the model is not ready: {reason or 'no reason'}",
+                    transient=True,
                 )
             metadata = transport.metadata(address.model)
         except RemoteCallFailed as failure:
             transport.close()
-            raise ModelLoadError(name, where, str(failure)) from None
+            # The server may come up, or load the model, later: the worker tries again.
+            raise ModelLoadError(name, where, str(failure), transient=True) from None
         except BaseException:
             transport.close()
             raise

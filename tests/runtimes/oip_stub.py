@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,7 +26,8 @@ class StubModel:
 
 
 class OipStub:
-    def __init__(self, models: dict[str, StubModel]) -> None:
+    def __init__(self, models: dict[str, StubModel], tls: ssl.SSLContext | None = None) -> None:
+        """`tls`: serve HTTPS with this server-side context."""
         self.models = models
         stub = self
 
@@ -72,6 +74,8 @@ class OipStub:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()

@@ -3,12 +3,15 @@ what each kind of remote failure becomes, and the allow-list of hosts."""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from engine.operators.model_call import call_model
+from engine.runtime.models import ModelPool
 from engine.runtimes import (
     ModelFailure,
     ModelHosts,
@@ -20,6 +23,7 @@ from engine.runtimes import (
 from engine.runtimes.hosts import HOSTS_VARIABLE, parse_host, remote_address
 from engine.runtimes.remote_model import RemoteModel, options_of
 from engine.topology.specs import ModelParameter, ModelSpec
+from tests.gateway.test_security import pki  # noqa: F401 (a fixture: a CA, a server certificate)
 from tests.runtimes.oip_stub import Listener, OipStub, StubModel
 
 
@@ -108,12 +112,56 @@ def test_a_server_gone_after_load_gives_unreachable_errors() -> None:
     assert f"http://127.0.0.1:{server.port} model 'double'" in str(caught.value)
 
 
+def test_oip_https_verifies_the_server_against_ssl_cert_file(
+    pki: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(pki / "server.pem"), str(pki / "server.key"))
+    server = OipStub({"double": StubModel()}, tls=context)
+    uri = f"oip+https://127.0.0.1:{server.port}/double"
+    try:
+        monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+        with pytest.raises(ModelLoadError, match="CERTIFICATE_VERIFY_FAILED"):
+            load_model(remote(uri))  # a private CA is not trusted by default
+        monkeypatch.setenv("SSL_CERT_FILE", str(pki / "ca.pem"))
+        with load_model(remote(uri)) as model:
+            outputs = model.predict({"X": np.ones((1, 2), np.float32)})
+        np.testing.assert_array_equal(outputs["Y"], [[2.0, 2.0]])
+    finally:
+        server.stop()
+
+
 def test_a_model_the_server_says_is_not_ready_fails_to_load_with_its_reason(
     stub: OipStub,
 ) -> None:
     with pytest.raises(ModelLoadError) as caught:
         load_model(remote(f"oip+http://127.0.0.1:{stub.port}/cold"))
     assert "not ready" in str(caught.value) and "still loading weights" in str(caught.value)
+
+
+def test_a_model_not_ready_is_loaded_again_once_the_server_says_ready() -> None:
+    late = StubModel(ready=False, reason="warming up")
+    server = OipStub({"late": late})
+    pool = ModelPool(retry_s=0.0)
+    specs = {"late": remote(f"oip+http://127.0.0.1:{server.port}", name="late")}
+    try:
+        first = pool.sync(specs)["late"]
+        assert isinstance(first, ModelLoadError) and "warming up" in str(first)
+        assert pool.retry_due()
+        late.ready = True
+        assert isinstance(pool.sync(specs)["late"], RemoteModel)
+        assert not pool.retry_due()
+    finally:
+        pool.close()
+        server.stop()
+
+
+def test_a_host_not_allowed_is_not_tried_again() -> None:
+    pool = ModelPool(lambda s: load_model(s, hosts=ModelHosts.of([])), retry_s=0.0)
+    assert isinstance(pool.sync({"r": remote("oip+http://127.0.0.1:1/m")})["r"], ModelLoadError)
+    assert not pool.retry_due()
+    pool.close()
 
 
 def test_a_model_the_server_does_not_have_fails_to_load(stub: OipStub) -> None:

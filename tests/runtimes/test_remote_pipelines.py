@@ -1,7 +1,8 @@
 """Pipeline steps whose model is remote, served by a second tensorflux (`tensorflux up` in a
 subprocess) over OIP HTTP and gRPC: the same answers as the local model, batches merged into
 one call, and on a worker following the control topic, a host not allowed fails without
-connecting and a server gone gives error records while the stream goes on."""
+connecting, a model not ready yet loads once its server says ready, and a server gone gives
+error records while the stream goes on."""
 
 from __future__ import annotations
 
@@ -185,15 +186,16 @@ def wait_state(plane: ControlPlane, name: str, state: str, within_s: float = 60.
     raise AssertionError(f"{name} never reached {state}; last status: {seen}")
 
 
-def test_a_worker_refuses_hosts_not_allowed_and_survives_a_server_gone(
+def test_a_worker_refuses_hosts_not_allowed_retries_a_model_not_ready_and_survives_a_server_gone(
     server: Server, kafka_settings: KafkaSettings, tmp_path: Path
 ) -> None:
-    stub = OipStub({"double": StubModel()})
+    stub = OipStub({"double": StubModel(), "late": StubModel(ready=False, reason="warming up")})
     trap = Listener()
     (tmp_path / "specs.yaml").write_text(
         model_yaml("trap", f"oip+http://127.0.0.1:{trap.port}/double")
         + model_yaml("flaky", f"oip+http://127.0.0.1:{stub.port}/double")
         + model_yaml("good", f"oip+grpc://{server.grpc}/double")
+        + model_yaml("late", f"oip+http://127.0.0.1:{stub.port}/late")
         + pipeline_yaml("flaky-p", "flaky")
         + pipeline_yaml("good-p", "good")
     )
@@ -213,6 +215,11 @@ def test_a_worker_refuses_hosts_not_allowed_and_survives_a_server_gone(
         wait_state(plane, "flaky-p", "Ready")
         wait_state(plane, "good-p", "Ready")
         assert trap.accepted == 0  # nothing connected to the host not allowed
+        # A model its server says is not ready is Failed with the server's reason, and
+        # loads once the server says ready, with nothing loaded again by hand.
+        assert "warming up" in wait_state(plane, "late", "Failed")
+        stub.models["late"].ready = True
+        wait_state(plane, "late", "Ready")
 
         stub.stop()  # the flaky model's server goes away after it loaded
         document = {"inputs": [{"name": "X", "datatype": "FP32", "shape": [1, 2], "data": [1, 2]}]}
