@@ -238,3 +238,21 @@ def test_bad_addresses_and_parameters_are_load_errors() -> None:
         with pytest.raises(ModelLoadError, match=words):
             options_of(remote("oip+http://h:1/m", **parameters))
     assert options_of(remote("oip+http://h:1/m", binary_data="true")).binary_data
+
+
+def test_the_command_line_names_the_hosts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.cli import build_parser
+    from engine.cli.runtime import model_hosts
+
+    (tmp_path / "m.yaml").write_text(
+        "apiVersion: mlops.seldon.io/v1alpha1\nkind: Model\nmetadata:\n  name: r\n"
+        "spec:\n  storageUri: oip+grpc://mlserver.internal:8081/iris\n"
+    )
+    monkeypatch.delenv(HOSTS_VARIABLE, raising=False)
+    parser = build_parser()
+    defaulted = parser.parse_args(["worker", "-f", str(tmp_path / "m.yaml")])
+    assert [str(e) for e in model_hosts(defaulted).entries] == ["mlserver.internal:8081"]
+    named = parser.parse_args(["up", "--model-host", "a:1", "--model-host", "b"])
+    assert [str(e) for e in model_hosts(named).entries] == ["a:1", "b"]
+    with pytest.raises(SystemExit, match="model host 'a:b'"):
+        model_hosts(parser.parse_args(["worker", "--model-host", "a:b"]))
