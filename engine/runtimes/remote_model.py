@@ -8,7 +8,7 @@ ready; otherwise the model fails to load with the server's words. Each
 (HTTP keep-alive, one gRPC channel) serves every call.
 
 The Model's `parameters` tune it (Seldon's free-form name/value list):
-`timeout` (seconds per call, default 30), `max_batch_size` (requests merged
+`timeout` (seconds to wait for the server, default 30), `max_batch_size` (requests merged
 into one call: set it when the remote model takes a batch axis that its
 metadata does not show), `binary_data` (HTTP: tensors in the binary tensor
 extension rather than JSON; Triton and tensorflux read it, MLServer does not).
@@ -40,7 +40,7 @@ class RemoteOptions:
     """What a remote Model's `parameters` say."""
 
     timeout_s: float = DEFAULT_TIMEOUT_S
-    """Seconds one call (connect, send, answer) may take."""
+    """Seconds to wait: to connect, to send, for each read of the answer (gRPC: the call)."""
     max_batch_size: int | None = None
     """At most this many requests in one call; set: the model takes a batch axis."""
     binary_data: bool = False
