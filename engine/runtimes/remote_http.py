@@ -168,13 +168,18 @@ def _refused(reply: httpx.Response) -> RemoteCallFailed:
 
 
 def _error_text(reply: httpx.Response) -> str:
-    """The OIP error message (`{"error": ...}`), else the start of the body."""
+    """The OIP error message (`{"error": ...}`); else a traceback's last line (a server
+    in debug mode, as MLServer is by default, answers one for a model that raised);
+    else the start of the body."""
     document = _json_or_none(reply)
     if isinstance(document, dict):
         for key in ("error", "detail", "message"):
             if key in document:
                 return str(document[key])
-    return reply.text[:300] or "no message"
+    text = reply.text.strip()
+    if text.startswith("Traceback (most recent call last)"):
+        return text.splitlines()[-1][:300]
+    return text[:300] or "no message"
 
 
 def _json(reply: httpx.Response) -> Any:

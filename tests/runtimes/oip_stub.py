@@ -16,7 +16,7 @@ from typing import Any
 @dataclass
 class StubModel:
     """`behaviour`: "double" (answers Y = X * 2 for FP32 X), "refuse" (400), "fail" (500),
-    "slow" (sleeps `delay_s`, then doubles); `ready` False answers 503 with `reason`."""
+    "slow" (sleeps `delay_s`, then doubles), "crash" (500 with a traceback as text); `ready` False answers 503 with `reason`."""
 
     behaviour: str = "double"
     ready: bool = True
@@ -58,16 +58,20 @@ class OipStub:
                     return self._answer(400, {"error": "shape [1, 3] does not fit [-1, 2]"})
                 if model.behaviour == "fail":
                     return self._answer(500, {"error": "the model ran out of memory"})
+                if model.behaviour == "crash":  # a server in debug mode: the traceback as text
+                    text = 'Traceback (most recent call last):\n  File "m.py"\nValueError: 3 != 4\n'
+                    return self._answer(500, text)
                 time.sleep(model.delay_s)
                 item = body["inputs"][0]
                 doubled = [2 * value for value in item["data"]]
                 output = {"name": "Y", "datatype": "FP32", "shape": item["shape"], "data": doubled}
                 return self._answer(200, {"model_name": parts[2], "outputs": [output]})
 
-            def _answer(self, status: int, document: dict[str, Any]) -> None:
-                body = json.dumps(document).encode()
+            def _answer(self, status: int, document: dict[str, Any] | str) -> None:
+                text = isinstance(document, str)
+                body = (document if text else json.dumps(document)).encode()
                 self.send_response(status)
-                self.send_header("content-type", "application/json")
+                self.send_header("content-type", "text/plain" if text else "application/json")
                 self.send_header("content-length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)

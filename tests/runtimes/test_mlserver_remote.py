@@ -146,3 +146,18 @@ def test_the_in_process_sklearn_runtime_answers_what_mlserver_answers(
         for item in (tensor_item(Tensor.from_array(n, a)) for n, a in answer.items())
     ]
     assert ours == theirs
+
+
+def test_mlserver_refusing_a_request_is_an_error_naming_it_and_its_reason(
+    mlserver: MLServer,
+) -> None:
+    from engine.runtimes import ModelError
+    from engine.topology.specs import ModelSpec
+
+    spec = ModelSpec(name="iris", storage_uri=f"oip+http://{mlserver.http}/iris-sklearn")
+    with load_model(spec) as remote:
+        with pytest.raises(ModelError) as caught:
+            remote.predict({"x": np.ones((1, 3), np.float32)})  # iris has 4 features
+    message = str(caught.value)
+    assert f"http://{mlserver.http} model 'iris-sklearn'" in message
+    assert "4 features" in message, message  # scikit-learn's own words, through MLServer

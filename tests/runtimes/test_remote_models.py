@@ -39,6 +39,7 @@ def stub() -> Iterator[OipStub]:
             "double": StubModel(),
             "refuse": StubModel("refuse"),
             "fail": StubModel("fail"),
+            "crash": StubModel("crash"),
             "slow": StubModel("slow", delay_s=2.0),
             "cold": StubModel(ready=False, reason="still loading weights"),
         }
@@ -83,6 +84,13 @@ def test_a_server_error_is_a_model_failure_with_the_servers_message(stub: OipStu
             model.predict({"X": np.zeros((1, 2), np.float32)})
     assert not isinstance(caught.value, ModelUnreachable)
     assert "500" in str(caught.value) and "ran out of memory" in str(caught.value)
+
+
+def test_a_traceback_answered_as_text_is_reported_by_its_last_line(stub: OipStub) -> None:
+    with load_model(remote(f"oip+http://127.0.0.1:{stub.port}/crash")) as model:
+        with pytest.raises(ModelFailure) as caught:
+            model.predict({"X": np.zeros((1, 2), np.float32)})
+    assert str(caught.value).endswith("'crash': 500 Internal Server Error: ValueError: 3 != 4")
 
 
 def test_a_call_past_the_timeout_fails_and_the_rest_of_the_batch_is_not_sent(
