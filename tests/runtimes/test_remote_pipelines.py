@@ -1,5 +1,6 @@
 """Pipeline steps whose model is remote, served by a second tensorflux (`tensorflux up` in a
-subprocess) over OIP HTTP and gRPC: the same answers as the local model, batches merged into
+subprocess) over OIP HTTPS and gRPC with TLS (plain HTTP: test_remote_models.py; plain gRPC:
+the MLServer tier): the same answers as the local model, batches merged into
 one call, and on a worker following the control topic, a host not allowed fails without
 connecting, a model not ready yet loads once its server says ready, and a server gone gives
 error records while the stream goes on."""
@@ -27,6 +28,7 @@ from engine.runtime.control import ControlPlane
 from engine.runtime.service import WorkerService
 from engine.runtimes import ModelHosts, ModelRoots
 from engine.testing import TopologyTestDriver
+from tests.gateway.test_security import pki  # noqa: F401 (a fixture: a CA, a server certificate)
 from tests.runtimes.oip_stub import Listener, OipStub, StubModel
 
 pytestmark = pytest.mark.broker
@@ -87,8 +89,13 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A tensorflux serving `double` and `rows` (python models) over HTTP and gRPC."""
+def server(
+    kafka_bootstrap: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    pki: Path,  # noqa: F811
+) -> Iterator[Server]:
+    """A tensorflux serving `double` and `rows` (python models) over HTTPS and gRPC with TLS,
+    its certificate signed by the CA that SSL_CERT_FILE names for the remote models."""
     root = tmp_path_factory.mktemp("remote-server")
     for name, code in (("double", DOUBLE), ("rows", ROWS)):
         (root / name).mkdir()
@@ -101,15 +108,18 @@ def server(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> It
     process = subprocess.Popen(
         [sys.executable, "-m", "engine", "up", "-f", str(root / "specs.yaml"),
          "--bootstrap", kafka_bootstrap, "--namespace", f"remote{uuid.uuid4().hex[:8]}",
-         "--http-port", str(http_port), "--grpc-port", str(grpc_port)],
+         "--http-port", str(http_port), "--grpc-port", str(grpc_port),
+         "--tls-cert", str(pki / "server.pem"), "--tls-key", str(pki / "server.key")],
         cwd=root, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
+    trusted = pytest.MonkeyPatch()
+    trusted.setenv("SSL_CERT_FILE", str(pki / "ca.pem"))
     try:
         deadline = time.monotonic() + 90
         while True:
             try:
                 ready = [
-                    httpx.get(f"http://127.0.0.1:{http_port}/v2/models/{m}/ready", timeout=2)
+                    httpx.get(f"https://127.0.0.1:{http_port}/v2/models/{m}/ready", timeout=2)
                     for m in ("double", "rows")
                 ]
                 if all(reply.status_code == 200 for reply in ready):
@@ -121,6 +131,7 @@ def server(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> It
             time.sleep(0.2)
         yield Server(f"127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}", root)
     finally:
+        trusted.undo()
         process.terminate()
         try:
             process.wait(timeout=60)
@@ -131,13 +142,13 @@ def server(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> It
 
 @pytest.mark.parametrize(
     ("scheme", "parameters"),
-    [("oip+http", {}), ("oip+http", {"binary_data": "true"}), ("oip+grpc", {})],
-    ids=["http-json", "http-binary", "grpc"],
+    [("oip+https", {}), ("oip+https", {"binary_data": "true"}), ("oip+grpcs", {})],
+    ids=["https-json", "https-binary", "grpcs"],
 )
 def test_a_remote_step_answers_as_the_local_model(
     server: Server, tmp_path: Path, scheme: str, parameters: dict[str, str]
 ) -> None:
-    address = server.grpc if scheme == "oip+grpc" else server.http
+    address = server.grpc if scheme == "oip+grpcs" else server.http
     (tmp_path / "specs.yaml").write_text(
         model_yaml("double-local", str(server.models / "double"))
         + model_yaml("double-remote", f"{scheme}://{address}/double", parameters)
@@ -156,7 +167,7 @@ def test_a_remote_step_answers_as_the_local_model(
 
 def test_requests_of_a_batch_go_in_one_remote_call(server: Server, tmp_path: Path) -> None:
     (tmp_path / "specs.yaml").write_text(
-        model_yaml("rows-remote", f"oip+http://{server.http}/rows", {"max_batch_size": "3"})
+        model_yaml("rows-remote", f"oip+https://{server.http}/rows", {"max_batch_size": "3"})
         + pipeline_yaml("batched", "rows-remote", batch=3)
     )
     topic = "tensorflux.default.pipeline.batched.inputs"
@@ -194,7 +205,7 @@ def test_a_worker_refuses_hosts_not_allowed_retries_a_model_not_ready_and_surviv
     (tmp_path / "specs.yaml").write_text(
         model_yaml("trap", f"oip+http://127.0.0.1:{trap.port}/double")
         + model_yaml("flaky", f"oip+http://127.0.0.1:{stub.port}/double")
-        + model_yaml("good", f"oip+grpc://{server.grpc}/double")
+        + model_yaml("good", f"oip+grpcs://{server.grpc}/double")
         + model_yaml("late", f"oip+http://127.0.0.1:{stub.port}/late")
         + pipeline_yaml("flaky-p", "flaky")
         + pipeline_yaml("good-p", "good")
@@ -228,7 +239,7 @@ def test_a_worker_refuses_hosts_not_allowed_retries_a_model_not_ready_and_surviv
         message = str(caught.value)
         assert f"http://127.0.0.1:{stub.port} model 'double'" in message
         assert "unreachable" in message
-        # The stream goes on: the other pipeline answers, through its remote gRPC model.
+        # The stream goes on: the other pipeline answers, through its remote gRPC (TLS) model.
         answer = infer_kafka(kafka_settings, "pipeline", "good-p", document, "after-1", 60)
         assert answer["outputs"][0]["data"] == [2.0, 4.0]
     finally:
