@@ -4,7 +4,9 @@ A model that fails to load fails alone: the pool keeps the error as its value,
 so the planner marks the model and the pipelines using it Failed and every
 other resource runs on. A failure that may pass with nothing changed (a
 remote server not up or not ready yet: `ModelLoadError.transient`) is tried
-again on a `sync` once `retry_s` have passed; `retry_due` says when.
+again on a `sync` once `retry_s` have passed, then twice as long after each
+failure up to `RETRY_MAX_S` (a load blocks the worker's loop while it waits
+for the server); `retry_due` says when.
 """
 
 from __future__ import annotations
@@ -24,22 +26,29 @@ Loaded = ModelRuntime | Exception
 
 RETRY_S = 5.0
 """How long a transient load failure stands before the model is tried again."""
+RETRY_MAX_S = 60.0
+"""The longest wait between two tries of a model that keeps failing."""
 
 
 class ModelPool:
     def __init__(
-        self, load: Callable[[ModelSpec], ModelRuntime] = load_model, *, retry_s: float = RETRY_S
+        self,
+        load: Callable[[ModelSpec], ModelRuntime] = load_model,
+        *,
+        retry_s: float = RETRY_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._load_model = load
         self._retry_s = retry_s
+        self._clock = clock
         self._loaded: dict[str, tuple[ModelSpec, Loaded]] = {}
-        self._failed_at: dict[str, float] = {}
-        """Models whose load failed transiently: when (time.monotonic)."""
+        self._failed_at: dict[str, tuple[float, float]] = {}
+        """Models whose load failed transiently: when (by `clock`), and the wait
+        before the next try."""
 
     def retry_due(self) -> bool:
         """A transiently failed model is due to be tried again (call `sync`)."""
-        now = time.monotonic()
-        return any(now - at >= self._retry_s for at in self._failed_at.values())
+        return any(self._due(name) for name in self._failed_at)
 
     def sync(self, specs: Mapping[str, ModelSpec]) -> dict[str, Loaded]:
         """Exactly the models of `specs`: an unchanged spec keeps its runtime, a changed one is
@@ -56,18 +65,16 @@ class ModelPool:
             return known[1]
         if known is not None:
             _close(known[1])
-        self._failed_at.pop(name, None)
+        failed = self._failed_at.pop(name, None)
         try:
             runtime: Loaded = self._load_model(spec)
         except Exception as error:  # a model that fails to load fails alone
             if isinstance(error, ModelLoadError) and error.transient:
-                self._failed_at[name] = time.monotonic()
-                log.warning(
-                    "model %s failed to load (trying again in %g s): %s",
-                    name,
-                    self._retry_s,
-                    error,
-                )
+                wait = self._retry_s
+                if failed is not None and known is not None and known[0] == spec:
+                    wait = min(failed[1] * 2, RETRY_MAX_S)  # the same spec failed again
+                self._failed_at[name] = (self._clock(), wait)
+                log.warning("model %s failed to load (trying again in %g s): %s", name, wait, error)
             else:
                 log.error("model %s failed to load: %s", name, error)
             runtime = error
@@ -75,8 +82,8 @@ class ModelPool:
         return runtime
 
     def _due(self, name: str) -> bool:
-        at = self._failed_at.get(name)
-        return at is not None and time.monotonic() - at >= self._retry_s
+        failed = self._failed_at.get(name)
+        return failed is not None and self._clock() - failed[0] >= failed[1]
 
     def close(self) -> None:
         for _, runtime in self._loaded.values():

@@ -32,6 +32,7 @@ _INPUT: Final = frozenset({grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT
 class GrpcTransport:
     def __init__(self, address: RemoteAddress, options: RemoteOptions) -> None:
         self._timeout_s = options.timeout_s
+        self._load_timeout_s = options.load_timeout_s
         if address.tls:
             roots = None
             bundle = os.environ.get("SSL_CERT_FILE")
@@ -56,7 +57,9 @@ class GrpcTransport:
         )
 
     def metadata(self, model: str) -> Mapping[str, Any]:
-        answer = self._call(self._metadata, pb.ModelMetadataRequest(name=model))
+        answer = self._call(
+            self._metadata, pb.ModelMetadataRequest(name=model), self._load_timeout_s
+        )
         return {
             "name": answer.name,
             "platform": answer.platform,
@@ -66,7 +69,7 @@ class GrpcTransport:
 
     def ready(self, model: str) -> tuple[bool, str]:
         try:
-            answer = self._call(self._ready, pb.ModelReadyRequest(name=model))
+            answer = self._call(self._ready, pb.ModelReadyRequest(name=model), self._load_timeout_s)
         except RemoteCallFailed as failure:
             if failure.kind == "unreachable" or failure.status == "NOT_FOUND":
                 raise
@@ -100,16 +103,17 @@ class GrpcTransport:
     def close(self) -> None:
         self._channel.close()
 
-    def _call(self, method: Any, request: Any) -> Any:
+    def _call(self, method: Any, request: Any, timeout_s: float | None = None) -> Any:
+        waited = timeout_s or self._timeout_s
         try:
-            return method(request, timeout=self._timeout_s)
+            return method(request, timeout=waited)
         except grpc.RpcError as error:
             code = error.code() if callable(getattr(error, "code", None)) else None
             details = error.details() if callable(getattr(error, "details", None)) else ""
             if code in _UNREACHABLE:
                 kind = "unreachable"
                 if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-                    details = f"no answer within {self._timeout_s} s ({details})"
+                    details = f"no answer within {waited} s ({details})"
             else:
                 kind = "input" if code in _INPUT else "failure"
             raise RemoteCallFailed(kind, code.name if code else "error", details or "") from None

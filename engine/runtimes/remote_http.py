@@ -30,6 +30,8 @@ class HttpTransport:
     def __init__(self, address: RemoteAddress, options: RemoteOptions) -> None:
         scheme = "https" if address.tls else "http"
         self._binary = options.binary_data
+        self._timeout_s = options.timeout_s
+        self._load_timeout_s = options.load_timeout_s
         self._client = httpx.Client(
             base_url=f"{scheme}://{address.authority}",
             timeout=options.timeout_s,
@@ -37,7 +39,7 @@ class HttpTransport:
         )
 
     def metadata(self, model: str) -> Mapping[str, Any]:
-        reply = self._send("GET", f"/v2/models/{model}")
+        reply = self._send("GET", f"/v2/models/{model}", timeout=self._load_timeout_s)
         if reply.status_code != 200:
             raise _refused(reply)
         document = _json(reply)
@@ -46,7 +48,7 @@ class HttpTransport:
         return document
 
     def ready(self, model: str) -> tuple[bool, str]:
-        reply = self._send("GET", f"/v2/models/{model}/ready")
+        reply = self._send("GET", f"/v2/models/{model}/ready", timeout=self._load_timeout_s)
         if reply.status_code == 200:
             document = _json_or_none(reply)
             # OIP says the status code answers; a body saying otherwise is believed too.
@@ -107,14 +109,15 @@ class HttpTransport:
     def close(self) -> None:
         self._client.close()
 
-    def _send(self, method: str, path: str, **extra: Any) -> httpx.Response:
+    def _send(
+        self, method: str, path: str, timeout: float | None = None, **extra: Any
+    ) -> httpx.Response:
+        waited = timeout or self._timeout_s
         try:
-            return self._client.request(method, path, **extra)
+            return self._client.request(method, path, timeout=waited, **extra)
         except httpx.TimeoutException as error:
             raise RemoteCallFailed(
-                "unreachable",
-                "timeout",
-                f"no answer within {self._client.timeout.read} s ({error})",
+                "unreachable", "timeout", f"no answer within {waited} s ({error})"
             ) from None
         except httpx.HTTPError as error:
             raise RemoteCallFailed(

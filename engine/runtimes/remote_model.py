@@ -33,6 +33,9 @@ from engine.runtimes.hosts import RemoteAddress
 from engine.topology.specs import ModelSpec
 
 DEFAULT_TIMEOUT_S = 30.0
+LOAD_TIMEOUT_S = 5.0
+"""At most this long for each readiness or metadata call at load: a load blocks the
+worker's loop, and a server not answering is tried again later (runtime/models.py)."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,11 @@ class RemoteOptions:
     """At most this many requests in one call; set: the model takes a batch axis."""
     binary_data: bool = False
     """HTTP only: send and ask for tensors in the binary tensor extension."""
+
+    @property
+    def load_timeout_s(self) -> float:
+        """The timeout of the readiness and metadata calls at load."""
+        return min(self.timeout_s, LOAD_TIMEOUT_S)
 
 
 class RemoteCallFailed(Exception):

@@ -264,3 +264,21 @@ def test_the_command_line_names_the_hosts(tmp_path: Path, monkeypatch: pytest.Mo
     assert [str(e) for e in model_hosts(named).entries] == ["a:1", "b"]
     with pytest.raises(SystemExit, match="model host 'a:b'"):
         model_hosts(parser.parse_args(["worker", "--model-host", "a:b"]))
+
+
+def test_a_model_that_keeps_failing_is_tried_less_and_less_often() -> None:
+    now = [1000.0]
+    tries: list[float] = []
+
+    def load(spec: ModelSpec) -> RemoteModel:
+        tries.append(now[0])
+        raise ModelLoadError(spec.name, spec.storage_uri, "no answer", transient=True)
+
+    pool = ModelPool(load, retry_s=5.0, clock=lambda: now[0])
+    specs = {"r": remote("oip+http://h:1/m")}
+    for _ in range(40):  # 200 s, a sync every 5 s, as a worker's loop would
+        if pool.retry_due() or not tries:
+            pool.sync(specs)
+        now[0] += 5.0
+    waits = [b - a for a, b in zip(tries, tries[1:], strict=False)]
+    assert waits == [5.0, 10.0, 20.0, 40.0, 60.0, 60.0]
