@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: run test test-fast test-alibi test-kafka kafka lint bench clean proto
+.PHONY: run test test-fast test-alibi test-mlserver test-kafka kafka lint bench clean proto
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,25 @@ $(ALIBI_STAMP): pyproject.toml
 
 test-alibi: $(ALIBI_STAMP)
 	TENSORFLUX_REQUIRE_ALIBI=1 $(ALIBI_VENV)/bin/python -m pytest $(ALIBI_TESTS) $(PYTEST_ARGS)
+
+# A real MLServer (it pins its own FastAPI, so it lives in a venv of its own) serving the
+# iris sklearn example: tensorflux's remote models call it and its answers are compared with
+# the in-process sklearn runtime's. The tests run in the project's venv and start MLServer
+# from .venv-mlserver; TENSORFLUX_REQUIRE_MLSERVER makes them fail rather than skip without it.
+# scikit-learn and joblib as the sklearn extra pins them: both load the same model.joblib.
+MLSERVER_VENV := .venv-mlserver
+MLSERVER_STAMP := $(MLSERVER_VENV)/.installed
+MLSERVER_PINS := mlserver==1.7.1 mlserver-sklearn==1.7.1 scikit-learn==1.9.1 joblib==1.6.0
+MLSERVER_TESTS := tests/runtimes/test_mlserver_remote.py
+
+$(MLSERVER_STAMP): Makefile
+	test -x $(MLSERVER_VENV)/bin/python || $(PYTHON) -m venv $(MLSERVER_VENV)
+	$(MLSERVER_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(MLSERVER_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(MLSERVER_PINS)
+	touch $(MLSERVER_STAMP)
+
+test-mlserver: $(STAMP) $(MLSERVER_STAMP)
+	TENSORFLUX_REQUIRE_MLSERVER=1 $(BIN)/python -m pytest $(MLSERVER_TESTS) $(PYTEST_ARGS)
 
 # The suite on a real Apache Kafka node the fixture starts, plus the drills on a
 # 3-node cluster (tests/kafka/). Needs Java 17+ and Maven: the first line fetches
@@ -91,4 +110,4 @@ bench: $(STAMP) $(BENCH_PEERS_STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) $(ALIBI_VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(BENCH_VENV) $(ALIBI_VENV) $(MLSERVER_VENV) .pytest_cache build *.egg-info

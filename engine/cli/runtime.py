@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from engine.config import KafkaSettings
     from engine.runtime.service import WorkerService
     from engine.runtime.settings import WorkerSettings
-    from engine.runtimes import ModelRoots
+    from engine.runtimes import ModelHosts, ModelRoots
 
 # The runtime (numpy, onnxruntime, the model runtimes) is imported when `up` or `worker`
 # starts, not when the parser is built: every other command starts without it.
@@ -59,6 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_log_options(up)
     add_wire_option(up)
     _add_model_roots_option(up, default="the directories of the -f specs' models and the cwd")
+    _add_model_hosts_option(up)
     _add_guarantee_option(up)
     add_limit_options(up)
     add_security_options(up)
@@ -86,6 +87,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_log_options(worker)
     add_wire_option(worker)
     _add_model_roots_option(worker, default="the directories of the -f specs' models")
+    _add_model_hosts_option(worker)
     _add_guarantee_option(worker)
     add_shutdown_option(worker)
     add_kafka_options(worker)
@@ -102,6 +104,20 @@ def _add_model_roots_option(parser: argparse.ArgumentParser, *, default: str) ->
         help="load model artifacts only from under DIR (repeatable; also "
         f"TENSORFLUX_MODEL_ROOTS); default: {default}. Specs from the control topic "
         "that point elsewhere fail without being read",
+    )
+
+
+def _add_model_hosts_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model-host",
+        dest="model_hosts",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="remote models (oip+http/oip+grpc storageUri) may call only this host "
+        "(repeatable; without a port: any port; also TENSORFLUX_MODEL_HOSTS, comma-separated); "
+        "default: the hosts of the -f specs' remote models. Specs from the control topic "
+        "naming another host fail without connecting",
     )
 
 
@@ -130,6 +146,21 @@ def model_roots(args: argparse.Namespace, *, include_cwd: bool) -> ModelRoots:
     roots = ModelRoots.configured(args.model_roots, specs, include_cwd=include_cwd)
     log.info("model roots: %s", ", ".join(map(str, roots.roots)) or "none (no model can load)")
     return roots
+
+
+def model_hosts(args: argparse.Namespace) -> ModelHosts:
+    """The hosts this process's remote models may call (see engine.runtimes.hosts)."""
+    from engine.runtimes import ModelHosts
+    from engine.topology import load_files
+
+    specs = load_files(args.files).models.values() if args.files else ()
+    try:
+        hosts = ModelHosts.configured(args.model_hosts, specs)
+    except ValueError as error:
+        raise SystemExit(f"tensorflux: {error}") from None
+    if hosts.entries:
+        log.info("model hosts: %s", ", ".join(map(str, hosts.entries)))
+    return hosts
 
 
 def load_specs(settings: KafkaSettings, files: list[str]) -> None:
@@ -171,6 +202,7 @@ def run_worker(args: argparse.Namespace) -> int:
             worker_id=args.worker_id,
             worker_settings=worker_settings(args),
             model_roots=model_roots(args, include_cwd=False),
+            model_hosts=model_hosts(args),
         )
         log.info(
             "worker %s serving namespace '%s' on %s",
@@ -214,6 +246,7 @@ def run_up(args: argparse.Namespace) -> int:
             settings,
             worker_settings=worker_settings(args),
             model_roots=model_roots(args, include_cwd=True),
+            model_hosts=model_hosts(args),
         )
         worker = threading.Thread(
             target=service.run,

@@ -160,11 +160,16 @@ def response_to_proto(message: InferenceMessage) -> pb.ModelInferResponse:
 
 
 def response_from_proto(response: pb.ModelInferResponse) -> InferenceMessage:
-    """The message of a ModelInferResponse with raw outputs (what `response_to_proto`
-    writes; the CLI's `infer --grpc` reads it)."""
+    """The message of a ModelInferResponse: raw outputs (what `response_to_proto` writes;
+    the CLI's `infer --grpc` and remote models read it), or typed `contents` in every
+    output when `raw_output_contents` is empty (what some servers answer)."""
     raws = response.raw_output_contents
     tensors = []
     for index, item in enumerate(response.outputs):
+        if not raws:
+            # InferOutputTensor has the fields of InferInputTensor that matter here.
+            tensors.append(_input_tensor(item, None))  # type: ignore[arg-type]
+            continue
         if index >= len(raws):
             raise InvalidMessage(f"output {item.name!r} has no raw_output_contents entry")
         shape = tuple(item.shape)

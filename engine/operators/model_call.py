@@ -14,7 +14,7 @@ import numpy as np
 
 from engine.errors import TensorfluxError
 from engine.runtimes.base import ModelRuntime
-from engine.runtimes.errors import ModelFailure
+from engine.runtimes.errors import ModelFailure, ModelUnreachable
 
 Arrays = dict[str, np.ndarray]
 
@@ -32,21 +32,34 @@ def call_model(
     `whole_batch` says the requests are a step's `batch`, which a model that
     `shares_batch_answer` (a drift detector) answers in one call for all of them."""
     wanted = list(requested) if requested is not None else [()] * len(requests)
+    unreachable: list[ModelUnreachable] = []
+
+    def one(request: Arrays, asked: tuple[str, ...]) -> Arrays | Exception:
+        if unreachable:
+            return unreachable[0]
+        result = _call_one(model, request, asked)
+        if isinstance(result, ModelUnreachable):
+            unreachable.append(result)
+        return result
+
     if model.shares_batch_answer:
         if whole_batch and len(requests) > 1:
             return _call_shared(model, requests)
-        return [_call_one(model, request, ()) for request in requests]
+        return [one(request, ()) for request in requests]
     if len(requests) < 2 or not model.batchable:
-        return [_call_one(model, request, w) for request, w in zip(requests, wanted, strict=True)]
+        return [one(request, w) for request, w in zip(requests, wanted, strict=True)]
     results: dict[int, Arrays | Exception] = {}
     for group in _compatible_groups(requests, wanted, model.max_batch_size):
         merged = (
             _call_merged(model, [requests[i] for i in group], wanted[group[0]])
-            if len(group) > 1
+            if len(group) > 1 and not unreachable
             else None
         )
+        if isinstance(merged, ModelUnreachable):
+            unreachable.append(merged)
+            merged = None
         if merged is None:
-            results.update((i, _call_one(model, requests[i], wanted[i])) for i in group)
+            results.update((i, one(requests[i], wanted[i])) for i in group)
         else:
             results.update(zip(group, merged, strict=True))
     return [results[i] for i in range(len(requests))]
@@ -92,8 +105,9 @@ def _compatible_groups(
 
 def _call_merged(
     model: ModelRuntime, requests: list[Arrays], wanted: tuple[str, ...]
-) -> list[Arrays] | None:
-    """Outputs per request, or None when the merged call cannot be split or fails."""
+) -> list[Arrays] | ModelUnreachable | None:
+    """Outputs per request, or None when the merged call cannot be split or fails
+    (ModelUnreachable when it failed because the model could not be reached)."""
     rows = [next(iter(request.values())).shape[0] if request else 0 for request in requests]
     if any(
         request[name].shape[0] != rows[i] for i, request in enumerate(requests) for name in request
@@ -103,6 +117,8 @@ def _call_merged(
     merged = {name: np.concatenate([request[name] for request in requests]) for name in names}
     try:
         outputs = model.predict_outputs(merged, wanted) if wanted else model.predict(merged)
+    except ModelUnreachable as error:
+        return error
     except Exception:
         return None
     total = sum(rows)

@@ -67,7 +67,9 @@ class LaneStep(Protocol):
 
 
 def fits_lane(node: Node, model: ModelRuntime | None, max_visits: int | None) -> bool:
-    """A step of one source, no triggers, uncounted visits, no batch window, a batchable model."""
+    """A step of one source, no triggers, uncounted visits, no batch window, a batchable
+    model that runs here (a remote model's cost is the network, not per-record CPU, and a
+    failed lane call would be made again on the general path)."""
     return (
         node.kind == "step"
         and len(node.inputs) == 1
@@ -75,6 +77,7 @@ def fits_lane(node: Node, model: ModelRuntime | None, max_visits: int | None) ->
         and max_visits is None
         and model is not None
         and model.batchable
+        and model.in_process
         and not Batcher(node.batch).holds()
     )
 

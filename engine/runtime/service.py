@@ -16,7 +16,7 @@ from engine.runtime.plan import Status
 from engine.runtime.reports import HEARTBEAT_S, heartbeat, resource_key
 from engine.runtime.settings import WorkerSettings
 from engine.runtime.worker import Worker
-from engine.runtimes import ModelRoots
+from engine.runtimes import ModelHosts, ModelRoots
 from engine.topic_reader import TopicReader
 
 log = logging.getLogger("tensorflux.worker")
@@ -29,10 +29,13 @@ class WorkerService:
         worker_id: str | None = None,
         *,
         model_roots: ModelRoots,
+        model_hosts: ModelHosts | None = None,
         worker_settings: WorkerSettings | None = None,
     ) -> None:
         """`model_roots` is required: the control topic names the models, and anyone who
-        can write it could otherwise make this worker import any file on its disk."""
+        can write it could otherwise make this worker import any file on its disk.
+        `model_hosts`: the hosts remote models may call (None: none), else the
+        control topic could send requests' data anywhere."""
         self.settings = settings
         self.worker_id = worker_id or new_worker_id()
         self.topics = settings.topics()
@@ -48,6 +51,7 @@ class WorkerService:
             worker_settings=worker_settings,
             on_status=self._report,
             model_roots=model_roots,
+            model_hosts=model_hosts if model_hosts is not None else ModelHosts(()),
             worker_id=self.worker_id,
         )
 
@@ -73,6 +77,8 @@ class WorkerService:
         if self.control.poll():
             self.control.read_to_end()  # take a multi-resource load whole, not half of it
             self._apply()
+        elif self.worker.models.retry_due():
+            self._apply()  # a remote model's server may be up (or ready) now
 
     def _apply(self) -> None:
         documents = {key: value.decode() for key, value in self.control.values.items()}

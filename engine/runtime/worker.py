@@ -40,7 +40,7 @@ from engine.runtime.offsets import OffsetTracker
 from engine.runtime.plan import Plan, Status, plan
 from engine.runtime.records import Outgoing, Record, chunk_by_topic
 from engine.runtime.settings import WorkerSettings
-from engine.runtimes import ModelRoots, load_model
+from engine.runtimes import ModelHosts, ModelRoots, load_model
 from engine.topology.graph import Topology
 
 __all__ = ["Status", "Worker", "group_id"]
@@ -67,10 +67,12 @@ class Worker:
         worker_settings: WorkerSettings | None = None,
         on_status: Callable[[list[Status]], None] | None = None,
         model_roots: ModelRoots | None = None,
+        model_hosts: ModelHosts | None = None,
         worker_id: str | None = None,
     ) -> None:
         """`model_roots`: where models may be loaded from; None loads any path (for a
         caller that hands the worker its own topologies, never the control topic's).
+        `model_hosts`: the hosts remote models may call; None calls any.
         `worker_id`: names its transactional producer (exactly once), so a restarted
         worker of the same id fences the one it replaces."""
         self.settings = settings
@@ -85,7 +87,7 @@ class Worker:
             report(statuses)
 
         self.on_status = on_each_status
-        self.models = ModelPool(partial(load_model, roots=model_roots))
+        self.models = ModelPool(partial(load_model, roots=model_roots, hosts=model_hosts))
         self.exactly_once = self.worker_settings.processing_guarantee == "exactly-once"
         self.delivery = Delivery(
             settings,

@@ -17,7 +17,9 @@ from engine.runtimes.errors import (
     ModelFailure,
     ModelInputError,
     ModelLoadError,
+    ModelUnreachable,
 )
+from engine.runtimes.hosts import ModelHosts, is_oip, remote_address
 from engine.runtimes.onnx_model import OnnxModel
 from engine.runtimes.python_model import PythonModel
 from engine.runtimes.roots import ModelRoots
@@ -31,9 +33,11 @@ __all__ = [
     "ModelError",
     "ModelFailure",
     "ModelInputError",
+    "ModelHosts",
     "ModelLoadError",
     "ModelRoots",
     "ModelRuntime",
+    "ModelUnreachable",
     "OnnxModel",
     "PythonModel",
     "TensorSpec",
@@ -42,20 +46,42 @@ __all__ = [
 ]
 
 
-def load_model(spec: ModelSpec, roots: ModelRoots | None = None) -> ModelRuntime:
+def load_model(
+    spec: ModelSpec, roots: ModelRoots | None = None, hosts: ModelHosts | None = None
+) -> ModelRuntime:
     """The runtime for `spec`, chosen by a model-settings.json, `requirements` or what
-    `storage_uri` holds (engine.runtimes.artifacts). Raises ModelLoadError; a runtime
-    whose library is not installed names the extra that installs it.
+    `storage_uri` holds (engine.runtimes.artifacts), or a remote model for an `oip+`
+    URI. Raises ModelLoadError; a runtime whose library is not installed names the
+    extra that installs it.
 
     With `roots`, a storageUri outside them fails before anything under it is
     looked at, and so does an artifact that a symlink (or a model-settings.json's
-    `parameters.uri`) leads out of them."""
+    `parameters.uri`) leads out of them. With `hosts`, a remote model on any other
+    host fails before anything is connected."""
+    if is_oip(spec.storage_uri):
+        return _remote(spec, hosts)
     if roots is not None and spec.storage_uri and not is_remote(spec.storage_uri):
         roots.check(spec, Path(spec.storage_uri.removeprefix("file://")))
     artifact = resolve(spec)
     if roots is not None:
         roots.check(spec, artifact.path)
     return _open(spec.name, artifact)
+
+
+def _remote(spec: ModelSpec, hosts: ModelHosts | None) -> ModelRuntime:
+    from engine.runtimes.remote_model import RemoteModel, options_of
+
+    address = remote_address(spec.name, spec.storage_uri or "")
+    if hosts is not None:
+        hosts.check(spec, address)
+    options = options_of(spec)
+    if address.transport == "grpc":
+        from engine.runtimes.remote_grpc import GrpcTransport
+
+        return RemoteModel(spec.name, address, options, GrpcTransport(address, options))
+    from engine.runtimes.remote_http import HttpTransport
+
+    return RemoteModel(spec.name, address, options, HttpTransport(address, options))
 
 
 def resolve_artifact(spec: ModelSpec) -> tuple[Kind, Path]:

@@ -74,7 +74,8 @@ def resolve(spec: ModelSpec) -> Artifact:
         raise ModelLoadError(
             name,
             uri,
-            "only local paths and file:// URIs are supported (remote storage comes later)",
+            "only local paths, file:// URIs and remote model servers "
+            "(oip+http(s)://HOST:PORT[/MODEL], oip+grpc(s)://...) are supported",
         )
     root = Path(uri.removeprefix("file://"))
     if not root.exists():

@@ -36,6 +36,8 @@ class ModelRuntime(ABC):
     takes_requested_outputs: bool = False
     """True when `predict_outputs` answers what a request's OIP `outputs` name
     (MLServer's sklearn and xgboost: `predict_proba`)."""
+    in_process: bool = True
+    """False for a model served elsewhere (remote models): each call is a network call."""
     shares_batch_answer: bool = False
     """True when one call on a step's batch (`batch.size`) answers the batch as a
     whole, and every request of it gets that answer (drift detectors)."""

@@ -23,11 +23,17 @@ class ModelError(TensorfluxError):
 
 
 class ModelLoadError(ModelError):
-    """A model that cannot be loaded: no artifact, a bad file, a failing `load()`."""
+    """A model that cannot be loaded: no artifact, a bad file, a failing `load()`.
 
-    def __init__(self, model: str, path: str | None, cause: str) -> None:
+    `transient`: it may load later with nothing changed (a remote server not up or
+    not ready yet), so the worker tries again now and then."""
+
+    def __init__(
+        self, model: str, path: str | None, cause: str, *, transient: bool = False
+    ) -> None:
         self.path = path
         self.cause = cause
+        self.transient = transient
         where = f" from {path}" if path is not None else ""
         super().__init__(model, f"cannot load{where}: {cause}")
 
@@ -65,6 +71,12 @@ class ModelFailure(ModelError):
         self.output = output
         prefix = f"output {output!r}: " if output is not None else ""
         super().__init__(model, f"{prefix}{cause}")
+
+
+class ModelUnreachable(ModelFailure):
+    """A remote model's server could not be reached or did not answer in time. The
+    requests are not at fault: every request of a merged call gets this error, and
+    none is tried again alone (each would wait out the same timeout)."""
 
 
 def _names(names: Iterable[str]) -> str:
