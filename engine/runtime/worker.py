@@ -14,8 +14,11 @@ makes the worker drop what its agents hold and consume again from the
 committed offsets (`_rewind`): never half-answered, never skipped.
 
 The loop delegates: the planner (`plan.py`) says which agents run, the model
-pool (`models.py`) keeps the models, delivery (`delivery.py`) writes, turns
-refusals into error records and commits; here are the loop and rebalancing.
+pool (`models.py`) keeps the models, the call pool (`model_calls.py`) runs
+their calls off the loop and gives the answers back, delivery (`delivery.py`)
+writes, turns refusals into error records and commits; here are the loop,
+pausing the partitions of a model that holds too much (`pauses.py`), and
+rebalancing.
 """
 
 from __future__ import annotations
@@ -34,8 +37,10 @@ from engine.runtime import metrics, resume
 from engine.runtime.agent import NodeAgent
 from engine.runtime.control import new_worker_id
 from engine.runtime.delivery import Delivery, Fenced
+from engine.runtime.model_calls import CallPool
 from engine.runtime.models import ModelPool
 from engine.runtime.offsets import OffsetTracker
+from engine.runtime.pauses import Pauses
 from engine.runtime.plan import Plan, Status, plan
 from engine.runtime.records import Outgoing, Record, chunk_by_topic
 from engine.runtime.settings import WorkerSettings
@@ -47,6 +52,8 @@ __all__ = ["Status", "Worker", "group_id"]
 log = logging.getLogger("tensorflux.worker")
 
 COMMITTED_TIMEOUT_S = 30.0
+CALLS_WAIT_S = 0.002
+"""Longest a loop turn waits for records while model calls are out: their answers are due."""
 REWIND_PAUSE_S = 1.0
 """A failure that lasts (a topic refusing every answer) redoes the work once a second, not in a spin."""
 
@@ -83,6 +90,12 @@ class Worker:
 
         self.on_status = on_each_status
         self.models = ModelPool(partial(load_model, roots=model_roots))
+        self.calls = CallPool(
+            self.tracker,
+            threads=self.worker_settings.model_threads,
+            max_in_flight=self.worker_settings.model_max_in_flight,
+        )
+        """Model calls, off the loop (`model_calls.py`)."""
         self.exactly_once = self.worker_settings.processing_guarantee == "exactly-once"
         self.delivery = Delivery(
             settings,
@@ -95,6 +108,8 @@ class Worker:
         self._consumer = Consumer(
             self.worker_settings.consumer_config(settings, group_id(settings))
         )
+        self.pauses = Pauses(self._consumer)
+        """Partitions paused while the model they feed holds too much."""
         self._chunk = self.worker_settings.chunk
         self._max_wait_s = self.worker_settings.max_wait_ms / 1000
         self._commit_interval_s = self.worker_settings.commit_interval_ms / 1000
@@ -122,7 +137,8 @@ class Worker:
     def apply(self, topology: Topology) -> list[Status]:
         """Run exactly the models and pipelines of `topology` (hot: no restart)."""
         models = self.models.sync(topology.models)
-        new = plan(topology, models, self.topics, self.tracker, self._plan)
+        self.calls.configure(topology.models)
+        new = plan(topology, models, self.topics, self.tracker, self._plan, self.calls)
         self.admin.ensure(new.topics)
         # Commit before the retired agents let go: no further than what they hold.
         self.commit(force=True)
@@ -221,6 +237,7 @@ class Worker:
         for agent in self._plan.agents:
             tracker.holder = holders.get(id(agent), "")
             agent.tick(now_ms, out, end_of_chunk=True)
+        self.calls.turn(out)  # answers of model calls that returned, in order per agent
         if self._resume:
             self._resume = {
                 tp: plan
@@ -231,6 +248,10 @@ class Worker:
         self.commit()
         if self.delivery.must_rewind:
             self._rewind()
+        full = self.calls.full_agents()
+        if full or self.pauses.paused:
+            topics = {source.topic for agent in full for source in agent.sources}  # type: ignore[attr-defined]
+            self.pauses.update(topics, self._assigned)
 
     def _replayed(self, holder: str, records: list[Record]) -> list[Record]:
         """What of a chunk `holder` gets while partitions replay (see `resume.py`)."""
@@ -245,9 +266,10 @@ class Worker:
         deadlines = [
             d for d in (agent.next_deadline_ms() for agent in self._plan.agents) if d is not None
         ]
+        longest = CALLS_WAIT_S if self.calls.in_flight() else self._max_wait_s
         if not deadlines:
-            return self._max_wait_s
-        return max(0.0, min(self._max_wait_s, (min(deadlines) - _now_ms()) / 1000))
+            return longest
+        return max(0.0, min(longest, (min(deadlines) - _now_ms()) / 1000))
 
     def commit(self, *, force: bool = False) -> None:
         """Commit what is safe once the commit interval passed (or now, with `force`);
@@ -348,6 +370,7 @@ class Worker:
         for agent in self._plan.agents:
             agent.drop_partitions(numbers)
         self.tracker.forget(revoked)
+        self.pauses.forget(revoked)
         self._assigned -= set(revoked)
         for tp in revoked:
             self._resume.pop(tp, None)
@@ -364,6 +387,7 @@ class Worker:
         finally:
             self._consumer.close()
             self.delivery.close()
+            self.calls.close()
             self.models.close()
 
 
