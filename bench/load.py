@@ -25,7 +25,8 @@ RECEIVER_FETCH_WAIT_MS = 5
 
 
 def request_payload(workload: str, request_id: str, index: int) -> bytes:
-    """One Avro request of `workload`: 'tfsimple' (2x INT32 [1,16]) or 'conditional'."""
+    """One Avro request of `workload`: 'tfsimple' (2x INT32 [1,16]), 'conditional' or
+    'mlp' (FP32 [1,256])."""
     if workload == "tfsimple":
         data = np.arange(1, 17, dtype=np.int32).reshape(1, 16)
         tensors = (Tensor.from_array("INPUT0", data), Tensor.from_array("INPUT1", data))
@@ -34,6 +35,9 @@ def request_payload(workload: str, request_id: str, index: int) -> bytes:
             Tensor.from_array("INPUT", np.array([1, 2, 3, 4], np.float32)),
             Tensor.from_array("CHOICE", np.array([index % 2], np.int32)),
         )
+    elif workload == "mlp":
+        row = np.linspace(-1.0, 1.0, 256, dtype=np.float32).reshape(1, 256) * (1 + index % 7)
+        tensors = (Tensor.from_array("INPUT", row),)
     else:
         raise ValueError(f"unknown workload {workload!r}")
     return encode_avro(InferenceMessage(request_id, tensors, "request"))

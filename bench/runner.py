@@ -6,6 +6,8 @@
     .venv/bin/python -m bench --bootstrap HOST:PORT --only tf-1step-1w,plain
     .venv/bin/python -m bench --sweep    # knob sweep of the 1-step pipeline
     .venv/bin/python -m bench --soak 300 # worker RSS at a constant rate for 5 minutes
+    .venv/bin/python -m bench --only tf-mlp-1w,tf-mlp-4p-1w,tf-mlp-4p-2w --overload
+                                         # real model compute and the overload section
 
 Every contender runs on the same broker: the requests are produced to its
 input topic before it starts, then it is started (a subprocess) and timed from
@@ -26,7 +28,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench import replay_bench
+from bench import compute_bench, overload_bench, replay_bench
 from bench.contenders import (
     CONTENDERS,
     DEFAULT_CHUNK,
@@ -82,6 +84,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--gateway-only", action="store_true", help="only the HTTP gateway's rows (wrk)"
     )
+    parser.add_argument(
+        "--overload",
+        action="store_true",
+        help="run the overload section even with --only (it runs by default without --only)",
+    )
     parser.add_argument("--startup-timeout", type=float, default=60.0)
     parser.add_argument("--output", default=str(RESULTS / "latest.md"))
     args = parser.parse_args(argv)
@@ -118,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         (RESULTS / "soak.md").write_text(text)
         print(text + f"written to {RESULTS / 'soak.md'}")
         return 0
+    compute_bench.ensure_models()
+    extra = ""
     sink = OtlpSink().__enter__()  # the traced contender's spans go here
     try:
         for contender in [] if args.gateway_only else contenders(args):
@@ -139,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
                     f"{run.cpu_us_per_req:.1f} CPU µs/req (N={n}, load {_loadavg()})",
                     flush=True,
                 )
+        extra = compute_bench.section(results, args)
+        if not args.gateway_only and (args.overload or not args.only):
+            print("  overload section ...", flush=True)
+            extra += overload_bench.section(args.bootstrap, args.quick, logdir)
     finally:
         sink.__exit__()
         if broker is not None:
@@ -152,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     replays = max(1000, int(50_000 * args.scale))
     gateway += replay_bench.section(None if broker else args.bootstrap, replays, logdir)
     loads[1] = _loadavg()
-    text = report(results, args, (loads[0], loads[1])) + gateway
+    text = report(results, args, (loads[0], loads[1])) + extra + gateway
     Path(args.output).write_text(text)
     print_table(text)
     print(f"written to {args.output}")

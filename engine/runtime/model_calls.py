@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from engine.runtime import metrics
 from engine.runtime.model_threads import ModelThreads, Work
 from engine.runtime.offsets import OffsetTracker
 from engine.runtime.records import Outgoing, RecordRef
@@ -62,6 +63,26 @@ class InlineCalls:
     def abandon(self, agent: object) -> list[RecordRef]:
         return []
 
+    # The worker's side, for a worker that runs its calls on the loop (`model_threads: 0`).
+
+    def configure(self, specs: Mapping[str, ModelSpec]) -> None:
+        pass
+
+    def turn(self, out: list[Outgoing]) -> None:
+        pass
+
+    def in_flight(self) -> bool:
+        return False
+
+    def full_agents(self) -> list[object]:
+        return []
+
+    def stats(self, model: str) -> CallStats:
+        return CallStats(0, 0, 0, 0, 0, 0, 0)
+
+    def close(self) -> None:
+        pass
+
 
 INLINE = InlineCalls()
 
@@ -80,6 +101,8 @@ class CallStats:
     """Calls given up after the model's timeout."""
     refused: int
     """Calls refused while every thread of the model was stuck."""
+    serving: int
+    """The model's threads serving calls (not stuck in one past its timeout)."""
 
 
 class _Model:
@@ -175,6 +198,8 @@ class CallPool:
             state.threads.expire()
         self._collect(out)
         self._admit()
+        for name, state in self._models.items():
+            metrics.MODEL_HELD_REQUESTS.labels(name).set(state.held)
 
     def in_flight(self) -> bool:
         """Calls are handed off and not yet answered (the loop should not sleep long)."""
@@ -192,7 +217,7 @@ class CallPool:
     def stats(self, model: str) -> CallStats:
         state = self._models.get(model)
         if state is None:
-            return CallStats(0, 0, 0, 0, 0, 0)
+            return CallStats(0, 0, 0, 0, 0, 0, 0)
         t = state.threads
         return CallStats(
             state.held,
@@ -201,6 +226,7 @@ class CallPool:
             state.peak_in_flight,
             t.timed_out,
             t.refused,
+            t.live,
         )
 
     def close(self) -> None:

@@ -39,9 +39,10 @@ class WorkerSettings(BaseModel):
     commit_interval_ms: int = Field(default=1000, ge=0)
     """How often what was produced is flushed and the offsets it answers are committed
     (at-least-once; exactly-once commits every chunk's transaction)."""
-    model_threads: int = Field(default=1, ge=1)
+    model_threads: int = Field(default=1, ge=0)
     """Threads per model running its calls off the consume loop (1: a model's calls never
-    overlap one another, as a stateful python model expects)."""
+    overlap one another, as a stateful python model expects; 0: on the loop itself, as
+    before, with no timeouts and no pausing: a stuck model stops the worker)."""
     model_max_in_flight: int = Field(default=1000, ge=1)
     """Requests one model may hold before the partitions feeding it are paused (README
     "Memory and slow models")."""

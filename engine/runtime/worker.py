@@ -37,7 +37,7 @@ from engine.runtime import metrics, resume
 from engine.runtime.agent import NodeAgent
 from engine.runtime.control import new_worker_id
 from engine.runtime.delivery import Delivery, Fenced
-from engine.runtime.model_calls import CallPool
+from engine.runtime.model_calls import INLINE, CallPool, InlineCalls
 from engine.runtime.models import ModelPool
 from engine.runtime.offsets import OffsetTracker
 from engine.runtime.pauses import Pauses
@@ -90,10 +90,15 @@ class Worker:
 
         self.on_status = on_each_status
         self.models = ModelPool(partial(load_model, roots=model_roots))
-        self.calls = CallPool(
-            self.tracker,
-            threads=self.worker_settings.model_threads,
-            max_in_flight=self.worker_settings.model_max_in_flight,
+        threads = self.worker_settings.model_threads
+        self.calls: CallPool | InlineCalls = (
+            CallPool(
+                self.tracker,
+                threads=threads,
+                max_in_flight=self.worker_settings.model_max_in_flight,
+            )
+            if threads
+            else INLINE
         )
         """Model calls, off the loop (`model_calls.py`)."""
         self.exactly_once = self.worker_settings.processing_guarantee == "exactly-once"

@@ -156,12 +156,10 @@ def test_a_stuck_model_times_out_then_refuses_and_the_worker_goes_on(
         lambda: worker.worker.calls.stats("stuck").held == 0, "stuck calls were never collected"
     )
     again = new_id("stuck")
-    _wait_for(lambda: _threads_back(worker), "no thread of the stuck model came back")
+    _wait_for(
+        lambda: worker.worker.calls.stats("stuck").serving > 0,
+        "no thread of the stuck model came back",
+    )
     kafka.infer("stuck-p", again, INPUT=fp32(4.0))
     assert kafka.outputs("stuck-p", [again])[again].arrays() == {"OUTPUT": [8.0]}
     kafka.close()
-
-
-def _threads_back(worker: RunningWorker) -> bool:
-    threads = worker.worker.calls._models["stuck"].threads
-    return threads.live > 0
