@@ -32,9 +32,11 @@ from engine.admin import TopicAdmin
 from engine.codec import encode_avro
 from engine.config import KafkaSettings
 from engine.messages import InferenceMessage, Tensor
+from engine.runtime.settings import WorkerSettings
 from engine.topology.topics import TopicNames
 
 FLOOD = 20_000
+CAP = WorkerSettings().model_max_in_flight
 SLOW = textwrap.dedent(
     """
     import time
@@ -127,7 +129,7 @@ def _measure(bootstrap: str, quick: bool, logdir: Path) -> str:
         f"{len(loaded)}/{count} at {rate:.0f} req/s\n"
         f"- worker RSS: {rss_before:.0f} MB before the flood, peak {sampler.peak_rss:.0f} MB "
         f"during it; slow model's held requests at most {sampler.peak_held:.0f} "
-        f"(cap: model_max_in_flight, 1000 by default, plus one chunk); partitions paused at "
+        f"(cap: model_max_in_flight {CAP}, plus at most one chunk); partitions paused at "
         f"most {sampler.peak_paused:.0f}\n"
     )
 

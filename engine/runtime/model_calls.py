@@ -120,7 +120,7 @@ class _Model:
 
 
 class CallPool:
-    def __init__(self, tracker: OffsetTracker, *, threads: int = 1, max_in_flight: int = 1000):
+    def __init__(self, tracker: OffsetTracker, *, threads: int = 1, max_in_flight: int = 4000):
         self.tracker = tracker
         self.threads = threads
         self.max_in_flight = max_in_flight

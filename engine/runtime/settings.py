@@ -43,7 +43,7 @@ class WorkerSettings(BaseModel):
     """Threads per model running its calls off the consume loop (1: a model's calls never
     overlap one another, as a stateful python model expects; 0: on the loop itself, as
     before, with no timeouts and no pausing: a stuck model stops the worker)."""
-    model_max_in_flight: int = Field(default=1000, ge=1)
+    model_max_in_flight: int = Field(default=4000, ge=1)
     """Requests one model may hold before the partitions feeding it are paused (README
     "Memory and slow models")."""
     processing_guarantee: ProcessingGuarantee = "at-least-once"
