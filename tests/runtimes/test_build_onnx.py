@@ -5,6 +5,9 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import numpy as np
+
+from engine.runtimes.onnx_model import OnnxModel
 from tests.runtimes.conftest import EXAMPLES
 
 
@@ -40,15 +43,12 @@ def test_rebuild_is_deterministic(tmp_path: Path) -> None:
 
 
 def test_bench_mlp_rebuilds_the_same_and_runs_batched(tmp_path: Path) -> None:
-    from engine.runtimes.onnx_model import OnnxModel
-
     build = _build_module()
     first = [p.read_bytes() for p in build.build_bench(tmp_path / "a")]
     (path,) = build.build_bench(tmp_path / "b")
     assert [path.read_bytes()] == first
     model = OnnxModel("mlp256", path)
     assert model.batchable
-    import numpy as np
 
     rows = np.linspace(-1.0, 1.0, 3 * 256, dtype=np.float32).reshape(3, 256)
     together = model.predict({"INPUT": rows})["OUTPUT"]
