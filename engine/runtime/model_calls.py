@@ -34,6 +34,8 @@ __all__ = ["CallPool", "CallStats", "InlineCalls", "ModelCalls", "Work"]
 
 QUICK_WAIT_S = 0.005
 """How long a loop turn waits for the calls it handed to quick models."""
+WAIT_MIN_S, WAIT_MAX_S = 0.001, 0.02
+"""Bounds of how long the loop waits for records while calls are out (`wait_s`)."""
 
 
 class ModelCalls(Protocol):
@@ -73,6 +75,9 @@ class InlineCalls:
 
     def in_flight(self) -> bool:
         return False
+
+    def wait_s(self) -> float | None:
+        return None
 
     def full_agents(self) -> list[object]:
         return []
@@ -204,6 +209,16 @@ class CallPool:
     def in_flight(self) -> bool:
         """Calls are handed off and not yet answered (the loop should not sleep long)."""
         return any(state.held for state in self._models.values())
+
+    def wait_s(self) -> float | None:
+        """How long the loop may wait for records before an answer is likely due (None:
+        no call is out): a quarter of what a call takes, or has been running, between
+        1 and 20 ms, so a blocked model does not keep the loop spinning."""
+        waits = [
+            min(WAIT_MAX_S, max(WAIT_MIN_S, max(t.average_s, t.running_for()) / 4))
+            for t in (state.threads for state in self._models.values() if state.held)
+        ]
+        return min(waits) if waits else None
 
     def full_agents(self) -> list[object]:
         """Agents whose model holds too much: their partitions are to be paused."""

@@ -96,6 +96,12 @@ class ModelThreads:
             w.started is not None and now - w.started >= QUICK_S for w in list(self._running)
         )
 
+    def running_for(self) -> float:
+        """How long the oldest running call has been running (0: none runs)."""
+        now = time.monotonic()
+        started = [w.started for w in list(self._running) if w.started is not None]
+        return now - min(started) if started else 0.0
+
     def busy(self) -> bool:
         return bool(self._queue or self._running)
 

@@ -52,8 +52,6 @@ __all__ = ["Status", "Worker", "group_id"]
 log = logging.getLogger("tensorflux.worker")
 
 COMMITTED_TIMEOUT_S = 30.0
-CALLS_WAIT_S = 0.002
-"""Longest a loop turn waits for records while model calls are out: their answers are due."""
 REWIND_PAUSE_S = 1.0
 """A failure that lasts (a topic refusing every answer) redoes the work once a second, not in a spin."""
 
@@ -271,7 +269,8 @@ class Worker:
         deadlines = [
             d for d in (agent.next_deadline_ms() for agent in self._plan.agents) if d is not None
         ]
-        longest = CALLS_WAIT_S if self.calls.in_flight() else self._max_wait_s
+        calls = self.calls.wait_s()  # answers of model calls are due
+        longest = self._max_wait_s if calls is None else min(calls, self._max_wait_s)
         if not deadlines:
             return longest
         return max(0.0, min(longest, (min(deadlines) - _now_ms()) / 1000))
