@@ -142,6 +142,14 @@ CONTENDERS = [
         label="tensorflux mlp256 (8 dense 256-wide layers), 1 worker",
     ),
     Contender(
+        "tf-mlp16-1w",
+        "tensorflux",
+        10_000,
+        pipeline="mlp",
+        workload="mlp16",
+        label="tensorflux mlp256, 16 rows a request, 1 worker",
+    ),
+    Contender(
         "tf-mlp-4p-1w",
         "tensorflux",
         40_000,
