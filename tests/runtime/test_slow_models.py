@@ -36,6 +36,8 @@ BLOCKING = textwrap.dedent(
             return {"OUTPUT": inputs["INPUT"] * 2}
     """
 )
+BLOCKING_BATCHED = BLOCKING.replace("class Model:", "class Model:\n    batchable = True\n")
+"""The same, batchable: its step takes the fast lane."""
 FAST = textwrap.dedent(
     """
     class Model:
@@ -59,11 +61,13 @@ def _model(name: str, parameters: str = "") -> str:
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("slow-models")
-    for name, source in (("slow", BLOCKING), ("stuck", BLOCKING), ("fast", FAST)):
+    sources = (("slow", BLOCKING), ("stuck", BLOCKING), ("lane", BLOCKING_BATCHED), ("fast", FAST))
+    for name, source in sources:
         (root / name).mkdir()
         (root / name / "model.py").write_text(source)
     timeout = f"  parameters:\n  - name: timeout\n    value: '{TIMEOUT_S}'\n"
-    (root / "specs.yaml").write_text(_model("slow") + _model("stuck", timeout) + _model("fast"))
+    specs = _model("slow") + _model("stuck", timeout) + _model("lane", timeout) + _model("fast")
+    (root / "specs.yaml").write_text(specs)
     return root
 
 
@@ -76,10 +80,10 @@ def settings(kafka_bootstrap: str) -> KafkaSettings:
 def worker(settings: KafkaSettings, models: Path) -> Iterator[RunningWorker]:
     options = WorkerSettings(chunk=CHUNK, model_max_in_flight=CAP)
     running = RunningWorker(settings, compile_specs(settings, [models / "specs.yaml"]), options)
-    for name in ("slow-p", "stuck-p", "fast-p"):
+    for name in ("slow-p", "stuck-p", "lane-p", "fast-p"):
         running.wait_ready("pipeline", name)
     yield running
-    for name in ("slow", "stuck"):  # blocked threads return, so none outlives the module
+    for name in ("slow", "stuck", "lane"):  # blocked threads return: none outlives the module
         (models / name / "release").touch()
     running.stop()
 
@@ -162,4 +166,22 @@ def test_a_stuck_model_times_out_then_refuses_and_the_worker_goes_on(
     )
     kafka.infer("stuck-p", again, INPUT=fp32(4.0))
     assert kafka.outputs("stuck-p", [again])[again].arrays() == {"OUTPUT": [8.0]}
+    kafka.close()
+
+
+def test_a_stuck_model_on_the_fast_lane_times_out_every_request_of_its_call(
+    worker: RunningWorker, settings: KafkaSettings
+):
+    kafka = Kafka(settings)
+    ids = [new_id("lane") for _ in range(3)]
+    for index, rid in enumerate(ids):
+        kafka.infer("lane-p", rid, INPUT=fp32(float(index)))
+    answers = kafka.outputs("lane-p", ids)
+    errors = [answers[rid].error() for rid in ids]
+    assert [(e.pipeline, e.step, e.request_id, e.kind) for e in errors] == [
+        ("lane-p", "lane", rid, "timeout") for rid in ids
+    ]
+    assert all(f"timed out after {TIMEOUT_S:g}s" in e.reason for e in errors)
+    # The step wrote each request to its inputs topic before failing it, as on the general path.
+    kafka.collect(kafka.topics.step_inputs("lane-p", "lane"), ids)
     kafka.close()
