@@ -117,6 +117,7 @@ def _measure(bootstrap: str, quick: bool, logdir: Path) -> str:
     finally:
         _stop([worker])
         receiver.stop.set()
+        receiver.join(5)
         with contextlib.suppress(Exception):
             admin.delete([t for t in admin.existing() if f".{ns}." in t])
     p50_unloaded, p50_loaded = load.percentile(unloaded, 50), load.percentile(loaded, 50)
