@@ -15,7 +15,10 @@ its first output to its N-th (requests/s); then 200 requests/s are paced
 through it for a few seconds (p50/p99 end-to-end latency, from produce() in
 this process to receipt here); then its peak RSS (VmHWM) is read and it is
 stopped. Each contender runs `--repeat` times in fresh topics; medians are
-quoted. The peers (Quix Streams, faust-streaming) run in .venv-bench.
+quoted. The peers (Quix Streams, faust-streaming) run in .venv-bench. After the
+contenders come the real-model section (`compute_bench.py`: the mlp256 rows
+against onnxruntime alone) and, unless `--only` is given without `--overload`,
+the overload section (`overload_bench.py`: a 20k flood of a 50 ms python model).
 """
 
 from __future__ import annotations
