@@ -14,6 +14,8 @@ VENV_BIN = Path(sys.executable).parent
 BENCH_BIN = ROOT / ".venv-bench" / "bin"
 RESULTS = ROOT / "bench" / "results"
 MODELS = ROOT / "examples" / "models"
+BENCH_MODELS = ROOT / "bench" / "models"
+"""The bench's own models (mlp256), built by examples/models/build_onnx.py --bench."""
 PIPELINES = {
     "1step": (ROOT / "bench" / "pipelines" / "onestep.yaml", "onestep", ["tfsimple1"]),
     "join": (
@@ -26,7 +28,15 @@ PIPELINES = {
         "conditional-routing",
         ["conditional", "mul10", "add10"],
     ),
+    "mlp": (ROOT / "bench" / "pipelines" / "mlp.yaml", "mlp", ["mlp256"]),
 }
+
+
+def model_spec(model: str) -> Path:
+    """A model's YAML: the bench's own, else the example's."""
+    own = BENCH_MODELS / f"{model}.yaml"
+    return own if own.exists() else MODELS / f"{model}.yaml"
+
 
 # Worker knobs the bench passes on (the defaults the worker ships, chosen by --sweep).
 WORKER_DEFAULTS = WorkerSettings()
@@ -122,6 +132,41 @@ CONTENDERS = [
         workers=2,
         partitions=2,
         label="tensorflux conditional, 2 workers",
+    ),
+    Contender(
+        "tf-mlp-1w",
+        "tensorflux",
+        40_000,
+        pipeline="mlp",
+        workload="mlp",
+        label="tensorflux mlp256 (8 dense 256-wide layers), 1 worker",
+    ),
+    Contender(
+        "tf-mlp16-1w",
+        "tensorflux",
+        10_000,
+        pipeline="mlp",
+        workload="mlp16",
+        label="tensorflux mlp256, 16 rows a request, 1 worker",
+    ),
+    Contender(
+        "tf-mlp-4p-1w",
+        "tensorflux",
+        40_000,
+        pipeline="mlp",
+        workload="mlp",
+        partitions=4,
+        label="tensorflux mlp256, 4 partitions, 1 worker",
+    ),
+    Contender(
+        "tf-mlp-4p-2w",
+        "tensorflux",
+        40_000,
+        pipeline="mlp",
+        workload="mlp",
+        workers=2,
+        partitions=4,
+        label="tensorflux mlp256, 4 partitions, 2 workers",
     ),
 ]
 

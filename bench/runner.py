@@ -7,6 +7,8 @@
     .venv/bin/python -m bench --sweep    # knob sweep of the 1-step pipeline
     .venv/bin/python -m bench --soak 300 # worker RSS at a constant rate for 5 minutes
     make bench BENCH_ARGS=--idle    # CPU of `tensorflux up -f examples/` with no traffic (60 s)
+    .venv/bin/python -m bench --only tf-mlp-1w,tf-mlp-4p-1w,tf-mlp-4p-2w --overload
+                                         # real model compute and the overload section
 
 Every contender runs on the same broker: the requests are produced to its
 input topic before it starts, then it is started (a subprocess) and timed from
@@ -14,7 +16,10 @@ its first output to its N-th (requests/s); then 200 requests/s are paced
 through it for a few seconds (p50/p99 end-to-end latency, from produce() in
 this process to receipt here); then its peak RSS (VmHWM) is read and it is
 stopped. Each contender runs `--repeat` times in fresh topics; medians are
-quoted. The peers (Quix Streams, faust-streaming) run in .venv-bench.
+quoted. The peers (Quix Streams, faust-streaming) run in .venv-bench. After the
+contenders come the real-model section (`compute_bench.py`: the mlp256 rows
+against onnxruntime alone) and, unless `--only` is given without `--overload`,
+the overload section (`overload_bench.py`: a 20k flood of a 50 ms python model).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench import idle, replay_bench
+from bench import compute_bench, idle, overload_bench, replay_bench
 from bench.contenders import (
     CONTENDERS,
     DEFAULT_CHUNK,
@@ -91,6 +96,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--gateway-only", action="store_true", help="only the HTTP gateway's rows (wrk)"
     )
+    parser.add_argument(
+        "--overload",
+        action="store_true",
+        help="run the overload section even with --only (it runs by default without --only)",
+    )
     parser.add_argument("--startup-timeout", type=float, default=60.0)
     parser.add_argument("--output", default=str(RESULTS / "latest.md"))
     args = parser.parse_args(argv)
@@ -134,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         (RESULTS / "soak.md").write_text(text)
         print(text + f"written to {RESULTS / 'soak.md'}")
         return 0
+    compute_bench.ensure_models()
+    extra = ""
     sink = OtlpSink().__enter__()  # the traced contender's spans go here
     try:
         for contender in [] if args.gateway_only else contenders(args):
@@ -155,6 +167,10 @@ def main(argv: list[str] | None = None) -> int:
                     f"{run.cpu_us_per_req:.1f} CPU µs/req (N={n}, load {_loadavg()})",
                     flush=True,
                 )
+        extra = compute_bench.section(results, args)
+        if not args.gateway_only and (args.overload or not args.only):
+            print("  overload section ...", flush=True)
+            extra += overload_bench.section(args.bootstrap, args.quick, logdir)
     finally:
         sink.__exit__()
         if broker is not None:
@@ -168,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     replays = max(1000, int(50_000 * args.scale))
     gateway += replay_bench.section(None if broker else args.bootstrap, replays, logdir)
     loads[1] = _loadavg()
-    text = report(results, args, (loads[0], loads[1])) + gateway
+    text = report(results, args, (loads[0], loads[1])) + extra + gateway
     Path(args.output).write_text(text)
     print_table(text)
     print(f"written to {args.output}")

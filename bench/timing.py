@@ -16,7 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import load
-from bench.contenders import BENCH_BIN, MODELS, PIPELINES, RESULTS, ROOT, VENV_BIN, Contender
+from bench.contenders import (
+    BENCH_BIN,
+    BENCH_MODELS,
+    MODELS,
+    PIPELINES,
+    RESULTS,
+    ROOT,
+    VENV_BIN,
+    Contender,
+    model_spec,
+)
 from engine.admin import TopicAdmin
 from engine.config import KafkaSettings
 from engine.runtime.control import ControlPlane
@@ -102,12 +112,17 @@ def run_once(
             topics.pipeline_outputs(pipeline),
         )
         # The first step's inputs topic: written as the worker takes up the first chunk.
-        first_step = {"1step": "tfsimple1", "join": "tfsimple1", "cond": "conditional"}
+        first_step = {
+            "1step": "tfsimple1",
+            "join": "tfsimple1",
+            "cond": "conditional",
+            "mlp": "mlp256",
+        }
         start_topic = topics.step_inputs(pipeline, first_step[contender.pipeline])
         admin.ensure([input_topic, output_topic, start_topic])
         plane = ControlPlane(settings)
         try:
-            plane.load([str(MODELS / f"{m}.yaml") for m in models] + [str(path)])
+            plane.load([str(model_spec(m)) for m in models] + [str(path)])
         finally:
             plane.close()
         argv_of = [
@@ -116,6 +131,8 @@ def run_once(
                 "worker",
                 "--model-root",
                 str(MODELS),
+                "--model-root",
+                str(BENCH_MODELS),
                 "--bootstrap",
                 bootstrap,
                 "--namespace",

@@ -8,7 +8,6 @@ tracker until their effects are written.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Hashable
 from dataclasses import dataclass
 
@@ -17,23 +16,23 @@ from engine.codec import CodecError, encode_avro
 from engine.codec.avro_wire import encode_string
 from engine.codec.fast_avro import with_model_name
 from engine.errors import TensorfluxError
-from engine.messages import ErrorKind, InferenceMessage, MessageKind, Tensor
+from engine.messages import InferenceMessage, MessageKind, Tensor
 from engine.observability.spans import ms_to_ns, spans_for
 from engine.operators import revisits
 from engine.operators.batch import Batcher
 from engine.operators.join import Emission, Join, JoinResult
-from engine.operators.model_call import call_model
 from engine.operators.tensor_map import merge, select
 from engine.runtime import metrics
 from engine.runtime.errors import JoinTimedOut, TooManyRevisits
 from engine.runtime.failures import FailureWriter
 from engine.runtime.lane import FastLane, fits_lane, plain_avro
+from engine.runtime.model_calls import INLINE, ModelCalls
 from engine.runtime.node_headers import carried, header_tail, headers_for
 from engine.runtime.offsets import OffsetTracker
 from engine.runtime.records import Outgoing, Record, RecordRef
 from engine.runtime.reply_format import as_reply, encode_reply
+from engine.runtime.step_call import Ready, call_step_model
 from engine.runtimes.base import ModelRuntime
-from engine.runtimes.errors import ModelInputError
 from engine.topology.graph import Node, Source
 
 
@@ -44,19 +43,6 @@ class Arrival:
     visits: dict[str, int]
     at_ms: int = 0
     """When its chunk was consumed."""
-
-
-@dataclass(slots=True)
-class Ready:
-    """A joined request on its way to the model."""
-
-    message: InferenceMessage
-    headers: list[tuple[str, bytes]]
-    records: list[Record]
-    arrived_ms: int = 0
-    """When its first record's chunk was consumed."""
-    emitted_ms: int = 0
-    """When its join released it (to the batch, or the model)."""
 
 
 def kind_of(source: Source) -> MessageKind:
@@ -77,13 +63,16 @@ class NodeAgent:
         fused_output: Node | None = None,
         lane: bool = False,
         reports_timeouts: bool = False,
+        calls: ModelCalls = INLINE,
     ) -> None:
-        """`fused_output`: the pipeline's output node when this step writes the output itself
+        """`calls`: where its model calls run (the worker's pool; at once by default).
+        `fused_output`: the pipeline's output node when this step writes the output itself
         (see `answer`); `lane`: answer chunks on the fast lane (the planner asks `fits_lane`);
         `reports_timeouts`: the pipeline's answer needs this node (`answer_needs`), so a
         join window closing unfinished tells the caller (an error record of kind timeout)."""
         self.node = node
         self.model = model
+        self.calls = calls
         self.errors_topic = errors_topic
         self.failure_topic = failure_topic
         """Where a waiting caller learns of a failure: the pipeline's (or model's) outputs."""
@@ -167,7 +156,7 @@ class NodeAgent:
         # Tracing (engine.observability): None when off, so no per-record cost then.
         self.spans = spans_for(node)
         self.output_spans = spans_for(fused_output)
-        self._error = FailureWriter(
+        self.fail = self._error = FailureWriter(
             node,
             self.label,
             errors_topic=errors_topic,
@@ -261,6 +250,7 @@ class NodeAgent:
         """Revoked partitions: forget their half-joined and waiting requests."""
         self.join.drop(lambda key: key[0] in partitions)
         self.batcher.retain(lambda ready: ready.records[0].partition not in partitions)
+        self.calls.drop(self, partitions)
 
     def abandon(self) -> list[RecordRef]:
         """The agent is discarded: release every record it holds and say which they were
@@ -273,7 +263,7 @@ class NodeAgent:
             refs += [record.ref for ready in self.batcher.drain() for record in ready.records]
         for ref in refs:
             self.tracker.release(ref)
-        return refs
+        return refs + self.calls.abandon(self)
 
     # -- joined requests ---------------------------------------------------------------
 
@@ -351,65 +341,8 @@ class NodeAgent:
         for batch in self.batcher.process(ready, now_ms):
             self._call(batch, out)
 
-    def _requested_outputs(self, batch: list[Ready]) -> list[tuple[str, ...]] | None:
-        """The OIP `outputs` of direct model calls, for models that answer them (a
-        pipeline's request names the pipeline's outputs, not a step's)."""
-        if self.node.pipeline or self.model is None or not self.model.takes_requested_outputs:
-            return None
-        return [ready.records[0].message("request").requested_outputs for ready in batch]
-
     def _call(self, batch: list[Ready], out: list[Outgoing]) -> None:
-        assert self.model is not None, f"{self.label} has no model"
-        started, wall = time.perf_counter(), time.time_ns()
-        results = call_model(
-            self.model,
-            [ready.message.as_arrays() for ready in batch],
-            self._requested_outputs(batch),
-            whole_batch=self.batcher.holds(),
-        )
-        metrics.observe_model_call(self.model.name, time.perf_counter() - started, len(batch))
-        if self.spans is not None:
-            model_call = (wall, time.time_ns())
-            self.spans.answered(
-                batch,
-                results,
-                model_call,
-                len(self.sources) > 1,
-                self.batcher.holds(),
-                self.output_spans,
-            )
-        for ready, result in zip(batch, results, strict=True):
-            if self.batcher.holds():
-                for record in ready.records:
-                    self.tracker.release(record.ref)
-            request_id = ready.message.id
-            if isinstance(result, Exception):
-                kind: ErrorKind = (
-                    "bad-input" if isinstance(result, ModelInputError) else "model-failure"
-                )
-                out.extend(
-                    self._error(request_id, "model", result, kind, ready.records[0], ready.headers)
-                )
-                continue
-            if not result:
-                continue  # an empty response is not forwarded (Seldon: passEmptyResponses false)
-            try:
-                tensors = tuple(Tensor.from_array(name, array) for name, array in result.items())
-                response = InferenceMessage(
-                    request_id, tensors, "response", model_name=self.model.name
-                )
-                value = encode_avro(response)
-            except CodecError as error:
-                out.extend(
-                    self._error(
-                        request_id, "model-output", error, "model-failure", ready.records[0]
-                    )
-                )
-                continue
-            self.answer(request_id, value, ready.headers, out)
-            self.metrics.answered(1, time.time() - ready.arrived_ms / 1000)
-            if len(self.sources) > 1:
-                self.metrics.join_wait.observe((ready.emitted_ms - ready.arrived_ms) / 1000)
+        call_step_model(self, batch, out)
 
     def answer(
         self, request_id: str, value: bytes, headers: list[tuple[str, bytes]], out: list[Outgoing]

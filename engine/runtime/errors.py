@@ -87,3 +87,25 @@ class NoRecord(WorkerError, LookupError):
         super().__init__(
             f"no record for request '{request_id}' on {topic}; request ids there: {shown or 'none'}"
         )
+
+
+class ModelTimedOut(WorkerError):
+    """A model call ran past the model's `parameters: timeout`; its thread is abandoned."""
+
+    def __init__(self, model: str, timeout_s: float) -> None:
+        self.model, self.timeout_s = model, timeout_s
+        super().__init__(
+            f"model '{model}' timed out after {timeout_s:g}s (its spec's parameters timeout); "
+            "the call was abandoned"
+        )
+
+
+class ModelRefused(WorkerError):
+    """Every thread a model may use is stuck in a call past its timeout: calls are refused."""
+
+    def __init__(self, model: str, stuck: int, timeout_s: float) -> None:
+        self.model, self.stuck, self.timeout_s = model, stuck, timeout_s
+        super().__init__(
+            f"model '{model}' refused the call: {stuck} of its calls are stuck past its timeout "
+            f"of {timeout_s:g}s; it takes calls again once one of them returns"
+        )

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
@@ -40,9 +40,13 @@ class IdlePause:
         *,
         idle_after_s: float,
         probe_every_s: float,
+        held: Callable[[], Collection[tuple[str, int]]] = tuple,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._consumer = consumer
+        self._held = held
+        """Partitions someone else keeps paused (a model holding too much: pauses.py);
+        resuming after a quiet spell leaves them paused."""
         self._latest = latest
         self._idle_after_s = idle_after_s
         self._probe_every_s = probe_every_s
@@ -65,6 +69,12 @@ class IdlePause:
             self.paused = False
             self._seen = {}
             self._resume()
+
+    def never_pause(self) -> None:
+        """From now on fetch for good (a draining worker: its last answers must be read
+        back at once, not at the next probe)."""
+        self._idle_after_s = 0.0
+        self.active()
 
     def assigned(self) -> None:
         """Called from the assignment callback: whatever was paused before is fetched again."""
@@ -150,7 +160,10 @@ class IdlePause:
 
     def _resume(self) -> None:
         try:
-            partitions = self._consumer.assignment()
+            held = self._held()
+            partitions = [
+                tp for tp in self._consumer.assignment() if (tp.topic, tp.partition) not in held
+            ]
             if partitions:
                 self._consumer.resume(partitions)
         except KafkaException:

@@ -25,10 +25,12 @@ from engine.codec import SUPPORTED_SCHEMA_VERSIONS
 from engine.codec.columnar import Layout, LayoutMatcher, column, layout_for
 from engine.codec.errors import CodecError
 from engine.dtypes import BYTES, DATATYPE_TO_DTYPE, datatype_of
-from engine.messages import MessageKind
+from engine.messages import ErrorKind, MessageKind
 from engine.observability.spans import NodeSpans
 from engine.operators.batch import Batcher
 from engine.runtime import metrics
+from engine.runtime.errors import ModelRefused, ModelTimedOut
+from engine.runtime.model_calls import ModelCalls, Work
 from engine.runtime.records import Outgoing, Record
 from engine.runtimes.base import ModelRuntime
 from engine.topology.graph import Node, Source
@@ -52,6 +54,21 @@ class LaneStep(Protocol):
         self, request_id: str, value: bytes, headers: list[tuple[str, bytes]], out: list[Outgoing]
     ) -> None:
         """Write the model's answer (and the pipeline's output, when fused into the step)."""
+
+    def fail(
+        self,
+        request_id: str,
+        stage: str,
+        error: BaseException,
+        kind: ErrorKind,
+        record: Record,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> list[Outgoing]:
+        """The error records to write for a request the step cannot answer."""
+
+    @property
+    def calls(self) -> ModelCalls:
+        """Where the step's model calls run."""
 
     @property
     def metrics(self) -> metrics.NodeMetrics:
@@ -188,9 +205,7 @@ class FastLane:
                 group[1].append(record)
                 group[2].append(id_end)
         for layout, (plan, group_records, id_ends) in groups.items():
-            if not self._call(layout, plan, group_records, id_ends, out, now_ms):
-                for record in group_records:
-                    step.process(source_index, record, now_ms, out)
+            self._call(layout, plan, group_records, id_ends, out, now_ms, source_index)
 
     def _call(
         self,
@@ -200,33 +215,94 @@ class FastLane:
         id_ends: list[int],
         out: list[Outgoing],
         now_ms: int,
-    ) -> bool:
-        """Answer every record with one model call; False leaves them all to the general path."""
+        source_index: int,
+    ) -> None:
+        """Answer every record with one model call, handed off to the step's `calls`."""
         step, model = self.step, self.model
-        count, rows = len(records), plan.rows
         values = [record.value for record in records]
         inputs = {
             name: column(values, id_ends, layout, index)
             for name, index in zip(plan.names, plan.indexes, strict=True)
         }
-        started = time.perf_counter()
-        try:
+
+        def run() -> tuple[dict, float, float]:
+            started = time.perf_counter()
             outputs = model.predict(inputs)
-        except Exception:  # the general path finds which request fails, and says why
-            return False
-        ended = time.perf_counter()
+            return outputs, started, time.perf_counter()
+
+        def finish(outcome: object, dropped: frozenset[int], out: list[Outgoing]) -> None:
+            kept = records
+            if dropped:  # revoked while the model ran: their new owner answers them
+                kept = [r for r in records if r.partition not in dropped]
+            if isinstance(outcome, ModelTimedOut | ModelRefused):
+                self._write(plan, layout, kept, id_ends, None, [], out, failed=outcome)
+            elif isinstance(outcome, BaseException) or not self._answered(
+                plan, layout, records, id_ends, outcome, dropped, out, now_ms
+            ):
+                for record in kept:  # the general path finds which request fails, and says why
+                    step.process(source_index, record, now_ms, out)
+
+        refs = [record.ref for record in records]
+        step.calls.submit(step, model.name, Work(run, finish, refs, len(records)), out)
+
+    def _answered(
+        self,
+        plan: _Plan,
+        layout: Layout,
+        records: list[Record],
+        id_ends: list[int],
+        outcome: object,
+        dropped: frozenset[int],
+        out: list[Outgoing],
+        now_ms: int,
+    ) -> bool:
+        """Write the requests and answers of a call; False leaves them to the general path."""
+        step, model = self.step, self.model
+        outputs, started, ended = outcome  # type: ignore[misc]
+        count = len(records)
         metrics.observe_model_call(model.name, ended - started, count)
-        answer = self._answer_layout(model.name, outputs, count, rows) if outputs else None
+        answer = self._answer_layout(model.name, outputs, count, plan.rows) if outputs else None
         if outputs and answer is None:
             return False
         contents = [np.ascontiguousarray(array).tobytes() for array in outputs.values()]
         strides = [len(data) // count for data in contents]
-        node = step.node
+        parts = [
+            [data[index * s : (index + 1) * s] for data, s in zip(contents, strides, strict=True)]
+            for index in range(count)
+        ]
+        if dropped:
+            keep = [i for i, r in enumerate(records) if r.partition not in dropped]
+            records, id_ends = [records[i] for i in keep], [id_ends[i] for i in keep]
+            parts = [parts[i] for i in keep]
+        self._write(plan, layout, records, id_ends, answer, parts, out)
+        step.metrics.answered(len(records), time.time() - now_ms / 1000)
+        spans = step.spans
+        if spans is not None:  # tracing on: each request's spans, once the chunk is answered
+            wall_end = time.time_ns() - int((time.perf_counter() - ended) * 1e9)
+            model_call = (wall_end - int((ended - started) * 1e9), wall_end)
+            spans.lane(records, now_ms * 1_000_000, model_call, step.output_spans)
+        return True
+
+    def _write(
+        self,
+        plan: _Plan,
+        layout: Layout,
+        records: list[Record],
+        id_ends: list[int],
+        answer: Layout | None,
+        parts: list[list[bytes]],
+        out: list[Outgoing],
+        *,
+        failed: Exception | None = None,
+    ) -> None:
+        """Each record's request (to the step's inputs topic), then its answer or error record."""
+        step = self.step
+        request_topic = step.node.request_topic
         offsets = [layout.offsets[i] for i in plan.indexes]
         for index, record in enumerate(records):
             request_id = record.request_id
             headers = step.headers_for(record.headers, request_id)
-            if node.request_topic is not None:
+            if request_topic is not None:
                 if plan.request is None:
                     request = record.value
                 else:
@@ -234,20 +310,11 @@ class FastLane:
                     request = plan.request.encode(
                         request_id, [record.value[at + start : at + end] for start, end in offsets]
                     )
-                out.append(Outgoing(node.request_topic, request_id, request, headers))
-            if answer is not None:
-                parts = [
-                    data[index * s : (index + 1) * s]
-                    for data, s in zip(contents, strides, strict=True)
-                ]
-                step.answer(request_id, answer.encode(request_id, parts), headers, out)
-        step.metrics.answered(count, time.time() - now_ms / 1000)
-        spans = step.spans
-        if spans is not None:  # tracing on: each request's spans, once the chunk is answered
-            wall_end = time.time_ns() - int((time.perf_counter() - ended) * 1e9)
-            model_call = (wall_end - int((ended - started) * 1e9), wall_end)
-            spans.lane(records, now_ms * 1_000_000, model_call, step.output_spans)
-        return True
+                out.append(Outgoing(request_topic, request_id, request, headers))
+            if failed is not None:
+                out.extend(step.fail(request_id, "model", failed, "timeout", record, headers))
+            elif answer is not None:
+                step.answer(request_id, answer.encode(request_id, parts[index]), headers, out)
 
     def _answer_layout(
         self, model_name: str, outputs: dict, count: int, rows: int | None

@@ -39,6 +39,16 @@ HELD_RECORDS = Gauge(
     "Records kept by joins and batches, not yet committable",
 )
 
+MODEL_HELD_REQUESTS = Gauge(
+    "tensorflux_model_held_requests",
+    "Requests handed to a model and not yet answered (running, queued or waiting their turn)",
+    ["model"],
+)
+PAUSED_PARTITIONS = Gauge(
+    "tensorflux_paused_partitions",
+    "Partitions not fetched because the model they feed holds too many requests",
+)
+
 
 def count_by_topic(counter: Counter, counts: dict[str, int]) -> None:
     for topic, count in counts.items():

@@ -17,6 +17,7 @@ from typing import Literal
 from engine.runtime.agent import NodeAgent
 from engine.runtime.errors import ModelUnavailable
 from engine.runtime.lane import fits_lane
+from engine.runtime.model_calls import INLINE, ModelCalls
 from engine.runtime.models import Loaded
 from engine.runtime.offsets import OffsetTracker
 from engine.runtimes.base import ModelRuntime
@@ -66,13 +67,15 @@ def plan(
     topics: TopicNames,
     tracker: OffsetTracker,
     previous: Plan | None = None,
+    calls: ModelCalls = INLINE,
 ) -> Plan:
     """The agents running exactly the models and pipelines of `topology`.
 
     `models`: each model of the topology, loaded or the error that stopped it
-    (`ModelPool.sync`). Every agent holds its records in `tracker`.
+    (`ModelPool.sync`). Every agent holds its records in `tracker`; new agents run
+    their model calls on `calls` (at once by default).
     """
-    build = _Builder(topics, tracker, previous.agents if previous else ())
+    build = _Builder(topics, tracker, previous.agents if previous else (), calls)
     statuses: list[Status] = []
     for name in topology.models:
         runtime = models[name]
@@ -164,8 +167,13 @@ def missing_models(graph: PipelineGraph, models: Mapping[str, Loaded]) -> str:
 
 class _Builder:
     def __init__(
-        self, topics: TopicNames, tracker: OffsetTracker, running: tuple[NodeAgent, ...]
+        self,
+        topics: TopicNames,
+        tracker: OffsetTracker,
+        running: tuple[NodeAgent, ...],
+        calls: ModelCalls,
     ) -> None:
+        self.calls = calls
         self.errors_topic = topics.errors()
         self.tracker = tracker
         self.running = running
@@ -208,6 +216,7 @@ class _Builder:
                 fused_output=fused_output,
                 lane=fits_lane(node, model, max_visits),
                 reports_timeouts=reports_timeouts,
+                calls=self.calls,
             )
         self.agents.append(agent)
         for index, source in enumerate(agent.sources):

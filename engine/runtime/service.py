@@ -45,6 +45,7 @@ class WorkerService:
         self.control = TopicReader(settings, self.topics.control())
         self.watch = KafkaWatch(settings)
         self._reachable = True
+        self._outages = 0
         """What the loop last saw of `watch` (it acts on each change once, between chunks)."""
         self.worker = Worker(
             settings,
@@ -69,7 +70,9 @@ class WorkerService:
             self.control.close()
 
     def _follow_control(self) -> None:
-        if self.watch.reachable != self._reachable:
+        # An outage counts even when it came and went during one long turn of the loop
+        # (a consumer call blocked meanwhile): the broker may have kept nothing.
+        if self.watch.reachable != self._reachable or self.watch.outages != self._outages:
             self._kafka_changed()
         if not self._reachable:
             return
@@ -99,6 +102,7 @@ class WorkerService:
         """Say so when Kafka goes or comes back; when back, recover (Worker.recover) and
         report again: a broker that kept nothing has an empty status topic."""
         self._reachable = self.watch.reachable
+        self._outages = self.watch.outages
         if not self._reachable:
             log.warning(
                 "worker %s: Kafka at %s unreachable; waiting for it",

@@ -3,7 +3,8 @@
 One frozen object per worker, so two workers in one process may differ.
 `WorkerSettings.load()` reads `TENSORFLUX_WORKER_CHUNK`,
 `TENSORFLUX_WORKER_MAX_WAIT_MS`, `TENSORFLUX_WORKER_COMMIT_INTERVAL_MS`,
-`TENSORFLUX_WORKER_IDLE_AFTER_MS`, `TENSORFLUX_WORKER_IDLE_PROBE_MS` and
+`TENSORFLUX_WORKER_IDLE_AFTER_MS`, `TENSORFLUX_WORKER_IDLE_PROBE_MS`,
+`TENSORFLUX_WORKER_MODEL_THREADS`, `TENSORFLUX_WORKER_MODEL_MAX_IN_FLIGHT` and
 `TENSORFLUX_PROCESSING_GUARANTEE` from an injectable environment (never at import). The client defaults were chosen with
 `make bench BENCH_ARGS=--sweep` (README "Performance"); a librdkafka setting the
 user passes (`TENSORFLUX_KAFKA_LINGER_MS`, a config file) wins over them.
@@ -25,7 +26,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from engine.config import ENV_PREFIX, BrokerKind, ConfigError, KafkaSettings
 
 WORKER_ENV_PREFIX = ENV_PREFIX + "WORKER_"
-ENV_FIELDS = ("chunk", "max_wait_ms", "commit_interval_ms", "idle_after_ms", "idle_probe_ms")
+ENV_FIELDS = (
+    "chunk",
+    "max_wait_ms",
+    "commit_interval_ms",
+    "idle_after_ms",
+    "idle_probe_ms",
+    "model_threads",
+    "model_max_in_flight",
+)
 """The fields `load` reads from `TENSORFLUX_WORKER_<FIELD>`."""
 GUARANTEE_ENV = ENV_PREFIX + "PROCESSING_GUARANTEE"
 
@@ -44,6 +53,13 @@ class WorkerSettings(BaseModel):
     commit_interval_ms: int = Field(default=1000, ge=0)
     """How often what was produced is flushed and the offsets it answers are committed
     (at-least-once; exactly-once commits every chunk's transaction)."""
+    model_threads: int = Field(default=1, ge=0)
+    """Threads per model running its calls off the consume loop (1: a model's calls never
+    overlap one another, as a stateful python model expects; 0: on the loop itself, as
+    before, with no timeouts and no pausing: a stuck model stops the worker)."""
+    model_max_in_flight: int = Field(default=4000, ge=1)
+    """Requests one model may hold before the partitions feeding it are paused (README
+    "Memory and slow models")."""
     processing_guarantee: ProcessingGuarantee = "at-least-once"
     """exactly-once: each chunk's records and consumed offsets commit in one Kafka
     transaction (real Kafka only: tansu does not hide aborted records)."""

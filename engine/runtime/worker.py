@@ -14,8 +14,11 @@ makes the worker drop what its agents hold and consume again from the
 committed offsets (`_rewind`): never half-answered, never skipped.
 
 The loop delegates: the planner (`plan.py`) says which agents run, the model
-pool (`models.py`) keeps the models, delivery (`delivery.py`) writes, turns
-refusals into error records and commits; here are the loop and rebalancing.
+pool (`models.py`) keeps the models, the call pool (`model_calls.py`) runs
+their calls off the loop and gives the answers back, delivery (`delivery.py`)
+writes, turns refusals into error records and commits; here are the loop,
+pausing the partitions of a model that holds too much (`pauses.py`), and
+rebalancing.
 """
 
 from __future__ import annotations
@@ -34,9 +37,12 @@ from engine.runtime import metrics, resume
 from engine.runtime.agent import NodeAgent
 from engine.runtime.control import new_worker_id
 from engine.runtime.delivery import Delivery, Fenced
+from engine.runtime.draining import Drain
 from engine.runtime.idling import IdlePause
+from engine.runtime.model_calls import INLINE, CallPool, InlineCalls
 from engine.runtime.models import ModelPool
 from engine.runtime.offsets import OffsetTracker
+from engine.runtime.pauses import Pauses
 from engine.runtime.plan import Plan, Status, plan
 from engine.runtime.records import Outgoing, Record, chunk_by_topic
 from engine.runtime.settings import WorkerSettings
@@ -88,6 +94,17 @@ class Worker:
 
         self.on_status = on_each_status
         self.models = ModelPool(partial(load_model, roots=model_roots, hosts=model_hosts))
+        threads = self.worker_settings.model_threads
+        self.calls: CallPool | InlineCalls = (
+            CallPool(
+                self.tracker,
+                threads=threads,
+                max_in_flight=self.worker_settings.model_max_in_flight,
+            )
+            if threads
+            else INLINE
+        )
+        """Model calls, off the loop (`model_calls.py`)."""
         self.exactly_once = self.worker_settings.processing_guarantee == "exactly-once"
         self.delivery = Delivery(
             settings,
@@ -101,11 +118,15 @@ class Worker:
         self._consumer = Consumer(
             self.worker_settings.consumer_config(settings, group_id(settings), self.broker)
         )
+        self.pauses = Pauses(self._consumer)
+        """Partitions paused while the model they feed holds too much."""
+        self.draining = Drain(self._consumer, self.topics)
         self.idle = IdlePause(
             self._consumer,
             self.admin.latest_offsets,
             idle_after_s=self.worker_settings.idle_after_s(self.broker),
             probe_every_s=self.worker_settings.idle_probe_ms / 1000,
+            held=lambda: self.pauses.paused | self.draining.held,
         )
         self._chunk = self.worker_settings.chunk
         self._max_wait_s = self.worker_settings.max_wait_ms / 1000
@@ -138,7 +159,8 @@ class Worker:
     def apply(self, topology: Topology) -> list[Status]:
         """Run exactly the models and pipelines of `topology` (hot: no restart)."""
         models = self.models.sync(topology.models)
-        new = plan(topology, models, self.topics, self.tracker, self._plan)
+        self.calls.configure(topology.models)
+        new = plan(topology, models, self.topics, self.tracker, self._plan, self.calls)
         self.admin.ensure(new.topics)
         # Commit before the retired agents let go: no further than what they hold.
         self.commit(force=True)
@@ -231,30 +253,11 @@ class Worker:
                 if between_chunks is not None:
                     between_chunks()
                 self.step()
-            self._drain(grace_s)
+            self.idle.never_pause()
+            busy = lambda: bool(self.tracker.held_count() or self.calls.in_flight())  # noqa: E731
+            self.draining.run(self._assigned, grace_s, self.step, busy)
         finally:
             self.close()
-
-    def _drain(self, grace_s: float) -> None:
-        """Stopping: take no new request (the pipelines' and models' inputs topics are
-        paused) but go on with the requests already inside a pipeline, its step topics,
-        for up to `grace_s`: until a chunk brings nothing and nothing is held. Their
-        offsets then commit with the rest; what is unfinished after the grace is
-        consumed again by the partitions' next owner."""
-        if grace_s <= 0 or not self._assigned:
-            return
-        entries = [TopicPartition(t, p) for t, p in sorted(self._assigned) if self._is_entry(t)]
-        if entries:
-            self._consumer.pause(entries)
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline:
-            if not self.step() and not self.tracker.held_count():
-                return
-
-    def _is_entry(self, topic: str) -> bool:
-        """Where requests come in from outside: a pipeline's or a model's inputs topic."""
-        owner = self.topics.parse(topic)
-        return owner is not None and owner.kind in ("pipeline", "model") and owner.port == "inputs"
 
     def step(self) -> int:
         """Consume one chunk, run the agents, write the results, commit when due; how many
@@ -291,6 +294,7 @@ class Worker:
         for agent in self._plan.agents:
             tracker.holder = holders.get(id(agent), "")
             agent.tick(now_ms, out, end_of_chunk=True)
+        self.calls.turn(out)  # answers of model calls that returned, in order per agent
         if self._resume:
             self._resume = {
                 tp: plan
@@ -301,6 +305,10 @@ class Worker:
         self.commit()
         if self.delivery.must_rewind:
             self._rewind()
+        full = self.calls.full_agents()
+        if full or self.pauses.paused:
+            topics = {source.topic for agent in full for source in agent.sources}  # type: ignore[attr-defined]
+            self.pauses.update(topics, self._assigned)
         return len(messages)
 
     def _replayed(self, holder: str, records: list[Record]) -> list[Record]:
@@ -316,9 +324,11 @@ class Worker:
         deadlines = [
             d for d in (agent.next_deadline_ms() for agent in self._plan.agents) if d is not None
         ]
+        calls = self.calls.wait_s()  # answers of model calls are due
+        longest = self._max_wait_s if calls is None else min(calls, self._max_wait_s)
         if not deadlines:
-            return self._max_wait_s
-        return max(0.0, min(self._max_wait_s, (min(deadlines) - _now_ms()) / 1000))
+            return longest
+        return max(0.0, min(longest, (min(deadlines) - _now_ms()) / 1000))
 
     def commit(self, *, force: bool = False) -> None:
         """Commit what is safe once the commit interval passed (or now, with `force`);
@@ -409,6 +419,7 @@ class Worker:
         for agent in self._plan.agents:
             agent.drop_partitions(numbers)
         self.tracker.forget(revoked)
+        self.pauses.forget(revoked)
         self._assigned -= set(revoked)
         for tp in revoked:
             self._resume.pop(tp, None)
@@ -425,6 +436,7 @@ class Worker:
         finally:
             self._consumer.close()
             self.delivery.close()
+            self.calls.close()
             self.models.close()
 
 

@@ -85,6 +85,30 @@ class ModelSpec(_Resource):
     source_file: str | None = Field(default=None, exclude=True)
     """The YAML file the model came from (None for text loaded from a string)."""
 
+    def timeout_s(self) -> float | None:
+        """`parameters: [{name: timeout, value: SECONDS}]`: how long one call of the model
+        may run before its requests become timeout error records (None: no limit).
+        Raises ValueError naming the value when it is not a positive number of seconds."""
+        for parameter in self.parameters:
+            if parameter.name != TIMEOUT_PARAMETER:
+                continue
+            value = parameter.value
+            try:
+                seconds = float(value) if not isinstance(value, bool) and value is not None else 0
+            except ValueError:
+                seconds = 0
+            if not 0 < seconds < float("inf"):
+                raise ValueError(
+                    f"parameter timeout is {value!r}; give a positive number of seconds, "
+                    'e.g. value: "2.5"'
+                )
+            return seconds
+        return None
+
+
+TIMEOUT_PARAMETER = "timeout"
+"""The Model parameter bounding one model call, in seconds."""
+
 
 # --- Pipeline --------------------------------------------------------------------------
 

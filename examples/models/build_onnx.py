@@ -2,6 +2,7 @@
 
     .venv/bin/python examples/models/build_onnx.py            # rewrites examples/models/*/model.onnx
     .venv/bin/python examples/models/build_onnx.py --out DIR  # writes DIR/<name>/model.onnx
+    .venv/bin/python examples/models/build_onnx.py --bench    # bench/models/mlp256/model.onnx
 
 Deterministic: no timestamps or random names, so a rerun gives the same bytes
 and tests/runtimes/test_build_onnx.py can compare against the committed files.
@@ -13,8 +14,9 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 # Opset 13 / IR 7: old enough for any onnxruntime of the last years, and it has
 # every op used here.
@@ -54,6 +56,42 @@ def scalar_op(name: str, op: str, value: float) -> onnx.ModelProto:
     return _model(graph)
 
 
+def mlp(name: str, width: int = 256, layers: int = 8) -> onnx.ModelProto:
+    """OUTPUT = an MLP of `layers` dense `width`-wide FP32 layers with ReLU, on INPUT [batch, width].
+
+    The bench's model whose compute is real (milliseconds a chunk, not microseconds). One
+    weight matrix and bias serve every layer, so the file stays small; values are fixed
+    (a seeded generator), so a rebuild gives the same bytes.
+    """
+    rng = np.random.default_rng(256)
+    scale = np.sqrt(2.0 / width)  # He initialisation: activations neither vanish nor explode
+    weight = (rng.standard_normal((width, width)) * scale).astype(np.float32)
+    bias = (rng.standard_normal(width) * 0.01).astype(np.float32)
+    nodes, current = [], "INPUT"
+    for layer in range(layers):
+        last = layer == layers - 1
+        dense, out = f"dense{layer}", "OUTPUT" if last else f"h{layer}"
+        nodes.append(
+            helper.make_node("MatMul", [current, "W"], [f"{dense}_mm"], name=f"{dense}_mm")
+        )
+        nodes.append(
+            helper.make_node(
+                "Add", [f"{dense}_mm", "B"], [out if last else f"{dense}_add"], name=f"{dense}_add"
+            )
+        )
+        if not last:
+            nodes.append(helper.make_node("Relu", [f"{dense}_add"], [out], name=f"{dense}_relu"))
+        current = out
+    graph = helper.make_graph(
+        nodes,
+        name,
+        [helper.make_tensor_value_info("INPUT", TensorProto.FLOAT, ["batch", width])],
+        [helper.make_tensor_value_info("OUTPUT", TensorProto.FLOAT, ["batch", width])],
+        initializer=[numpy_helper.from_array(weight, "W"), numpy_helper.from_array(bias, "B")],
+    )
+    return _model(graph)
+
+
 def _model(graph: onnx.GraphProto) -> onnx.ModelProto:
     model = helper.make_model(
         graph,
@@ -74,6 +112,24 @@ MODELS: dict[str, Callable[[], onnx.ModelProto]] = {
 }
 
 
+BENCH_MODELS: dict[str, Callable[[], onnx.ModelProto]] = {
+    "mlp256": lambda: mlp("mlp256"),
+}
+"""Built for `make bench` into bench/models/ (not committed: the bench builds them)."""
+BENCH_DIR = HERE.parents[1] / "bench" / "models"
+
+
+def build_bench(out_dir: Path = BENCH_DIR) -> list[Path]:
+    """Write every bench model to `out_dir/<name>/model.onnx`; returns the paths."""
+    written = []
+    for name, build in BENCH_MODELS.items():
+        path = out_dir / name / "model.onnx"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(build().SerializeToString(deterministic=True))
+        written.append(path)
+    return written
+
+
 def build_all(out_dir: Path = HERE) -> list[Path]:
     """Write every example model to `out_dir/<name>/model.onnx`; returns the paths."""
     written = []
@@ -88,7 +144,15 @@ def build_all(out_dir: Path = HERE) -> list[Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=HERE, help="directory to write into")
-    for path in build_all(parser.parse_args().out):
+    parser.add_argument(
+        "--bench", action="store_true", help="the bench's models instead (into bench/models/)"
+    )
+    args = parser.parse_args()
+    if args.bench:
+        paths = build_bench(args.out if args.out != HERE else BENCH_DIR)
+    else:
+        paths = build_all(args.out)
+    for path in paths:
         print(path)
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import numpy as np
+
+from engine.runtimes.onnx_model import OnnxModel
 from tests.runtimes.conftest import EXAMPLES
 
 
@@ -37,3 +40,18 @@ def test_rebuild_is_deterministic(tmp_path: Path) -> None:
     first = [p.read_bytes() for p in build.build_all(tmp_path / "a")]
     second = [p.read_bytes() for p in build.build_all(tmp_path / "b")]
     assert first == second
+
+
+def test_bench_mlp_rebuilds_the_same_and_runs_batched(tmp_path: Path) -> None:
+    build = _build_module()
+    first = [p.read_bytes() for p in build.build_bench(tmp_path / "a")]
+    (path,) = build.build_bench(tmp_path / "b")
+    assert [path.read_bytes()] == first
+    model = OnnxModel("mlp256", path)
+    assert model.batchable
+
+    rows = np.linspace(-1.0, 1.0, 3 * 256, dtype=np.float32).reshape(3, 256)
+    together = model.predict({"INPUT": rows})["OUTPUT"]
+    assert together.shape == (3, 256)
+    alone = model.predict({"INPUT": rows[1:2]})["OUTPUT"]
+    np.testing.assert_allclose(together[1:2], alone, rtol=1e-5, atol=1e-6)

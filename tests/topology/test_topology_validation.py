@@ -714,6 +714,18 @@ CASES: list[tuple[str, str, str]] = [
         "spec.storageUri is missing",
     ),
     (
+        "model timeout that is not a number of seconds",
+        "apiVersion: mlops.seldon.io/v1alpha1\nkind: Model\nmetadata:\n  name: m\nspec:\n"
+        "  storageUri: ./m\n  parameters:\n  - name: timeout\n    value: soon  # <-\n",
+        "parameter timeout is 'soon'; give a positive number of seconds",
+    ),
+    (
+        "model timeout of zero",
+        "apiVersion: mlops.seldon.io/v1alpha1\nkind: Model\nmetadata:\n  name: m\nspec:\n"
+        "  storageUri: ./m\n  parameters:\n  - name: timeout\n    value: 0  # <-\n",
+        "parameter timeout is 0; give a positive number of seconds",
+    ),
+    (
         "pipeline without steps",
         pipeline(
             "p",
