@@ -51,6 +51,7 @@ from engine.gateway.errors import (
     RequestInFlight,
 )
 from engine.kafka_watch import KafkaWatch
+from engine.runtime.idling import resume_now
 
 log = logging.getLogger("tensorflux.gateway")
 
@@ -334,8 +335,10 @@ class ReplyRouter:
         wanted = now - self._last_waited < IDLE_AFTER_S
         if wanted == self._paused:
             partitions = self._consumer.assignment()
-            if partitions:
-                (self._consumer.resume if wanted else self._consumer.pause)(partitions)
+            if wanted:
+                resume_now(self._consumer, partitions)  # a reply is due within ms
+            elif partitions:
+                self._consumer.pause(partitions)
             self._paused = not wanted
         return wanted
 

@@ -114,7 +114,8 @@ class Worker:
             if self.exactly_once
             else None,
         )
-        self.broker = broker_kind(self.admin.cluster_id(CLUSTER_ID_TIMEOUT_S))
+        cluster_id = self.admin.cluster_id(CLUSTER_ID_TIMEOUT_S)
+        self.broker = broker_kind(cluster_id)
         self._consumer = Consumer(
             self.worker_settings.consumer_config(settings, group_id(settings), self.broker)
         )
@@ -147,7 +148,7 @@ class Worker:
         """Exactly once: the offset and metadata last committed per partition."""
         self.rewinds = 0
         """How often work was consumed again after a failed delivery or transaction."""
-        if self.exactly_once and self.broker == "tansu":
+        if self.exactly_once and cluster_id is not None and self.broker == "tansu":
             log.warning(
                 "exactly-once on tansu: it accepts transactions but does not hide aborted "
                 "records from read_committed consumers, so answers may repeat; the "
