@@ -43,6 +43,9 @@ class WorkerService:
         self.watch = KafkaWatch(settings)
         self._reachable = True
         """What the loop last saw of `watch` (it acts on each change once, between chunks)."""
+        self._outages_seen = 0
+        """`watch.outages` when the loop last looked: one that began and ended while the
+        loop was busy (a delivery flush waits up to 30 s) is recovered from all the same."""
         self.worker = Worker(
             settings,
             worker_settings=worker_settings,
@@ -65,7 +68,7 @@ class WorkerService:
             self.control.close()
 
     def _follow_control(self) -> None:
-        if self.watch.reachable != self._reachable:
+        if self.watch.reachable != self._reachable or self.watch.outages != self._outages_seen:
             self._kafka_changed()
         if not self._reachable:
             return
@@ -93,6 +96,7 @@ class WorkerService:
         """Say so when Kafka goes or comes back; when back, recover (Worker.recover) and
         report again: a broker that kept nothing has an empty status topic."""
         self._reachable = self.watch.reachable
+        self._outages_seen = self.watch.outages
         if not self._reachable:
             log.warning(
                 "worker %s: Kafka at %s unreachable; waiting for it",
