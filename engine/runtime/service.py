@@ -45,8 +45,10 @@ class WorkerService:
         self.control = TopicReader(settings, self.topics.control())
         self.watch = KafkaWatch(settings)
         self._reachable = True
-        self._outages = 0
         """What the loop last saw of `watch` (it acts on each change once, between chunks)."""
+        self._outages_seen = 0
+        """`watch.outages` when the loop last looked: one that began and ended while the
+        loop was busy (a delivery flush waits up to 30 s) is recovered from all the same."""
         self.worker = Worker(
             settings,
             worker_settings=worker_settings,
@@ -70,9 +72,7 @@ class WorkerService:
             self.control.close()
 
     def _follow_control(self) -> None:
-        # An outage counts even when it came and went during one long turn of the loop
-        # (a consumer call blocked meanwhile): the broker may have kept nothing.
-        if self.watch.reachable != self._reachable or self.watch.outages != self._outages:
+        if self.watch.reachable != self._reachable or self.watch.outages != self._outages_seen:
             self._kafka_changed()
         if not self._reachable:
             return
@@ -102,7 +102,7 @@ class WorkerService:
         """Say so when Kafka goes or comes back; when back, recover (Worker.recover) and
         report again: a broker that kept nothing has an empty status topic."""
         self._reachable = self.watch.reachable
-        self._outages = self.watch.outages
+        self._outages_seen = self.watch.outages
         if not self._reachable:
             log.warning(
                 "worker %s: Kafka at %s unreachable; waiting for it",
