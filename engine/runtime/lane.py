@@ -262,11 +262,12 @@ class FastLane:
             key.append((name, array.dtype.str, array.shape[1:]))
         key_tuple = (model_name, rows, tuple(key))
         if key_tuple not in self._answers:
-            self._answers[key_tuple] = _layout(model_name, rows, outputs)
+            self._answers[key_tuple] = answer_layout(model_name, rows, outputs)
         return self._answers[key_tuple]
 
 
-def _layout(model_name: str, rows: int, outputs: dict) -> Layout | None:
+def answer_layout(model_name: str, rows: int, outputs: dict) -> Layout | None:
+    """The layout of an answer of `rows` rows shaped as `outputs`; None: not laid out here."""
     tensors = []
     for name, array in outputs.items():
         try:

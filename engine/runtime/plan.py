@@ -16,6 +16,7 @@ from typing import Literal
 
 from engine.runtime.agent import NodeAgent
 from engine.runtime.errors import ModelUnavailable
+from engine.runtime.join_lane import fits_join_lane
 from engine.runtime.lane import fits_lane
 from engine.runtime.models import Loaded
 from engine.runtime.offsets import OffsetTracker
@@ -207,6 +208,7 @@ class _Builder:
                 max_visits=max_visits,
                 fused_output=fused_output,
                 lane=fits_lane(node, model, max_visits),
+                join_lane=fits_join_lane(node, model, max_visits),
                 reports_timeouts=reports_timeouts,
             )
         self.agents.append(agent)
