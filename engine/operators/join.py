@@ -19,7 +19,7 @@ join instead of vanishing.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -109,30 +109,44 @@ class Join(Generic[Item]):
     ) -> JoinResult[Item]:
         """`position`: where the item sits in its source (a Kafka offset); it tells a
         redelivered arrival (not past the one used) from a reused key (further on)."""
+        return self.process_many([(key, source, item, position)], now_ms)
+
+    def process_many(
+        self, arrivals: Iterable[tuple[Hashable, int, Item, int | None]], now_ms: int
+    ) -> JoinResult[Item]:
+        """`process` each (key, source, item, position) in turn; one result for them all."""
         if self._passes:
-            return JoinResult([Emission(key, [item], [])])
-        pending = self._pending.get(key)
-        if (
-            pending is not None
-            and pending.emitted
-            and position is not None
-            and source in pending.positions
-            and position > pending.positions[source]
-        ):
-            del self._pending[key]  # answered; this is a new request under the same key
-            pending = self._pending[key] = _Pending(now_ms + self.window_ms, reopened=True)
-        if pending is None:
-            pending = self._pending[key] = _Pending(now_ms + self.window_ms)
-        arrivals = pending.arrivals
-        if pending.emitted or source in arrivals:
-            # Already answered, or a duplicate of a source we hold: the first one wins.
-            return JoinResult(released=[item])
-        arrivals[source] = item
-        if position is not None:
-            pending.positions[source] = position
-        if self._satisfied(arrivals, closing=False):
-            return JoinResult([self._emit(key, pending)])
-        return _NOTHING
+            return JoinResult([Emission(key, [item], []) for key, _, item, _ in arrivals])
+        emitted: list[Emission[Item]] = []
+        released: list[Item] = []
+        pendings = self._pending
+        deadline_ms = now_ms + self.window_ms
+        for key, source, item, position in arrivals:
+            pending = pendings.get(key)
+            if (
+                pending is not None
+                and pending.emitted
+                and position is not None
+                and source in pending.positions
+                and position > pending.positions[source]
+            ):
+                del pendings[key]  # answered; this is a new request under the same key
+                pending = pendings[key] = _Pending(deadline_ms, reopened=True)
+            if pending is None:
+                pending = pendings[key] = _Pending(deadline_ms)
+            held = pending.arrivals
+            if pending.emitted or source in held:
+                # Already answered, or a duplicate of a source we hold: the first one wins.
+                released.append(item)
+                continue
+            held[source] = item
+            if position is not None:
+                pending.positions[source] = position
+            if self._satisfied(held, closing=False):
+                emitted.append(self._emit(key, pending))
+        if not emitted and not released:
+            return _NOTHING
+        return JoinResult(emitted, released)
 
     def expire(self, now_ms: int) -> JoinResult[Item]:
         """Close every window that ended by `now_ms`."""

@@ -167,24 +167,43 @@ class JoinLane:
         self, source_index: int, records: list[Record], now_ms: int, out: list[Outgoing]
     ) -> None:
         step = self.step
-        matcher, join, tracker = self._matchers[source_index], step.join, step.tracker
-        held = not join.passes_through()
+        matcher, take = self._matchers[source_index], self._take
+        joining: list[tuple[tuple[int, str, int], int, Slices, int]] = []
         for record in records:
             value = record.value
             found = matcher.match(value) if plain_avro(record.headers) else None
-            taken = self._take(source_index, found[0]) if found is not None else None
+            taken = take(source_index, found[0]) if found is not None else None
             if taken is None or (taken.bools and not _bools_ok(value, found[2], taken.bools)):
+                if joining:  # what came before it joins first, as on the general path
+                    self._join(joining, now_ms, out)
+                    joining = []
                 step.process(source_index, record, now_ms, out)
                 continue
             if taken is DROP:
                 continue
             # The general path's key: partition, request id, visits (not counted here).
             key = (record.partition, record.request_id, 0)
-            arrival = Slices(record, taken, found[2], now_ms)
-            result = join.process(key, source_index, arrival, now_ms, record.offset)
-            if held:
-                tracker.hold(record.ref)
-            step.joined(result, now_ms, out)
+            joining.append(
+                (key, source_index, Slices(record, taken, found[2], now_ms), record.offset)
+            )
+        if joining:
+            self._join(joining, now_ms, out)
+
+    def _join(
+        self,
+        joining: list[tuple[tuple[int, str, int], int, Slices, int]],
+        now_ms: int,
+        out: list[Outgoing],
+    ) -> None:
+        """Arrivals into the agent's join at once; each held (as the general path holds it)
+        until the join is done with it."""
+        step = self.step
+        result = step.join.process_many(joining, now_ms)
+        if not step.join.passes_through():
+            hold = step.tracker.hold
+            for _, _, arrival, _ in joining:
+                hold(arrival.record.ref)
+        step.joined(result, now_ms, out)
 
     def _take(self, source_index: int, layout: Layout) -> _Taken | None:
         """What the source takes from records of `layout`; None: the general path must."""
