@@ -156,7 +156,7 @@ class NodeAgent:
         if join_lane and self.spans is None:  # traced requests take the general path's spans
             if not fits_join_lane(node, model, max_visits):
                 raise ValueError(f"{self.label} cannot take the join lane")
-            self.join_lane = JoinLane(self, self.kinds, model)
+            self.join_lane = JoinLane(self, self.kinds, model, self._error)
 
     # -- records in --------------------------------------------------------------------
 

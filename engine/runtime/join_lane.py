@@ -30,16 +30,19 @@ import numpy as np
 from engine.codec import fast_avro
 from engine.codec.columnar import Layout, LayoutMatcher, layout_for
 from engine.dtypes import BOOL
-from engine.messages import MessageKind
+from engine.messages import ErrorKind, MessageKind
 from engine.operators.batch import Batcher
 from engine.operators.join import Emission, Join, JoinResult
+from engine.operators.model_call import call_model
 from engine.operators.tensor_map import select
 from engine.runtime import metrics
 from engine.runtime.arrivals import Arrival, Ready
+from engine.runtime.failures import FailureWriter
 from engine.runtime.lane import answer_layout, fits_lane, plain_avro
 from engine.runtime.offsets import OffsetTracker
 from engine.runtime.records import Outgoing, Record
 from engine.runtimes.base import ModelRuntime
+from engine.runtimes.errors import ModelInputError
 from engine.topology.graph import Node
 
 
@@ -72,8 +75,9 @@ class JoinStep(Protocol):
 
 
 def fits_join_lane(node: Node, model: ModelRuntime | None, max_visits: int | None) -> bool:
-    """A pipeline node the fast lane does not take, uncounted visits, and: a step with a
-    batchable model, or an output node that does more than pass one step's bytes on."""
+    """A pipeline node the fast lane does not take, uncounted visits, and: a step (its model
+    called once per batch when batchable, else once per request), or an output node that
+    does more than pass one step's bytes on."""
     if not node.pipeline or max_visits is not None:
         return False
     if node.kind == "output":
@@ -83,7 +87,6 @@ def fits_join_lane(node: Node, model: ModelRuntime | None, max_visits: int | Non
     return (
         node.kind == "step"
         and model is not None
-        and model.batchable
         and not model.shares_batch_answer
         and not fits_lane(node, model, max_visits)
     )
@@ -144,9 +147,15 @@ class LaneReady:
 
 class JoinLane:
     def __init__(
-        self, step: JoinStep, kinds: list[MessageKind], model: ModelRuntime | None
+        self,
+        step: JoinStep,
+        kinds: list[MessageKind],
+        model: ModelRuntime | None,
+        failures: FailureWriter,
     ) -> None:
         self.step = step
+        self.failures = failures
+        """The agent's: a request its model failed on becomes these error records."""
         self.model = model
         self.sources = step.node.sources()
         self.kinds = kinds
@@ -320,18 +329,21 @@ class JoinLane:
     # -- the model ---------------------------------------------------------------------
 
     def call(self, batch: list[Any], out: list[Outgoing]) -> list[Ready]:
-        """Answer the batch's lane requests, one model call per template; what is left
-        (the general path's requests, and lane ones the lane could not answer) is returned."""
+        """Answer the batch's lane requests: one model call per template for a batchable
+        model, else one per request (as the general path calls them); what is left (the
+        general path's requests, and lane ones the lane could not answer) is returned."""
         rest: list[Ready] = []
         groups: dict[int, list[LaneReady]] = {}
+        model = self.model
+        assert model is not None
         for ready in batch:
             if type(ready) is not LaneReady:
                 rest.append(ready)
-            elif ready.template.rows is None:
-                rest.append(self._ready(ready))
-            else:
+            elif model.batchable and ready.template.rows is not None:
                 groups.setdefault(id(ready.template), []).append(ready)
-        most = self.model.max_batch_size if self.model is not None else None
+            else:
+                groups[id(ready)] = [ready]
+        most = model.max_batch_size
         for group in groups.values():
             for start in range(0, len(group), most or len(group)):
                 part = group[start : start + most] if most else group
@@ -356,13 +368,23 @@ class JoinLane:
             joined = b"".join([ready.contents[index] for ready in group])
             shape = template.shapes[index]
             column = np.frombuffer(joined, dtype=template.dtypes[index])
-            inputs[tensor.name] = column.reshape((count * shape[0], *shape[1:]))
+            inputs[tensor.name] = column.reshape(
+                shape if count == 1 else (count * shape[0], *shape[1:])
+            )
         started = time.perf_counter()
-        try:
-            outputs = model.predict(inputs)
-        except Exception:  # the general path finds which request fails, and says why
-            return False
-        metrics.observe_model_call(model.name, time.perf_counter() - started, count)
+        if count == 1:  # called alone, as the general path calls it: a failure is its own
+            result = call_model(model, [inputs])[0]
+            metrics.observe_model_call(model.name, time.perf_counter() - started, count)
+            if isinstance(result, Exception):
+                self._failed(group[0], result, out)
+                return True
+            outputs = result
+        else:
+            try:
+                outputs = model.predict(inputs)
+            except Exception:  # the general path finds which request fails, and says why
+                return False
+            metrics.observe_model_call(model.name, time.perf_counter() - started, count)
         if outputs:
             answer = self._answer_layout(model.name, outputs, count, rows)
             if answer is None:
@@ -389,22 +411,32 @@ class JoinLane:
                 metrics.observe_many(step.metrics.join_wait, waited / 1000, count)
         return True
 
+    def _failed(self, ready: LaneReady, error: Exception, out: list[Outgoing]) -> None:
+        kind: ErrorKind = "bad-input" if isinstance(error, ModelInputError) else "model-failure"
+        record = ready.records[0]
+        out.extend(self.failures(ready.request_id, "model", error, kind, record, ready.headers))
+        if self.step.batcher.holds():
+            for record in ready.records:
+                self.step.tracker.release(record.ref)
+
     def _answer_layout(
-        self, model_name: str, outputs: dict, count: int, rows: int
+        self, model_name: str, outputs: dict, count: int, rows: int | None
     ) -> Layout | None:
-        """One request's answer layout, when the outputs split evenly into `count` of them."""
+        """One request's answer layout: as shaped for one request, else when the outputs
+        split evenly into `count` answers of `rows` rows."""
         key = []
+        alone = count == 1
         for name, array in outputs.items():
-            if (
-                not isinstance(array, np.ndarray)
-                or array.ndim == 0
-                or array.shape[0] != count * rows
-            ):
+            if not isinstance(array, np.ndarray) or array.ndim == 0:
                 return None
-            key.append((name, array.dtype.str, array.shape[1:]))
-        cache_key = (model_name, rows, tuple(key))
+            if not alone and array.shape[0] != count * (rows or 0):
+                return None
+            key.append((name, array.dtype.str, array.shape if alone else array.shape[1:]))
+        cache_key = (model_name, None if alone else rows, tuple(key))
         if cache_key not in self._answers:
-            self._answers[cache_key] = answer_layout(model_name, rows, outputs)
+            if len(self._answers) >= LayoutMatcher.MAX_LAYOUTS * 16:
+                self._answers.clear()
+            self._answers[cache_key] = answer_layout(model_name, None if alone else rows, outputs)
         return self._answers[cache_key]
 
 

@@ -266,8 +266,9 @@ class FastLane:
         return self._answers[key_tuple]
 
 
-def answer_layout(model_name: str, rows: int, outputs: dict) -> Layout | None:
-    """The layout of an answer of `rows` rows shaped as `outputs`; None: not laid out here."""
+def answer_layout(model_name: str, rows: int | None, outputs: dict) -> Layout | None:
+    """The layout of an answer of `rows` rows shaped as `outputs` (None: exactly as shaped);
+    None when such answers are not laid out here."""
     tensors = []
     for name, array in outputs.items():
         try:
@@ -276,5 +277,6 @@ def answer_layout(model_name: str, rows: int, outputs: dict) -> Layout | None:
             return None
         if datatype == BYTES or DATATYPE_TO_DTYPE[datatype] != array.dtype:
             return None  # BYTES, or e.g. big-endian: the general path converts them
-        tensors.append((name, datatype, (rows, *array.shape[1:])))
+        shape = array.shape if rows is None else (rows, *array.shape[1:])
+        tensors.append((name, datatype, shape))
     return layout_for("response", model_name, tensors)

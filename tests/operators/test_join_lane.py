@@ -201,12 +201,12 @@ def test_the_planner_puts_joins_triggers_and_outputs_on_the_join_lane(topology, 
         ("outer-join", "output"),
         ("add10-batch", "add10"),  # one source, but a batch window
         ("batched-join", "tfsimple3"),
+        ("conditional-routing", "conditional"),  # an unbatchable model: one call a request
     } <= on_lane
-    # The fast lane's steps, outputs passing bytes on, cycles, unbatchable models: not here.
+    # The fast lane's steps, outputs passing bytes on, cycles, direct model calls: not here.
     assert ("tfsimples-join", "tfsimple1") not in on_lane
     assert ("tfsimples", "output") not in on_lane
     assert not any(pipeline == "counter" for pipeline, _ in on_lane)
-    assert ("conditional-routing", "conditional") not in on_lane
     assert not fits_join_lane(planner.model_node("mul10", TOPICS), models["mul10"], None)
 
 
@@ -309,10 +309,14 @@ def test_conditional_routing_and_an_any_join(topology, models, monkeypatch):
                 )
                 for i in range(10)
             ]
+            + [(inputs, "no-choice", request("no-choice", INPUT=fp32(1, 2, 3, 4)), None)]
         )
 
     same_on_both(lane, general, steps)
+    assert models["conditional"].calls.count(4) == 2 * 11  # one call a request, on both
     outputs = lane.outputs("conditional-routing")
+    assert outputs["no-choice"].is_error  # the model raised: the general path says why
+    assert "CHOICE" in outputs["no-choice"].error().reason
     assert outputs["c2"].arrays()["OUTPUT"].tolist() == [10, 20, 30, 20]
     assert outputs["c3"].arrays()["OUTPUT"].tolist() == [11, 12, 13, 13]
     assert outputs["c3"].message().model_name == "conditional-routing"
