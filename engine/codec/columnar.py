@@ -48,6 +48,14 @@ class Layout:
     rows: int | None
     """The common first dimension of every tensor (the batch axis), or None."""
 
+    def __hash__(self) -> int:
+        """Computed once: the lanes look a layout up for every record."""
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash((self.kind, self.pieces, self.tensors, self.offsets))
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
     @staticmethod
     def of(kind: MessageKind, pieces: list[bytes], tensors: tuple[TensorLayout, ...]) -> Layout:
         offsets, position = [], 0

@@ -145,6 +145,9 @@ class LaneReady:
     emitted_ms: int
 
 
+_UNKNOWN: Any = object()
+
+
 class JoinLane:
     def __init__(
         self,
@@ -169,6 +172,7 @@ class JoinLane:
         self._templates: dict[tuple[int, ...], _Template | None] = {}
         self._answers: dict[tuple, Layout | None] = {}
         self._numbers = itertools.count()
+        self._calls = metrics.ModelCalls(model.name) if model is not None else None
 
     # -- arrivals ----------------------------------------------------------------------
 
@@ -255,12 +259,20 @@ class JoinLane:
         """Write or queue a joined request from its slices; False: the general path goes on
         with it (its lane arrivals are decoded into `Arrival`s here)."""
         inputs, triggers = emission.inputs, emission.triggers
-        if not all(type(a) is Slices for a in inputs) or not all(
-            type(a) is Slices for a in triggers
-        ):
-            self._decode(emission)
-            return False
-        template = self._template(tuple(a.taken.number for a in inputs), inputs)
+        numbers = []
+        for a in inputs:
+            if type(a) is not Slices:
+                self._decode(emission)
+                return False
+            numbers.append(a.taken.number)
+        for a in triggers:
+            if type(a) is not Slices:
+                self._decode(emission)
+                return False
+        key = tuple(numbers)
+        template = self._templates.get(key, _UNKNOWN)
+        if template is _UNKNOWN:
+            template = self._template(key, inputs)
         if template is None:
             self._decode(emission)
             return False
@@ -292,8 +304,7 @@ class JoinLane:
         return True
 
     def _template(self, numbers: tuple[int, ...], inputs: list[Slices]) -> _Template | None:
-        if numbers in self._templates:
-            return self._templates[numbers]
+        """The template of joined requests of these arrivals' layouts (learnt once)."""
         tensors = [tensor for a in inputs for tensor in a.taken.tensors]
         names = [name for name, _, _ in tensors]
         template = None
@@ -374,7 +385,7 @@ class JoinLane:
         started = time.perf_counter()
         if count == 1:  # called alone, as the general path calls it: a failure is its own
             result = call_model(model, [inputs])[0]
-            metrics.observe_model_call(model.name, time.perf_counter() - started, count)
+            self._calls.observe(time.perf_counter() - started, count)
             if isinstance(result, Exception):
                 self._failed(group[0], result, out)
                 return True
@@ -384,7 +395,7 @@ class JoinLane:
                 outputs = model.predict(inputs)
             except Exception:  # the general path finds which request fails, and says why
                 return False
-            metrics.observe_model_call(model.name, time.perf_counter() - started, count)
+            self._calls.observe(time.perf_counter() - started, count)
         if outputs:
             answer = self._answer_layout(model.name, outputs, count, rows)
             if answer is None:
