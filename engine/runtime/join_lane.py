@@ -6,10 +6,9 @@ each arrival, select and rename its tensors, join, merge, encode the request,
 call the model, encode the answer. Here arrivals whose bytes fit a known layout
 (`engine.codec.columnar`) wait in the agent's own join as slices of their
 records (`Slices`); a completed request is written from a template (the
-request's fixed bytes, learnt once per combination of layouts) and the slices;
-the requests a batch holds go to the model in one call, their contents joined
-into one column per tensor, and the answers are laid out as the fast lane lays
-them (`engine.runtime.lane`).
+request's fixed bytes, learnt once per combination of layouts) and the slices,
+and queued in the agent's batcher; the requests of a batch go to the model in
+one call and are answered from templates too (`engine.runtime.lane_calls`).
 
 The lane shares the agent's join, batcher and offset tracker, so windows,
 redeliveries, timeouts, revoked partitions and batch specs behave as they do on
@@ -21,40 +20,29 @@ general path at the point it reached, which writes the same bytes, only slower.
 from __future__ import annotations
 
 import itertools
-import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import numpy as np
-
-from engine.codec import fast_avro
 from engine.codec.columnar import Layout, LayoutMatcher, layout_for
 from engine.dtypes import BOOL
-from engine.messages import ErrorKind, MessageKind
-from engine.operators.batch import Batcher
+from engine.messages import MessageKind
 from engine.operators.join import Emission, Join, JoinResult
-from engine.operators.model_call import call_model
 from engine.operators.tensor_map import select
-from engine.runtime import metrics
 from engine.runtime.arrivals import Arrival, Ready
 from engine.runtime.failures import FailureWriter
-from engine.runtime.lane import answer_layout, fits_lane, plain_avro
-from engine.runtime.offsets import OffsetTracker
+from engine.runtime.lane import fits_lane, plain_avro
+from engine.runtime.lane_calls import AnsweringStep, LaneCalls, LaneReady, Template
 from engine.runtime.records import Outgoing, Record
 from engine.runtimes.base import ModelRuntime
-from engine.runtimes.errors import ModelInputError
 from engine.topology.graph import Node
 
 
-class JoinStep(Protocol):
+class JoinStep(AnsweringStep, Protocol):
     """What the join lane needs of the agent it works for (a NodeAgent is one)."""
 
     node: Node
     join: Join[Any]
-    batcher: Batcher[Any]
-    tracker: OffsetTracker
     forwards_request: bool
-    metrics: metrics.NodeMetrics
 
     def process(self, source_index: int, record: Record, now_ms: int, out: list[Outgoing]) -> None:
         """The general path, for a record the lane does not take."""
@@ -68,10 +56,6 @@ class JoinStep(Protocol):
     def headers_for(
         self, incoming: list[tuple[str, bytes]], request_id: str
     ) -> list[tuple[str, bytes]]: ...
-
-    def answer(
-        self, request_id: str, value: bytes, headers: list[tuple[str, bytes]], out: list[Outgoing]
-    ) -> None: ...
 
 
 def fits_join_lane(node: Node, model: ModelRuntime | None, max_visits: int | None) -> bool:
@@ -121,30 +105,6 @@ class Slices:
     at_ms: int
 
 
-@dataclass(frozen=True, eq=False)
-class _Template:
-    """A joined request of one combination of layouts: its layout and batch axis."""
-
-    layout: Layout
-    dtypes: tuple[np.dtype, ...]
-    shapes: tuple[tuple[int, ...], ...]
-    rows: int | None
-    """The first dimension every tensor shares (the batch axis), or None: no merged call."""
-
-
-@dataclass(slots=True)
-class LaneReady:
-    """A joined request on the lane, on its way to the model (through the agent's batcher)."""
-
-    template: _Template
-    request_id: str
-    contents: list[bytes]
-    headers: list[tuple[str, bytes]]
-    records: list[Record]
-    arrived_ms: int
-    emitted_ms: int
-
-
 _UNKNOWN: Any = object()
 
 
@@ -157,9 +117,6 @@ class JoinLane:
         failures: FailureWriter,
     ) -> None:
         self.step = step
-        self.failures = failures
-        """The agent's: a request its model failed on becomes these error records."""
-        self.model = model
         self.sources = step.node.sources()
         self.kinds = kinds
         self.output_kind: MessageKind = "response" if step.node.kind == "output" else "request"
@@ -169,10 +126,9 @@ class JoinLane:
             for source, kind in zip(self.sources, kinds, strict=True)
         ]
         self._taken: list[dict[int, tuple[Layout, _Taken | None]]] = [{} for _ in self.sources]
-        self._templates: dict[tuple[int, ...], _Template | None] = {}
-        self._answers: dict[tuple, Layout | None] = {}
+        self._templates: dict[tuple[int, ...], Template | None] = {}
         self._numbers = itertools.count()
-        self._calls = metrics.ModelCalls(model.name) if model is not None else None
+        self.calls = LaneCalls(step, model, failures, joins=len(self.sources) > 1)
 
     # -- arrivals ----------------------------------------------------------------------
 
@@ -303,7 +259,7 @@ class JoinLane:
         step.queue(ready, now_ms, out)
         return True
 
-    def _template(self, numbers: tuple[int, ...], inputs: list[Slices]) -> _Template | None:
+    def _template(self, numbers: tuple[int, ...], inputs: list[Slices]) -> Template | None:
         """The template of joined requests of these arrivals' layouts (learnt once)."""
         tensors = [tensor for a in inputs for tensor in a.taken.tensors]
         names = [name for name, _, _ in tensors]
@@ -312,7 +268,7 @@ class JoinLane:
             node = self.step.node
             layout = layout_for(self.output_kind, node.model or node.pipeline, tensors)
             if layout is not None:
-                template = _Template(
+                template = Template(
                     layout,
                     tuple(t.dtype for t in layout.tensors),
                     tuple(t.shape for t in layout.tensors),
@@ -340,115 +296,8 @@ class JoinLane:
     # -- the model ---------------------------------------------------------------------
 
     def call(self, batch: list[Any], out: list[Outgoing]) -> list[Ready]:
-        """Answer the batch's lane requests: one model call per template for a batchable
-        model, else one per request (as the general path calls them); what is left (the
-        general path's requests, and lane ones the lane could not answer) is returned."""
-        rest: list[Ready] = []
-        groups: dict[int, list[LaneReady]] = {}
-        model = self.model
-        assert model is not None
-        for ready in batch:
-            if type(ready) is not LaneReady:
-                rest.append(ready)
-            elif model.batchable and ready.template.rows is not None:
-                groups.setdefault(id(ready.template), []).append(ready)
-            else:
-                groups[id(ready)] = [ready]
-        most = model.max_batch_size
-        for group in groups.values():
-            for start in range(0, len(group), most or len(group)):
-                part = group[start : start + most] if most else group
-                if not self._answer(part, out):
-                    rest.extend(self._ready(ready) for ready in part)
-        return rest
-
-    def _ready(self, ready: LaneReady) -> Ready:
-        """A lane request as the general path's (its request decoded from the template)."""
-        value = ready.template.layout.encode(ready.request_id, ready.contents)
-        message = fast_avro.decode(value, "request")
-        return Ready(message, ready.headers, ready.records, ready.arrived_ms, ready.emitted_ms)
-
-    def _answer(self, group: list[LaneReady], out: list[Outgoing]) -> bool:
-        """Answer every request of `group` with one model call; False: the general path must."""
-        step, model = self.step, self.model
-        assert model is not None
-        template, count = group[0].template, len(group)
-        rows = template.rows
-        inputs = {}
-        for index, tensor in enumerate(template.layout.tensors):
-            joined = b"".join([ready.contents[index] for ready in group])
-            shape = template.shapes[index]
-            column = np.frombuffer(joined, dtype=template.dtypes[index])
-            inputs[tensor.name] = column.reshape(
-                shape if count == 1 else (count * shape[0], *shape[1:])
-            )
-        started = time.perf_counter()
-        if count == 1:  # called alone, as the general path calls it: a failure is its own
-            result = call_model(model, [inputs])[0]
-            self._calls.observe(time.perf_counter() - started, count)
-            if isinstance(result, Exception):
-                self._failed(group[0], result, out)
-                return True
-            outputs = result
-        else:
-            try:
-                outputs = model.predict(inputs)
-            except Exception:  # the general path finds which request fails, and says why
-                return False
-            self._calls.observe(time.perf_counter() - started, count)
-        if outputs:
-            answer = self._answer_layout(model.name, outputs, count, rows)
-            if answer is None:
-                return False
-            contents = [np.ascontiguousarray(array).tobytes() for array in outputs.values()]
-            strides = [len(data) // count for data in contents]
-            for index, ready in enumerate(group):
-                parts = [
-                    data[index * s : (index + 1) * s]
-                    for data, s in zip(contents, strides, strict=True)
-                ]
-                step.answer(
-                    ready.request_id, answer.encode(ready.request_id, parts), ready.headers, out
-                )
-        if step.batcher.holds():
-            for ready in group:
-                for record in ready.records:
-                    step.tracker.release(record.ref)
-        if outputs:  # an empty answer is not forwarded, nor counted (as on the general path)
-            arrived = sum(ready.arrived_ms for ready in group) / count
-            step.metrics.answered(count, time.time() - arrived / 1000)
-            if len(self.sources) > 1:
-                waited = sum(ready.emitted_ms - ready.arrived_ms for ready in group) / count
-                metrics.observe_many(step.metrics.join_wait, waited / 1000, count)
-        return True
-
-    def _failed(self, ready: LaneReady, error: Exception, out: list[Outgoing]) -> None:
-        kind: ErrorKind = "bad-input" if isinstance(error, ModelInputError) else "model-failure"
-        record = ready.records[0]
-        out.extend(self.failures(ready.request_id, "model", error, kind, record, ready.headers))
-        if self.step.batcher.holds():
-            for record in ready.records:
-                self.step.tracker.release(record.ref)
-
-    def _answer_layout(
-        self, model_name: str, outputs: dict, count: int, rows: int | None
-    ) -> Layout | None:
-        """One request's answer layout: as shaped for one request, else when the outputs
-        split evenly into `count` answers of `rows` rows."""
-        key = []
-        alone = count == 1
-        for name, array in outputs.items():
-            if not isinstance(array, np.ndarray) or array.ndim == 0:
-                return None
-            if not alone and array.shape[0] != count * (rows or 0):
-                return None
-            key.append((name, array.dtype.str, array.shape if alone else array.shape[1:]))
-        cache_key = (model_name, None if alone else rows, tuple(key))
-        if cache_key not in self._answers:
-            if len(self._answers) >= LayoutMatcher.MAX_LAYOUTS * 16:
-                self._answers.clear()
-            self._answers[cache_key] = answer_layout(model_name, None if alone else rows, outputs)
-        return self._answers[cache_key]
+        """The batch's lane requests answered (`LaneCalls.call`); the rest returned."""
+        return self.calls.call(batch, out)
 
 
 def _bools_ok(value: bytes, id_end: int, spans: tuple[tuple[int, int], ...]) -> bool:
