@@ -246,9 +246,9 @@ class JoinLane:
             value = template.layout.encode(request_id, contents)
             out.append(Outgoing(node.output_topic, request_id, value, headers))
             return True
-        arrivals = inputs + triggers
+        arrivals = inputs + triggers if triggers else inputs
         records = [a.record for a in arrivals]
-        arrived_ms = min(a.at_ms for a in arrivals)
+        arrived_ms = min([a.at_ms for a in arrivals])
         if node.request_topic is not None:
             if step.forwards_request:
                 value = first.value

@@ -79,9 +79,17 @@ def fits_lane(node: Node, model: ModelRuntime | None, max_visits: int | None) ->
     )
 
 
+_PLAIN_HEADERS = frozenset({h.REQUEST_ID, h.PIPELINE, h.STEP, h.TRACEPARENT, *h.REPLAY_HEADERS})
+"""Headers the engine writes that say nothing of the payload (checked first: every record
+written by a step carries some)."""
+_PLAIN_VERSIONS = frozenset(version.encode() for version in SUPPORTED_SCHEMA_VERSIONS)
+
+
 def plain_avro(headers: list[tuple[str, bytes]]) -> bool:
     """No error marker, no JSON, a schema version the codec reads."""
     for key, value in headers:
+        if key in _PLAIN_HEADERS or (key == h.SCHEMA_VERSION and value in _PLAIN_VERSIONS):
+            continue
         lowered = key.lower()
         if lowered == h.ERROR:
             return False
