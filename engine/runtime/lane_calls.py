@@ -19,9 +19,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from engine.codec import fast_avro
+from engine.codec import CodecError, encode_avro, fast_avro
 from engine.codec.columnar import Layout, LayoutMatcher
-from engine.messages import ErrorKind
+from engine.messages import ErrorKind, InferenceMessage, Tensor
 from engine.operators.batch import Batcher
 from engine.operators.model_call import call_model
 from engine.runtime import metrics
@@ -119,34 +119,26 @@ class LaneCalls:
 
     def _answer(self, group: list[LaneReady], out: list[Outgoing]) -> bool:
         """Answer every request of `group` with one model call; False: the general path must."""
+        if len(group) == 1:
+            self._answer_one(group[0], out)
+            return True
         step, model = self.step, self.model
-        assert model is not None
+        assert model is not None and self._calls is not None
         template, count = group[0].template, len(group)
-        rows = template.rows
         inputs = {}
         for index, tensor in enumerate(template.layout.tensors):
             joined = b"".join([ready.contents[index] for ready in group])
             shape = template.shapes[index]
             column = np.frombuffer(joined, dtype=template.dtypes[index])
-            inputs[tensor.name] = column.reshape(
-                shape if count == 1 else (count * shape[0], *shape[1:])
-            )
+            inputs[tensor.name] = column.reshape((count * shape[0], *shape[1:]))
         started = time.perf_counter()
-        if count == 1:  # called alone, as the general path calls it: a failure is its own
-            result = call_model(model, [inputs])[0]
-            self._calls.observe(time.perf_counter() - started, count)
-            if isinstance(result, Exception):
-                self._failed(group[0], result, out)
-                return True
-            outputs = result
-        else:
-            try:
-                outputs = model.predict(inputs)
-            except Exception:  # the general path finds which request fails, and says why
-                return False
-            self._calls.observe(time.perf_counter() - started, count)
+        try:
+            outputs = model.predict(inputs)
+        except Exception:  # the general path finds which request fails, and says why
+            return False
+        self._calls.observe(time.perf_counter() - started, count)
         if outputs:
-            answer = self._answer_layout(model.name, outputs, count, rows)
+            answer = self._answer_layout(model.name, outputs, count, template.rows)
             if answer is None:
                 return False
             contents = [np.ascontiguousarray(array).tobytes() for array in outputs.values()]
@@ -159,25 +151,80 @@ class LaneCalls:
                 step.answer(
                     ready.request_id, answer.encode(ready.request_id, parts), ready.headers, out
                 )
+        self._done(group, answered=bool(outputs))
+        return True
+
+    def _answer_one(self, ready: LaneReady, out: list[Outgoing]) -> None:
+        """One request called alone, as the general path calls it (an unbatchable model, a
+        batch of one): its failure, or an answer that cannot be encoded, is its own."""
+        model, template = self.model, ready.template
+        assert model is not None and self._calls is not None
+        inputs = {
+            tensor.name: np.frombuffer(data, dtype=dtype).reshape(shape)
+            for tensor, data, dtype, shape in zip(
+                template.layout.tensors,
+                ready.contents,
+                template.dtypes,
+                template.shapes,
+                strict=True,
+            )
+        }
+        started = time.perf_counter()
+        result = call_model(model, [inputs])[0]
+        self._calls.observe(time.perf_counter() - started, 1)
+        if isinstance(result, Exception):
+            kind: ErrorKind = (
+                "bad-input" if isinstance(result, ModelInputError) else "model-failure"
+            )
+            self._fail(ready, out, "model", result, kind, ready.headers)
+            return
+        if result:
+            answer = self._answer_layout(model.name, result, 1, None)
+            if answer is not None:
+                parts = [np.ascontiguousarray(array).tobytes() for array in result.values()]
+                value = answer.encode(ready.request_id, parts)
+            else:  # not laid out here (BYTES, say): encoded as the general path encodes it
+                try:
+                    tensors = tuple(
+                        Tensor.from_array(name, array) for name, array in result.items()
+                    )
+                    response = InferenceMessage(
+                        ready.request_id, tensors, "response", model_name=model.name
+                    )
+                    value = encode_avro(response)
+                except CodecError as error:
+                    self._fail(ready, out, "model-output", error, "model-failure", None)
+                    return
+            self.step.answer(ready.request_id, value, ready.headers, out)
+        self._done([ready], answered=bool(result))
+
+    def _done(self, group: list[LaneReady], *, answered: bool) -> None:
+        """Release what a batch window held; count the answers (an empty one is neither
+        forwarded nor counted, as on the general path)."""
+        step, count = self.step, len(group)
         if step.batcher.holds():
             for ready in group:
                 for record in ready.records:
                     step.tracker.release(record.ref)
-        if outputs:  # an empty answer is not forwarded, nor counted (as on the general path)
+        if answered:
             arrived = sum(ready.arrived_ms for ready in group) / count
             step.metrics.answered(count, time.time() - arrived / 1000)
             if self.joins:
                 waited = sum(ready.emitted_ms - ready.arrived_ms for ready in group) / count
                 metrics.observe_many(step.metrics.join_wait, waited / 1000, count)
-        return True
 
-    def _failed(self, ready: LaneReady, error: Exception, out: list[Outgoing]) -> None:
-        kind: ErrorKind = "bad-input" if isinstance(error, ModelInputError) else "model-failure"
+    def _fail(
+        self,
+        ready: LaneReady,
+        out: list[Outgoing],
+        stage: str,
+        error: Exception,
+        kind: ErrorKind,
+        headers: list[tuple[str, bytes]] | None,
+    ) -> None:
         record = ready.records[0]
-        out.extend(self.failures(ready.request_id, "model", error, kind, record, ready.headers))
-        if self.step.batcher.holds():
-            for record in ready.records:
-                self.step.tracker.release(record.ref)
+        out.extend(self.failures(ready.request_id, stage, error, kind, record, headers))
+        self._done([ready], answered=False)
 
     def _answer_layout(
         self, model_name: str, outputs: dict, count: int, rows: int | None
