@@ -71,11 +71,14 @@ class Layout:
 
     def encode(self, message_id: str, contents: list[bytes]) -> bytes:
         """The record of this layout with `message_id` and `contents` (one per tensor)."""
+        pieces = self.pieces
         parts = [avro_wire.encode_string(message_id)]
-        for piece, content in zip(self.pieces, contents, strict=False):
-            parts.append(piece)
+        # Indexed, not zip(..., strict=False): a zip given a keyword costs more than the
+        # loop for the few tensors of a record, and this runs for every record written.
+        for index, content in enumerate(contents):
+            parts.append(pieces[index])
             parts.append(content)
-        parts.append(self.pieces[-1])
+        parts.append(pieces[-1])
         return b"".join(parts)
 
 

@@ -225,6 +225,7 @@ class FastLane:
             return False
         contents = [np.ascontiguousarray(array).tobytes() for array in outputs.values()]
         strides = [len(data) // count for data in contents]
+        slicing = list(zip(contents, strides, strict=True))  # one zip, not one a request
         node = step.node
         offsets = [layout.offsets[i] for i in plan.indexes]
         for index, record in enumerate(records):
@@ -240,10 +241,7 @@ class FastLane:
                     )
                 out.append(Outgoing(node.request_topic, request_id, request, headers))
             if answer is not None:
-                parts = [
-                    data[index * s : (index + 1) * s]
-                    for data, s in zip(contents, strides, strict=True)
-                ]
+                parts = [data[index * s : (index + 1) * s] for data, s in slicing]
                 step.answer(request_id, answer.encode(request_id, parts), headers, out)
         step.metrics.answered(count, time.time() - now_ms / 1000)
         spans = step.spans

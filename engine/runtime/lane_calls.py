@@ -143,11 +143,9 @@ class LaneCalls:
                 return False
             contents = [np.ascontiguousarray(array).tobytes() for array in outputs.values()]
             strides = [len(data) // count for data in contents]
+            slicing = list(zip(contents, strides, strict=True))  # one zip, not one a request
             for index, ready in enumerate(group):
-                parts = [
-                    data[index * s : (index + 1) * s]
-                    for data, s in zip(contents, strides, strict=True)
-                ]
+                parts = [data[index * s : (index + 1) * s] for data, s in slicing]
                 step.answer(
                     ready.request_id, answer.encode(ready.request_id, parts), ready.headers, out
                 )
