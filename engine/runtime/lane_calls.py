@@ -94,6 +94,7 @@ class LaneCalls:
         general path's requests, and lane ones the lane could not answer) is returned."""
         rest: list[Ready] = []
         groups: dict[int, list[LaneReady]] = {}
+        alone: list[LaneReady] = []
         model = self.model
         assert model is not None
         for ready in batch:
@@ -102,13 +103,18 @@ class LaneCalls:
             elif model.batchable and ready.template.rows is not None:
                 groups.setdefault(id(ready.template), []).append(ready)
             else:
-                groups[id(ready)] = [ready]
+                alone.append(ready)
         most = model.max_batch_size
         for group in groups.values():
+            if len(group) == 1:
+                alone.append(group[0])
+                continue
             for start in range(0, len(group), most or len(group)):
                 part = group[start : start + most] if most else group
                 if not self._answer(part, out):
                     rest.extend(self._ready(ready) for ready in part)
+        if alone:
+            self._answer_alone(alone, out)
         return rest
 
     def _ready(self, ready: LaneReady) -> Ready:
@@ -119,9 +125,6 @@ class LaneCalls:
 
     def _answer(self, group: list[LaneReady], out: list[Outgoing]) -> bool:
         """Answer every request of `group` with one model call; False: the general path must."""
-        if len(group) == 1:
-            self._answer_one(group[0], out)
-            return True
         step, model = self.step, self.model
         assert model is not None and self._calls is not None
         template, count = group[0].template, len(group)
@@ -129,8 +132,9 @@ class LaneCalls:
         for index, tensor in enumerate(template.layout.tensors):
             joined = b"".join([ready.contents[index] for ready in group])
             shape = template.shapes[index]
-            column = np.frombuffer(joined, dtype=template.dtypes[index])
-            inputs[tensor.name] = column.reshape((count * shape[0], *shape[1:]))
+            inputs[tensor.name] = np.ndarray(
+                (count * shape[0], *shape[1:]), template.dtypes[index], joined
+            )
         started = time.perf_counter()
         try:
             outputs = model.predict(inputs)
@@ -149,66 +153,79 @@ class LaneCalls:
                 step.answer(
                     ready.request_id, answer.encode(ready.request_id, parts), ready.headers, out
                 )
-        self._done(group, answered=bool(outputs))
+        self._done(group, group if outputs else [])
         return True
 
-    def _answer_one(self, ready: LaneReady, out: list[Outgoing]) -> None:
-        """One request called alone, as the general path calls it (an unbatchable model, a
-        batch of one): its failure, or an answer that cannot be encoded, is its own."""
-        model, template = self.model, ready.template
+    def _answer_alone(self, readies: list[LaneReady], out: list[Outgoing]) -> None:
+        """Requests the model gets as the general path gives them (`call_model`: one call
+        each for an unbatchable model, merged where a batchable one can be): a failure, or
+        an answer that cannot be encoded, is that request's own."""
+        model = self.model
         assert model is not None and self._calls is not None
-        inputs = {
-            tensor.name: np.frombuffer(data, dtype=dtype).reshape(shape)
-            for tensor, data, dtype, shape in zip(
-                template.layout.tensors,
-                ready.contents,
-                template.dtypes,
-                template.shapes,
-                strict=True,
+        requests = []
+        for ready in readies:
+            template = ready.template
+            requests.append(
+                {
+                    tensor.name: np.ndarray(shape, dtype, data)
+                    for tensor, data, dtype, shape in zip(
+                        template.layout.tensors,
+                        ready.contents,
+                        template.dtypes,
+                        template.shapes,
+                        strict=True,
+                    )
+                }
             )
-        }
         started = time.perf_counter()
-        result = call_model(model, [inputs])[0]
-        self._calls.observe(time.perf_counter() - started, 1)
-        if isinstance(result, Exception):
-            kind: ErrorKind = (
-                "bad-input" if isinstance(result, ModelInputError) else "model-failure"
-            )
-            self._fail(ready, out, "model", result, kind, ready.headers)
-            return
-        if result:
-            answer = self._answer_layout(model.name, result, 1, None)
-            if answer is not None:
-                parts = [np.ascontiguousarray(array).tobytes() for array in result.values()]
-                value = answer.encode(ready.request_id, parts)
-            else:  # not laid out here (BYTES, say): encoded as the general path encodes it
-                try:
-                    tensors = tuple(
-                        Tensor.from_array(name, array) for name, array in result.items()
-                    )
-                    response = InferenceMessage(
-                        ready.request_id, tensors, "response", model_name=model.name
-                    )
-                    value = encode_avro(response)
-                except CodecError as error:
-                    self._fail(ready, out, "model-output", error, "model-failure", None)
-                    return
-            self.step.answer(ready.request_id, value, ready.headers, out)
-        self._done([ready], answered=bool(result))
+        results = call_model(model, requests)
+        self._calls.observe(time.perf_counter() - started, len(readies))
+        answered = []
+        for ready, result in zip(readies, results, strict=True):
+            if isinstance(result, Exception):
+                kind: ErrorKind = (
+                    "bad-input" if isinstance(result, ModelInputError) else "model-failure"
+                )
+                self._fail(ready, out, "model", result, kind, ready.headers)
+            elif result:  # an empty answer is not forwarded (as on the general path)
+                value = self._encoded(ready, result, out)
+                if value is not None:
+                    self.step.answer(ready.request_id, value, ready.headers, out)
+                    answered.append(ready)
+        self._done(readies, answered)
 
-    def _done(self, group: list[LaneReady], *, answered: bool) -> None:
-        """Release what a batch window held; count the answers (an empty one is neither
-        forwarded nor counted, as on the general path)."""
-        step, count = self.step, len(group)
+    def _encoded(self, ready: LaneReady, result: dict, out: list[Outgoing]) -> bytes | None:
+        """One request's answer, laid out, or else encoded as the general path encodes it
+        (BYTES, say); None: it cannot be (its error records are written)."""
+        model = self.model
+        assert model is not None
+        answer = self._answer_layout(model.name, result, 1, None)
+        if answer is not None:
+            parts = [np.ascontiguousarray(array).tobytes() for array in result.values()]
+            return answer.encode(ready.request_id, parts)
+        try:
+            tensors = tuple(Tensor.from_array(name, array) for name, array in result.items())
+            response = InferenceMessage(
+                ready.request_id, tensors, "response", model_name=model.name
+            )
+            return encode_avro(response)
+        except CodecError as error:
+            self._fail(ready, out, "model-output", error, "model-failure", None)
+            return None
+
+    def _done(self, group: list[LaneReady], answered: list[LaneReady]) -> None:
+        """Release what a batch window held; count the answers."""
+        step = self.step
         if step.batcher.holds():
             for ready in group:
                 for record in ready.records:
                     step.tracker.release(record.ref)
-        if answered:
-            arrived = sum(ready.arrived_ms for ready in group) / count
+        count = len(answered)
+        if count:
+            arrived = sum(ready.arrived_ms for ready in answered) / count
             step.metrics.answered(count, time.time() - arrived / 1000)
             if self.joins:
-                waited = sum(ready.emitted_ms - ready.arrived_ms for ready in group) / count
+                waited = sum(ready.emitted_ms - ready.arrived_ms for ready in answered) / count
                 metrics.observe_many(step.metrics.join_wait, waited / 1000, count)
 
     def _fail(
@@ -222,7 +239,6 @@ class LaneCalls:
     ) -> None:
         record = ready.records[0]
         out.extend(self.failures(ready.request_id, stage, error, kind, record, headers))
-        self._done([ready], answered=False)
 
     def _answer_layout(
         self, model_name: str, outputs: dict, count: int, rows: int | None
