@@ -83,6 +83,7 @@ def report(results: list[Result], args: argparse.Namespace, loads: tuple[str, st
         ("1-step ≥ 2× Quix Streams", one / quix if quix else float("nan"), 2.0),
         ("1-step ≥ 10× faust", one / faust if faust else float("nan"), 10.0),
         ("3-step join ≥ 40% of 1-step", rate("tf-join-1w") / one if one else float("nan"), 0.40),
+        ("conditional ≥ 40% of 1-step", rate("tf-cond-1w") / one if one else float("nan"), 0.40),
         (
             "2 workers ≥ 1.6× 1 worker (1-step)",
             rate("tf-1step-2w") / one if one else float("nan"),

@@ -48,6 +48,14 @@ class Layout:
     rows: int | None
     """The common first dimension of every tensor (the batch axis), or None."""
 
+    def __hash__(self) -> int:
+        """Computed once: the lanes look a layout up for every record."""
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash((self.kind, self.pieces, self.tensors, self.offsets))
+            object.__setattr__(self, "_hash", cached)
+        return cached
+
     @staticmethod
     def of(kind: MessageKind, pieces: list[bytes], tensors: tuple[TensorLayout, ...]) -> Layout:
         offsets, position = [], 0
@@ -63,11 +71,14 @@ class Layout:
 
     def encode(self, message_id: str, contents: list[bytes]) -> bytes:
         """The record of this layout with `message_id` and `contents` (one per tensor)."""
+        pieces = self.pieces
         parts = [avro_wire.encode_string(message_id)]
-        for piece, content in zip(self.pieces, contents, strict=False):
-            parts.append(piece)
+        # Indexed, not zip(..., strict=False): a zip given a keyword costs more than the
+        # loop for the few tensors of a record, and this runs for every record written.
+        for index, content in enumerate(contents):
+            parts.append(pieces[index])
             parts.append(content)
-        parts.append(self.pieces[-1])
+        parts.append(pieces[-1])
         return b"".join(parts)
 
 

@@ -19,8 +19,8 @@ join instead of vanishing.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable
-from dataclasses import dataclass, field
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from engine.topology.graph import JoinType
@@ -28,7 +28,7 @@ from engine.topology.graph import JoinType
 Item = TypeVar("Item")
 
 
-@dataclass
+@dataclass(slots=True)
 class Emission(Generic[Item]):
     """A key whose sources satisfied the node: data arrivals and trigger arrivals, in source order."""
 
@@ -37,28 +37,44 @@ class Emission(Generic[Item]):
     triggers: list[Item]
 
 
-@dataclass
 class JoinResult(Generic[Item]):
-    emitted: list[Emission[Item]] = field(default_factory=list)
-    released: list[Item] = field(default_factory=list)
-    """Arrivals that will never be used (duplicates, late arrivals, expired joins)."""
-    expired: list[Hashable] = field(default_factory=list)
-    """Keys whose window closed without emitting."""
-    unfinished: list[dict[int, Item]] = field(default_factory=list)
-    """What had arrived (by source number) at each expired join that a first arrival
-    opened. One reopened by a reused key is left out: it may be a producer's retried
-    duplicate of a record already answered, whose partner never comes again."""
+    """What one arrival or one `expire` did. Read it; never add to it (an arrival that
+    changed nothing shares one empty result, and its sequences are tuples)."""
+
+    __slots__ = ("emitted", "released", "expired", "unfinished")
+
+    def __init__(
+        self,
+        emitted: Sequence[Emission[Item]] = (),
+        released: Sequence[Item] = (),
+        expired: Sequence[Hashable] = (),
+        unfinished: Sequence[dict[int, Item]] = (),
+    ) -> None:
+        self.emitted = emitted
+        self.released = released
+        """Arrivals that will never be used (duplicates, late arrivals, expired joins)."""
+        self.expired = expired
+        """Keys whose window closed without emitting."""
+        self.unfinished = unfinished
+        """What had arrived (by source number) at each expired join that a first arrival
+        opened. One reopened by a reused key is left out: it may be a producer's retried
+        duplicate of a record already answered, whose partner never comes again."""
 
 
-@dataclass
+_NOTHING: JoinResult[Any] = JoinResult()
+
+
 class _Pending(Generic[Item]):
-    deadline_ms: int
-    arrivals: dict[int, Item] = field(default_factory=dict)
-    emitted: bool = False
-    positions: dict[int, int] = field(default_factory=dict)
-    """Per source, the position of the arrival it holds or used."""
-    reopened: bool = False
-    """Opened by a key already answered (a reused id, or a duplicate written later)."""
+    __slots__ = ("deadline_ms", "arrivals", "emitted", "positions", "reopened")
+
+    def __init__(self, deadline_ms: int, *, reopened: bool = False) -> None:
+        self.deadline_ms = deadline_ms
+        self.arrivals: dict[int, Item] = {}
+        self.emitted = False
+        self.positions: dict[int, int] = {}
+        """Per source, the position of the arrival it holds or used."""
+        self.reopened = reopened
+        """Opened by a key already answered (a reused id, or a duplicate written later)."""
 
 
 class Join(Generic[Item]):
@@ -77,6 +93,7 @@ class Join(Generic[Item]):
         self.inputs_join = inputs_join
         self.triggers_join = triggers_join
         self.window_ms = window_ms
+        self._passes = n_inputs == 1 and n_triggers == 0
         # Insertion order is deadline order: every key gets the same window.
         self._pending: OrderedDict[Hashable, _Pending[Item]] = OrderedDict()
 
@@ -85,43 +102,58 @@ class Join(Generic[Item]):
 
     def passes_through(self) -> bool:
         """One source, no triggers: every arrival emits at once and nothing is kept."""
-        return self.n_inputs == 1 and self.n_triggers == 0
+        return self._passes
 
     def process(
         self, key: Hashable, source: int, item: Item, now_ms: int, position: int | None = None
     ) -> JoinResult[Item]:
         """`position`: where the item sits in its source (a Kafka offset); it tells a
         redelivered arrival (not past the one used) from a reused key (further on)."""
-        result: JoinResult[Item] = JoinResult()
-        if self.passes_through():
-            result.emitted.append(Emission(key, [item], []))
-            return result
-        pending = self._pending.get(key)
-        if (
-            pending is not None
-            and pending.emitted
-            and position is not None
-            and source in pending.positions
-            and position > pending.positions[source]
-        ):
-            del self._pending[key]  # answered; this is a new request under the same key
-            pending = self._pending[key] = _Pending(now_ms + self.window_ms, reopened=True)
-        if pending is None:
-            pending = self._pending[key] = _Pending(now_ms + self.window_ms)
-        if pending.emitted or source in pending.arrivals:
-            # Already answered, or a duplicate of a source we hold: the first one wins.
-            result.released.append(item)
-            return result
-        pending.arrivals[source] = item
-        if position is not None:
-            pending.positions[source] = position
-        if self._satisfied(pending.arrivals, closing=False):
-            self._emit(key, pending, result)
-        return result
+        return self.process_many([(key, source, item, position)], now_ms)
+
+    def process_many(
+        self, arrivals: Iterable[tuple[Hashable, int, Item, int | None]], now_ms: int
+    ) -> JoinResult[Item]:
+        """`process` each (key, source, item, position) in turn; one result for them all."""
+        if self._passes:
+            return JoinResult([Emission(key, [item], []) for key, _, item, _ in arrivals])
+        emitted: list[Emission[Item]] = []
+        released: list[Item] = []
+        pendings = self._pending
+        deadline_ms = now_ms + self.window_ms
+        for key, source, item, position in arrivals:
+            pending = pendings.get(key)
+            if (
+                pending is not None
+                and pending.emitted
+                and position is not None
+                and source in pending.positions
+                and position > pending.positions[source]
+            ):
+                del pendings[key]  # answered; this is a new request under the same key
+                pending = pendings[key] = _Pending(deadline_ms, reopened=True)
+            if pending is None:
+                pending = pendings[key] = _Pending(deadline_ms)
+            held = pending.arrivals
+            if pending.emitted or source in held:
+                # Already answered, or a duplicate of a source we hold: the first one wins.
+                released.append(item)
+                continue
+            held[source] = item
+            if position is not None:
+                pending.positions[source] = position
+            if self._satisfied(held, closing=False):
+                emitted.append(self._emit(key, pending))
+        if not emitted and not released:
+            return _NOTHING
+        return JoinResult(emitted, released)
 
     def expire(self, now_ms: int) -> JoinResult[Item]:
         """Close every window that ended by `now_ms`."""
-        result: JoinResult[Item] = JoinResult()
+        emitted: list[Emission[Item]] = []
+        released: list[Item] = []
+        expired: list[Hashable] = []
+        unfinished: list[dict[int, Item]] = []
         while self._pending:
             key, pending = next(iter(self._pending.items()))
             if pending.deadline_ms > now_ms:
@@ -130,13 +162,13 @@ class Join(Generic[Item]):
             if pending.emitted:
                 continue
             if self._satisfied(pending.arrivals, closing=True):
-                self._emit(key, pending, result)
+                emitted.append(self._emit(key, pending))
             else:
-                result.expired.append(key)
+                expired.append(key)
                 if not pending.reopened:
-                    result.unfinished.append(dict(pending.arrivals))
-                result.released.extend(pending.arrivals.values())
-        return result
+                    unfinished.append(dict(pending.arrivals))
+                released.extend(pending.arrivals.values())
+        return JoinResult(emitted, released, expired, unfinished)
 
     def next_deadline_ms(self) -> int | None:
         if not self._pending:
@@ -151,20 +183,23 @@ class Join(Generic[Item]):
         return dropped
 
     def _satisfied(self, arrivals: dict[int, Item], *, closing: bool) -> bool:
+        if not self.n_triggers:
+            return _group_ok(self.inputs_join, len(arrivals), self.n_inputs, closing)
         inputs = sum(1 for source in arrivals if source < self.n_inputs)
         triggers = len(arrivals) - inputs
-        return _group_ok(self.inputs_join, inputs, self.n_inputs, closing) and (
-            self.n_triggers == 0
-            or _group_ok(self.triggers_join, triggers, self.n_triggers, closing)
+        return _group_ok(self.inputs_join, inputs, self.n_inputs, closing) and _group_ok(
+            self.triggers_join, triggers, self.n_triggers, closing
         )
 
-    def _emit(self, key: Hashable, pending: _Pending[Item], result: JoinResult[Item]) -> None:
+    def _emit(self, key: Hashable, pending: _Pending[Item]) -> Emission[Item]:
         pending.emitted = True
         ordered = sorted(pending.arrivals.items())
+        pending.arrivals = {}
+        if not self.n_triggers:
+            return Emission(key, [item for _, item in ordered], [])
         inputs = [item for source, item in ordered if source < self.n_inputs]
         triggers = [item for source, item in ordered if source >= self.n_inputs]
-        pending.arrivals = {}
-        result.emitted.append(Emission(key, inputs, triggers))
+        return Emission(key, inputs, triggers)
 
 
 def _group_ok(join: JoinType, arrived: int, expected: int, closing: bool) -> bool:

@@ -9,45 +9,32 @@ tracker until their effects are written.
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass
 
 from engine import headers as h
 from engine.codec import CodecError, encode_avro
 from engine.codec.avro_wire import encode_string
 from engine.codec.fast_avro import with_model_name
 from engine.errors import TensorfluxError
-from engine.messages import InferenceMessage, MessageKind, Tensor
+from engine.messages import InferenceMessage, MessageKind
 from engine.observability.spans import ms_to_ns, spans_for
 from engine.operators import revisits
 from engine.operators.batch import Batcher
 from engine.operators.join import Emission, Join, JoinResult
 from engine.operators.tensor_map import merge, select
 from engine.runtime import metrics
+from engine.runtime.arrivals import Arrival, Ready, kind_of
 from engine.runtime.errors import JoinTimedOut, TooManyRevisits
 from engine.runtime.failures import FailureWriter
+from engine.runtime.join_lane import JoinLane, fits_join_lane
 from engine.runtime.lane import FastLane, fits_lane, plain_avro
 from engine.runtime.model_calls import INLINE, ModelCalls
 from engine.runtime.node_headers import carried, header_tail, headers_for
 from engine.runtime.offsets import OffsetTracker
 from engine.runtime.records import Outgoing, Record, RecordRef
 from engine.runtime.reply_format import as_reply, encode_reply
-from engine.runtime.step_call import Ready, call_step_model
+from engine.runtime.step_call import call_step_model
 from engine.runtimes.base import ModelRuntime
-from engine.topology.graph import Node, Source
-
-
-@dataclass(slots=True)
-class Arrival:
-    record: Record
-    tensors: tuple[Tensor, ...]
-    visits: dict[str, int]
-    at_ms: int = 0
-    """When its chunk was consumed."""
-
-
-def kind_of(source: Source) -> MessageKind:
-    """Inputs topics carry requests, outputs topics responses."""
-    return "request" if source.ref.port == "inputs" else "response"
+from engine.topology.graph import Node
 
 
 class NodeAgent:
@@ -62,12 +49,14 @@ class NodeAgent:
         max_visits: int | None = None,
         fused_output: Node | None = None,
         lane: bool = False,
+        join_lane: bool = False,
         reports_timeouts: bool = False,
         calls: ModelCalls = INLINE,
     ) -> None:
         """`calls`: where its model calls run (the worker's pool; at once by default).
         `fused_output`: the pipeline's output node when this step writes the output itself
         (see `answer`); `lane`: answer chunks on the fast lane (the planner asks `fits_lane`);
+        `join_lane`: join and answer from the records' bytes (`fits_join_lane`; not traced);
         `reports_timeouts`: the pipeline's answer needs this node (`answer_needs`), so a
         join window closing unfinished tells the caller (an error record of kind timeout)."""
         self.node = node
@@ -176,6 +165,11 @@ class NodeAgent:
                 model=model,
                 forwards_request=self.forwards_request,
             )
+        self.join_lane: JoinLane | None = None
+        if join_lane and self.spans is None:  # traced requests take the general path's spans
+            if not fits_join_lane(node, model, max_visits):
+                raise ValueError(f"{self.label} cannot take the join lane")
+            self.join_lane = JoinLane(self, self.kinds, model, self._error)
 
     # -- records in --------------------------------------------------------------------
 
@@ -219,14 +213,15 @@ class NodeAgent:
         )
         if not self.join.passes_through():
             self.tracker.hold(record.ref)
-        self._joined(result, now_ms, out)
+        self.joined(result, now_ms, out)
 
     def process_chunk(
         self, source_index: int, records: list[Record], now_ms: int, out: list[Outgoing]
     ) -> None:
         """A consumed chunk's records of one source topic, in order."""
-        if self.lane is not None:
-            self.lane.process(source_index, records, now_ms, out)
+        lane = self.lane or self.join_lane
+        if lane is not None:
+            lane.process(source_index, records, now_ms, out)
             return
         for record in records:
             self.process(source_index, record, now_ms, out)
@@ -234,7 +229,7 @@ class NodeAgent:
     def tick(self, now_ms: int, out: list[Outgoing], *, end_of_chunk: bool) -> None:
         """Close join windows and send due batches."""
         if len(self.join):
-            self._joined(self.join.expire(now_ms), now_ms, out)
+            self.joined(self.join.expire(now_ms), now_ms, out)
         for batch in self.batcher.flush(now_ms, end_of_chunk=end_of_chunk):
             self._call(batch, out)
 
@@ -267,7 +262,7 @@ class NodeAgent:
 
     # -- joined requests ---------------------------------------------------------------
 
-    def _joined(self, result: JoinResult[Arrival], now_ms: int, out: list[Outgoing]) -> None:
+    def joined(self, result: JoinResult[Arrival], now_ms: int, out: list[Outgoing]) -> None:
         held = not self.join.passes_through()
         for arrival in result.released:
             if held:
@@ -291,6 +286,8 @@ class NodeAgent:
         out.extend(self._error(first.request_id, "join", reason, "timeout", first))
 
     def _emitted(self, emission: Emission[Arrival], now_ms: int, out: list[Outgoing]) -> None:
+        if self.join_lane is not None and self.join_lane.emitted(emission, now_ms, out):
+            return  # laid out from its arrivals' bytes (else the lane decoded them for us)
         first = emission.inputs[0] if emission.inputs else emission.triggers[0]
         request_id = first.record.request_id
         records = [arrival.record for arrival in emission.inputs + emission.triggers]
@@ -335,13 +332,21 @@ class NodeAgent:
             else:
                 value = encode_avro(message)
             out.append(Outgoing(self.node.request_topic, request_id, value, headers))
+        self.queue(ready, now_ms, out)
+
+    def queue(self, ready: Ready, now_ms: int, out: list[Outgoing]) -> None:
+        """A joined request to the batcher, and batches that are due to the model."""
         if self.batcher.holds():
-            for record in records:
+            for record in ready.records:
                 self.tracker.hold(record.ref)
         for batch in self.batcher.process(ready, now_ms):
             self._call(batch, out)
 
     def _call(self, batch: list[Ready], out: list[Outgoing]) -> None:
+        if self.join_lane is not None:  # it answers its own requests; the rest are answered here
+            batch = self.join_lane.call(batch, out)
+            if not batch:
+                return
         call_step_model(self, batch, out)
 
     def answer(

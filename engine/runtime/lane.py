@@ -99,10 +99,18 @@ def fits_lane(node: Node, model: ModelRuntime | None, max_visits: int | None) ->
     )
 
 
+_PLAIN_HEADERS = frozenset({h.REQUEST_ID, h.PIPELINE, h.STEP, h.TRACEPARENT, *h.REPLAY_HEADERS})
+"""Headers the engine writes that say nothing of the payload (checked first: every record
+written by a step carries some)."""
+_PLAIN_VERSIONS = frozenset(version.encode() for version in SUPPORTED_SCHEMA_VERSIONS)
+
+
 def plain_avro(headers: list[tuple[str, bytes]]) -> bool:
     """No error marker, no JSON, a schema version the codec reads, and not the request of
     a JSON caller (whose answer the general path writes as JSON: engine.runtime.reply_format)."""
     for key, value in headers:
+        if key in _PLAIN_HEADERS or (key == h.SCHEMA_VERSION and value in _PLAIN_VERSIONS):
+            continue
         lowered = key.lower()
         if lowered == h.ERROR or lowered == h.REPLY_CONTENT_TYPE:
             return False
@@ -333,11 +341,13 @@ class FastLane:
             key.append((name, array.dtype.str, array.shape[1:]))
         key_tuple = (model_name, rows, tuple(key))
         if key_tuple not in self._answers:
-            self._answers[key_tuple] = _layout(model_name, rows, outputs)
+            self._answers[key_tuple] = answer_layout(model_name, rows, outputs)
         return self._answers[key_tuple]
 
 
-def _layout(model_name: str, rows: int, outputs: dict) -> Layout | None:
+def answer_layout(model_name: str, rows: int | None, outputs: dict) -> Layout | None:
+    """The layout of an answer of `rows` rows shaped as `outputs` (None: exactly as shaped);
+    None when such answers are not laid out here."""
     tensors = []
     for name, array in outputs.items():
         try:
@@ -346,5 +356,6 @@ def _layout(model_name: str, rows: int, outputs: dict) -> Layout | None:
             return None
         if datatype == BYTES or DATATYPE_TO_DTYPE[datatype] != array.dtype:
             return None  # BYTES, or e.g. big-endian: the general path converts them
-        tensors.append((name, datatype, (rows, *array.shape[1:])))
+        shape = array.shape if rows is None else (rows, *array.shape[1:])
+        tensors.append((name, datatype, shape))
     return layout_for("response", model_name, tensors)

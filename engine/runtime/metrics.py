@@ -60,6 +60,19 @@ def observe_model_call(model: str, seconds: float, requests: int) -> None:
     MODEL_CALL_REQUESTS.labels(model).observe(requests)
 
 
+class ModelCalls:
+    """`observe_model_call` for one model, its label children looked up once (a lane calling
+    an unbatchable model once a request would look them up for every request)."""
+
+    def __init__(self, model: str) -> None:
+        self.seconds = MODEL_CALL_SECONDS.labels(model)
+        self.requests = MODEL_CALL_REQUESTS.labels(model)
+
+    def observe(self, seconds: float, requests: int) -> None:
+        self.seconds.observe(seconds)
+        self.requests.observe(requests)
+
+
 STEP_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0,
 )  # fmt: skip

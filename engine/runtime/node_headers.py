@@ -38,7 +38,10 @@ def headers_for(incoming: Headers, request_id: str, tail: tuple[tuple[str, bytes
     if not incoming:  # the common case at a pipeline's inputs: nothing to carry over
         return [(h.REQUEST_ID, request_id.encode()), *tail]
     headers = carried(incoming)
-    if not any(key == h.REQUEST_ID for key, _ in headers):
+    for key, _ in headers:  # a loop, not any(genexpr): this runs for every record written
+        if key == h.REQUEST_ID:
+            break
+    else:
         headers.append((h.REQUEST_ID, request_id.encode()))
     headers.extend(tail)
     if h.is_json(incoming) and not any(key == h.REPLY_CONTENT_TYPE for key, _ in headers):

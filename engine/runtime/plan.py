@@ -16,6 +16,7 @@ from typing import Literal
 
 from engine.runtime.agent import NodeAgent
 from engine.runtime.errors import ModelUnavailable
+from engine.runtime.join_lane import fits_join_lane
 from engine.runtime.lane import fits_lane
 from engine.runtime.model_calls import INLINE, ModelCalls
 from engine.runtime.models import Loaded
@@ -215,6 +216,11 @@ class _Builder:
                 max_visits=max_visits,
                 fused_output=fused_output,
                 lane=fits_lane(node, model, max_visits),
+                # The join lane calls its model on the loop: with the call pool on (the
+                # worker's default) a step's call must go through the pool (timeouts, the
+                # in-flight cap, other pipelines unblocked), so only output nodes take it.
+                join_lane=fits_join_lane(node, model, max_visits)
+                and (model is None or self.calls is INLINE),
                 reports_timeouts=reports_timeouts,
                 calls=self.calls,
             )

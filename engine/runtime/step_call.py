@@ -9,7 +9,6 @@ naming why (a model failure, bad input, a timeout, a refusal).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Protocol
 
 from engine.codec import CodecError, encode_avro
@@ -18,28 +17,16 @@ from engine.observability.spans import NodeSpans
 from engine.operators.batch import Batcher
 from engine.operators.model_call import call_model
 from engine.runtime import metrics
+from engine.runtime.arrivals import Ready
 from engine.runtime.errors import ModelRefused, ModelTimedOut
 from engine.runtime.failures import FailureWriter
 from engine.runtime.model_calls import ModelCalls
 from engine.runtime.model_threads import Work
 from engine.runtime.offsets import OffsetTracker
-from engine.runtime.records import Outgoing, Record
+from engine.runtime.records import Outgoing
 from engine.runtimes.base import ModelRuntime
 from engine.runtimes.errors import ModelInputError
 from engine.topology.graph import Node, Source
-
-
-@dataclass(slots=True)
-class Ready:
-    """A joined request on its way to the model."""
-
-    message: InferenceMessage
-    headers: list[tuple[str, bytes]]
-    records: list[Record]
-    arrived_ms: int = 0
-    """When its first record's chunk was consumed."""
-    emitted_ms: int = 0
-    """When its join released it (to the batch, or the model)."""
 
 
 class CallingStep(Protocol):
