@@ -32,7 +32,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench import compute_bench, idle, overload_bench, replay_bench
+from bench import compute_bench, idle, overload_bench, poison_bench, replay_bench
 from bench.contenders import (
     CONTENDERS,
     DEFAULT_CHUNK,
@@ -171,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.gateway_only and (args.overload or not args.only):
             print("  overload section ...", flush=True)
             extra += overload_bench.section(args.bootstrap, args.quick, logdir)
+            print("  poison storm section ...", flush=True)
+            extra += poison_bench.section(args.bootstrap, args.quick, logdir)
     finally:
         sink.__exit__()
         if broker is not None:
