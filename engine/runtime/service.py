@@ -56,6 +56,7 @@ class WorkerService:
             model_roots=model_roots,
             model_hosts=model_hosts if model_hosts is not None else ModelHosts(()),
             worker_id=self.worker_id,
+            kafka_reachable=lambda: self.watch.reachable,
         )
 
     def run(self, stop: threading.Event, *, grace_s: float = 0.0) -> None:

@@ -13,12 +13,9 @@ together. A failed transaction, like an undeliverable record at least once,
 makes the worker drop what its agents hold and consume again from the
 committed offsets (`_rewind`): never half-answered, never skipped.
 
-The loop delegates: the planner (`plan.py`) says which agents run, the model
-pool (`models.py`) keeps the models, the call pool (`model_calls.py`) runs
-their calls off the loop and gives the answers back, delivery (`delivery.py`)
-writes, turns refusals into error records and commits; here are the loop,
-pausing the partitions of a model that holds too much (`pauses.py`), and
-rebalancing.
+The loop delegates: to the planner (`plan.py`), the model pool (`models.py`), the
+call pool (`model_calls.py`: calls off the loop), delivery (`delivery.py`: writes,
+refusals as error records, commits), `pauses.py`, `idling.py` and `draining.py`.
 """
 
 from __future__ import annotations
@@ -75,12 +72,14 @@ class Worker:
         model_roots: ModelRoots | None = None,
         model_hosts: ModelHosts | None = None,
         worker_id: str | None = None,
+        kafka_reachable: Callable[[], bool] = lambda: True,
     ) -> None:
-        """`model_roots`: where models may be loaded from; None loads any path (for a
-        caller that hands the worker its own topologies, never the control topic's).
-        `model_hosts`: the hosts remote models may call; None calls any.
-        `worker_id`: names its transactional producer (exactly once), so a restarted
-        worker of the same id fences the one it replaces."""
+        """`model_roots`/`model_hosts`: where models may load from / call (None: any; for
+        a caller that hands the worker its own topologies, never the control topic's).
+        `worker_id` names its transactional producer, so a restarted worker of that id
+        fences the one it replaces. `kafka_reachable` is False while Kafka is down: no
+        commit is tried then (its flush would hold the loop, deaf to the outage, 30 s)."""
+        self.kafka_reachable = kafka_reachable
         self.settings = settings
         self.worker_settings = worker_settings or WorkerSettings()
         self.topics = settings.topics()
@@ -95,14 +94,9 @@ class Worker:
         self.on_status = on_each_status
         self.models = ModelPool(partial(load_model, roots=model_roots, hosts=model_hosts))
         threads = self.worker_settings.model_threads
+        limit = self.worker_settings.model_max_in_flight
         self.calls: CallPool | InlineCalls = (
-            CallPool(
-                self.tracker,
-                threads=threads,
-                max_in_flight=self.worker_settings.model_max_in_flight,
-            )
-            if threads
-            else INLINE
+            CallPool(self.tracker, threads=threads, max_in_flight=limit) if threads else INLINE
         )
         """Model calls, off the loop (`model_calls.py`)."""
         self.exactly_once = self.worker_settings.processing_guarantee == "exactly-once"
@@ -334,6 +328,8 @@ class Worker:
     def commit(self, *, force: bool = False) -> None:
         """Commit what is safe once the commit interval passed (or now, with `force`);
         exactly once, every chunk's transaction."""
+        if not self.kafka_reachable():
+            return
         if self.exactly_once:
             self._commit_transaction()
             return
