@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import pytest
+
 from engine.config import KafkaSettings, broker_kind
 from engine.runtime.settings import WorkerSettings
 
@@ -50,6 +52,8 @@ def _ask_tfsimple(kafka: Kafka, pipeline: str) -> None:
 def test_a_paused_worker_answers_what_comes_and_pauses_again(running_worker, kafka, kafka_settings):
     worker = running_worker(BASE, worker_settings=IDLE)
     worker.wait_ready("pipeline", "chain-base")
+    if worker.worker.broker != "tansu":  # Apache Kafka: idle fetches cost it nothing
+        pytest.skip("the worker pauses idle partitions on the embedded broker only")
     idle = worker.worker.idle
     _ask_tfsimple(kafka, "chain-base")
     _wait_until(lambda: idle.paused, "paused", worker)
