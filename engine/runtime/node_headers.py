@@ -10,6 +10,7 @@ from __future__ import annotations
 from engine import headers as h
 from engine.codec import SCHEMA_VERSION
 from engine.operators import revisits
+from engine.runtime.reply_format import marked
 from engine.topology.graph import Node
 
 Headers = list[tuple[str, bytes]]
@@ -44,6 +45,4 @@ def headers_for(incoming: Headers, request_id: str, tail: tuple[tuple[str, bytes
     else:
         headers.append((h.REQUEST_ID, request_id.encode()))
     headers.extend(tail)
-    if h.is_json(incoming) and not any(key == h.REPLY_CONTENT_TYPE for key, _ in headers):
-        headers.append((h.REPLY_CONTENT_TYPE, h.JSON_CONTENT_TYPE.encode()))  # see reply_format
-    return headers
+    return marked(incoming, headers)
