@@ -21,24 +21,9 @@ import httpx
 import pytest
 
 from engine.broker import EmbeddedBroker, free_port
+from tests.gateway.conftest import ECHO_MODEL, ECHO_SPECS
 
 pytestmark = pytest.mark.broker
-
-ECHO_MODEL = """
-class Model:
-    def predict(self, inputs):
-        return dict(inputs)
-"""
-
-ECHO_SPECS = """
-apiVersion: mlops.seldon.io/v1alpha1
-kind: Model
-metadata:
-  name: echo
-spec:
-  storageUri: ./echo
-  requirements: [python]
-"""
 
 RECOVERY_S = 150.0
 """A worker caught in a delivery flush when Kafka went waits that flush out (30 s, and

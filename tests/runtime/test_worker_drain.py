@@ -14,6 +14,7 @@ from confluent_kafka import Consumer, TopicPartition
 from engine.admin import watermark_offsets
 from engine.config import KafkaSettings
 from engine.runtime.worker import Worker, group_id
+from tests.gateway.conftest import ECHO_MODEL
 
 from .helpers import DEADLINE_S, Kafka, compile_specs, fp32, new_id
 
@@ -30,12 +31,6 @@ class Model:
     def predict(self, inputs):
         Path(__file__).with_name("started").touch()
         time.sleep(float(np.asarray(inputs["SECONDS"]).ravel()[0]))
-        return dict(inputs)
-"""
-
-ECHO_MODEL = """
-class Model:
-    def predict(self, inputs):
         return dict(inputs)
 """
 
