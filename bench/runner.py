@@ -7,6 +7,7 @@
     .venv/bin/python -m bench --sweep    # knob sweep of the 1-step pipeline
     .venv/bin/python -m bench --soak 300 # worker RSS at a constant rate for 5 minutes
     make bench BENCH_ARGS=--idle    # CPU of `tensorflux up -f examples/` with no traffic (60 s)
+    make bench BENCH_ARGS=--hotload # answers' longest gap while the engine changes (add --kafka)
     .venv/bin/python -m bench --only tf-mlp-1w,tf-mlp-4p-1w,tf-mlp-4p-2w --overload
                                          # real model compute and the overload section
 
@@ -32,7 +33,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench import compute_bench, idle, overload_bench, poison_bench, replay_bench
+from bench import compute_bench, hotload, idle, overload_bench, poison_bench, replay_bench
 from bench.contenders import (
     CONTENDERS,
     DEFAULT_CHUNK,
@@ -92,6 +93,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="SECONDS",
         help="instead: CPU of `tensorflux up -f examples/` with no traffic (default 60 s)",
     )
+    parser.add_argument(
+        "--hotload",
+        action="store_true",
+        help="instead: answers' longest gap while pipelines load and workers come and go",
+    )
     parser.add_argument("--soak-rate", type=float, default=2000.0, help="req/s during --soak")
     parser.add_argument(
         "--gateway-only", action="store_true", help="only the HTTP gateway's rows (wrk)"
@@ -126,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         (RESULTS / "idle.md").write_text(text)
         print(text + f"written to {RESULTS / 'idle.md'}")
         return 0
+    if args.hotload:
+        flags = ["--bootstrap", args.bootstrap] if args.bootstrap else []
+        return hotload.main(flags + (["--kafka"] if args.kafka else []))
     loads = [_loadavg(), ""]
     broker: EmbeddedBroker | KafkaCluster | None = None
     if args.kafka and not args.bootstrap:

@@ -78,8 +78,11 @@ class TopicAdmin:
         consumer subscribing right after sees them all.
         """
         wanted = sorted(set(topics))
+        if not wanted:
+            return
         partitions = partitions or self.settings.partitions
-        missing = [name for name in wanted if name not in self.existing()]
+        existing = self.existing()
+        missing = [name for name in wanted if name not in existing]
         if missing:
             futures = self._client.create_topics(
                 [
@@ -100,7 +103,8 @@ class TopicAdmin:
                         raise TopicAdminError(
                             f"cannot create topic {name!r}: {error.args[0].str()}"
                         ) from None
-        self._wait_visible(wanted)
+        if missing or any(existing[name] == 0 for name in wanted):
+            self._wait_visible(wanted)
 
     def _wait_visible(self, names: list[str]) -> None:
         deadline = time.monotonic() + VISIBLE_TIMEOUT_S

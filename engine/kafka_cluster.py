@@ -281,6 +281,13 @@ class KafkaCluster:
             "transaction.state.log.num.partitions": 10,
             # A new group is served at once, not after 3 s of waiting for more members.
             "group.initial.rebalance.delay.ms": 0,
+            # KIP-848 groups (the workers'): heartbeats and session as the engine's
+            # classic dev defaults (1 s, 6 s), not 5 s and 45 s, so a killed worker's
+            # partitions move on within seconds, and a joining one gets its share soon.
+            "group.consumer.min.heartbeat.interval.ms": 500,
+            "group.consumer.heartbeat.interval.ms": 1000,
+            "group.consumer.min.session.timeout.ms": 3000,
+            "group.consumer.session.timeout.ms": 6000,
             "num.network.threads": 2,
             "num.io.threads": 4,
             **self.broker_config,

@@ -79,8 +79,10 @@ class IdlePause:
         self.active()
 
     def assigned(self) -> None:
-        """Called from the assignment callback: whatever was paused before is fetched again."""
-        self._resume_assignment = True
+        """Called from the assignment callback: whatever was paused before is fetched again.
+        (Only if this ever paused: on Kafka it never does, and the wake-up request of
+        `resume_now` would hold the loop, up to 0.5 s there, at every assignment.)"""
+        self._resume_assignment = self.pauses > 0
         self.paused = False
         self._seen = {}
         self._last_activity = self._clock()

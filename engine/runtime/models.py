@@ -45,6 +45,20 @@ class ModelPool:
         self._failed_at: dict[str, tuple[float, float]] = {}
         """Models whose load failed transiently: when (by `clock`), and the wait
         before the next try."""
+        self._staged: dict[str, tuple[ModelSpec, ModelRuntime]] = {}
+        """Loaded by `preload` (another thread), taken up by the next `sync`."""
+
+    def preload(self, specs: Mapping[str, ModelSpec]) -> None:
+        """Load, on the caller's thread, the models of `specs` that `sync` would load, so
+        that the worker's loop only swaps them in. Failures are left to `sync`."""
+        for name, spec in specs.items():
+            known = self._loaded.get(name)
+            if (known is not None and known[0] == spec) or name in self._failed_at:
+                continue
+            try:
+                self._staged[name] = (spec, self._load_model(spec))
+            except Exception:  # noqa: BLE001 - `sync` loads it again and reports why
+                continue
 
     def retry_due(self) -> bool:
         """A transiently failed model is due to be tried again (call `sync`)."""
@@ -57,6 +71,8 @@ class ModelPool:
         for name in set(self._loaded) - set(specs):
             _close(self._loaded.pop(name)[1])
             self._failed_at.pop(name, None)
+        for name in set(self._staged) - set(specs):  # staged for a topology since replaced
+            _close(self._staged.pop(name)[1])
         return loaded
 
     def _load(self, name: str, spec: ModelSpec) -> Loaded:
@@ -66,8 +82,12 @@ class ModelPool:
         if known is not None:
             _close(known[1])
         failed = self._failed_at.pop(name, None)
+        staged = self._staged.pop(name, None)
+        if staged is not None and staged[0] != spec:
+            _close(staged[1])  # preloaded for a spec that changed again since
+            staged = None
         try:
-            runtime: Loaded = self._load_model(spec)
+            runtime: Loaded = staged[1] if staged is not None else self._load_model(spec)
         except Exception as error:  # a model that fails to load fails alone
             if isinstance(error, ModelLoadError) and error.transient:
                 wait = self._retry_s
@@ -86,9 +106,10 @@ class ModelPool:
         return failed is not None and self._clock() - failed[0] >= failed[1]
 
     def close(self) -> None:
-        for _, runtime in self._loaded.values():
+        for _, runtime in [*self._loaded.values(), *self._staged.values()]:
             _close(runtime)
         self._loaded.clear()
+        self._staged.clear()
         self._failed_at.clear()
 
 

@@ -57,6 +57,14 @@ class Plan:
     def subscription(self) -> list[str]:
         return sorted(self.routes)
 
+    def readers(self, partitions: list[tuple[str, int]]) -> list[tuple[NodeAgent, set[int]]]:
+        """Each agent reading one of `partitions`' topics, with their partition numbers."""
+        numbers: dict[int, tuple[NodeAgent, set[int]]] = {}
+        for topic, partition in partitions:
+            for agent, _ in self.routes.get(topic, ()):
+                numbers.setdefault(id(agent), (agent, set()))[1].add(partition)
+        return list(numbers.values())
+
     def ready(self) -> list[Status]:
         """The statuses once the agents consume: what did not fail is Ready."""
         return [s if s.state == "Failed" else replace(s, state="Ready") for s in self.statuses]
@@ -119,6 +127,21 @@ def plan(
         topics=frozenset(build.topics),
         retired=tuple(a for a in (previous.agents if previous else ()) if id(a) not in kept),
     )
+
+
+def holder_name(agent: NodeAgent) -> str:
+    """What an agent's holds are called in committed metadata: the same on every worker."""
+    return f"{agent.node.pipeline}/{agent.node.name}"
+
+
+def topology_topics(topology: Topology, topics: TopicNames) -> frozenset[str]:
+    """Every topic a plan of `topology` may read or write (whatever fails to load)."""
+    names = {topics.errors()}
+    for name in topology.models:
+        names |= {topics.model_inputs(name), topics.model_outputs(name)}
+    for graph in topology.pipelines.values():
+        names |= graph.owned_topics() | graph.read_topics()
+    return frozenset(names)
 
 
 def model_node(model: str, topics: TopicNames) -> Node:

@@ -6,20 +6,35 @@ import json
 import logging
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 from confluent_kafka import Producer
 
+from engine.admin import TopicAdminError
 from engine.config import KafkaSettings
 from engine.kafka_watch import KafkaWatch
 from engine.runtime.control import compile_documents, new_worker_id
-from engine.runtime.plan import Status
+from engine.runtime.plan import Status, topology_topics
 from engine.runtime.reports import HEARTBEAT_S, heartbeat, resource_key
 from engine.runtime.settings import WorkerSettings
 from engine.runtime.worker import Worker
 from engine.runtimes import ModelHosts, ModelRoots
 from engine.topic_reader import TopicReader
+from engine.topology.graph import Topology
 
 log = logging.getLogger("tensorflux.worker")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A control-topic state made ready to apply: compiled, its topics made (`topics`:
+    those known to exist now) and its new models loaded."""
+
+    documents: dict[str, str]
+    topology: Topology
+    failures: dict[str, str]
+    topics: frozenset[str]
 
 
 class WorkerService:
@@ -47,6 +62,8 @@ class WorkerService:
         self._reachable = True
         """What the loop last saw of `watch` (it acts on each change once, between chunks)."""
         self._outages_seen = 0
+        self._preparer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare")
+        self._preparing: Future[Prepared] | None = None
         """`watch.outages` when the loop last looked: one that began and ended while the
         loop was busy (a delivery flush waits up to 30 s) is recovered from all the same."""
         self.worker = Worker(
@@ -67,6 +84,7 @@ class WorkerService:
         try:
             self.worker.run(stop, between_chunks=self._follow_control, grace_s=grace_s)
         finally:
+            self._preparer.shutdown(wait=False, cancel_futures=True)
             self.watch.close()
             if self.watch.reachable:  # else the withdrawals would wait for nobody
                 self._withdraw(stopping=True)
@@ -78,16 +96,45 @@ class WorkerService:
         if not self._reachable:
             return
         self._beat()
-        if self.control.poll():
-            self.control.read_to_end()  # take a multi-resource load whole, not half of it
-            self._apply()
+        if self._preparing is not None:
+            if not self._preparing.done():
+                return
+            preparing, self._preparing = self._preparing, None
+            try:
+                prepared: Prepared | None = preparing.result()
+            except Exception:  # noqa: BLE001 - compiled and made on the loop instead
+                log.exception("worker %s: preparing the control topic's changes", self.worker_id)
+                prepared = None
+            self._apply(prepared)
+        elif self.control.poll():
+            # Reading the whole change, compiling it, loading new models and creating
+            # topics take from tens of ms to seconds: done off the loop, so the other
+            # pipelines' traffic goes on meanwhile. The loop leaves `control` alone then.
+            self._preparing = self._preparer.submit(self._prepare)
         elif self.worker.models.retry_due():
             self._apply()  # a remote model's server may be up (or ready) now
 
-    def _apply(self) -> None:
+    def _prepare(self) -> Prepared:
+        """On the preparer's thread: what `_apply` then does quickly on the loop."""
+        self.control.read_to_end()  # take a multi-resource load whole, not half of it
         documents = {key: value.decode() for key, value in self.control.values.items()}
         topology, failures = compile_documents(documents, self.topics)
-        statuses = self.worker.apply(topology)
+        topics = topology_topics(topology, self.topics)
+        try:
+            self.worker.admin.ensure(topics)
+        except TopicAdminError as error:  # the loop's own ensure says it again
+            log.warning("worker %s: preparing topics: %s", self.worker_id, error)
+            topics = frozenset()
+        self.worker.models.preload(topology.models)
+        return Prepared(documents, topology, failures, topics)
+
+    def _apply(self, prepared: Prepared | None = None) -> None:
+        if prepared is None:  # at start, or a model retried: compiled here, made by apply
+            documents = {key: value.decode() for key, value in self.control.values.items()}
+            topology, failures = compile_documents(documents, self.topics)
+            prepared = Prepared(documents, topology, failures, frozenset())
+        documents, topology, failures = prepared.documents, prepared.topology, prepared.failures
+        statuses = self.worker.apply(topology, ensured=prepared.topics)
         known = {resource_key(s.kind, s.name) for s in statuses}
         failed = [
             Status(*key.split("/", 1), "Failed", reason)

@@ -24,6 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.config import ENV_PREFIX, BrokerKind, ConfigError, KafkaSettings
+from engine.group_protocol import CLASSIC_ONLY_KEYS, GroupProtocol
 
 WORKER_ENV_PREFIX = ENV_PREFIX + "WORKER_"
 ENV_FIELDS = (
@@ -113,12 +114,25 @@ class WorkerSettings(BaseModel):
         return kafka.producer_config(**defaults, **extra)
 
     def consumer_config(
-        self, kafka: KafkaSettings, group_id: str, broker: BrokerKind = "tansu"
+        self,
+        kafka: KafkaSettings,
+        group_id: str,
+        broker: BrokerKind = "tansu",
+        protocol: GroupProtocol = "classic",
     ) -> dict[str, Any]:
-        """The worker's consumer: the broker's defaults under the user's librdkafka settings."""
+        """The worker's consumer: the broker's defaults under the user's librdkafka
+        settings, in a group of `protocol` (`engine/group_protocol.py`)."""
         chosen = self.consumer_defaults if broker == "tansu" else self.kafka_consumer_defaults
         defaults = {k: v for k, v in chosen.items() if k not in kafka.librdkafka}
-        return kafka.consumer_config(group_id, **defaults)
+        config = kafka.consumer_config(group_id, **defaults)
+        if protocol == "consumer":
+            for key in CLASSIC_ONLY_KEYS:
+                config.pop(key, None)
+            # The broker assigns; its range assignor keeps partition i of every topic
+            # on one member, as the classic range assignor did.
+            config.setdefault("group.protocol", "consumer")
+            config.setdefault("group.remote.assignor", "range")
+        return config
 
     def idle_after_s(self, broker: BrokerKind) -> float:
         """When to pause an idle consumer on this broker (0: never; Kafka's idle fetches

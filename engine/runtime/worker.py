@@ -30,8 +30,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from engine.admin import TopicAdmin
 from engine.config import KafkaSettings, broker_kind
+from engine.group_protocol import group_protocol
 from engine.runtime import metrics, resume
-from engine.runtime.agent import NodeAgent
 from engine.runtime.control import new_worker_id
 from engine.runtime.delivery import Delivery, Fenced
 from engine.runtime.draining import Drain
@@ -40,7 +40,7 @@ from engine.runtime.model_calls import INLINE, CallPool, InlineCalls
 from engine.runtime.models import ModelPool
 from engine.runtime.offsets import OffsetTracker
 from engine.runtime.pauses import Pauses
-from engine.runtime.plan import Plan, Status, plan
+from engine.runtime.plan import Plan, Status, holder_name, plan
 from engine.runtime.records import Outgoing, Record, chunk_by_topic
 from engine.runtime.settings import WorkerSettings
 from engine.runtimes import ModelHosts, ModelRoots, load_model
@@ -110,9 +110,10 @@ class Worker:
         )
         cluster_id = self.admin.cluster_id(CLUSTER_ID_TIMEOUT_S)
         self.broker = broker_kind(cluster_id)
-        self._consumer = Consumer(
-            self.worker_settings.consumer_config(settings, group_id(settings), self.broker)
-        )
+        self.group_protocol = group_protocol(settings, self.broker)
+        self._consumer = Consumer(self.worker_settings.consumer_config(
+            settings, group_id(settings), self.broker, self.group_protocol
+        ))  # fmt: skip
         self.pauses = Pauses(self._consumer)
         """Partitions paused while the model they feed holds too much."""
         self.draining = Drain(self._consumer, self.topics)
@@ -140,6 +141,8 @@ class Worker:
         """Assigned partitions whose committed metadata is still to be read."""
         self._sent: dict[tuple[str, int], tuple[int, str]] = {}
         """Exactly once: the offset and metadata last committed per partition."""
+        self.revoked = 0
+        """Partitions taken from this worker by rebalances so far (tests read it)."""
         self.rewinds = 0
         """How often work was consumed again after a failed delivery or transaction."""
         if self.exactly_once and cluster_id is not None and self.broker == "tansu":
@@ -151,12 +154,13 @@ class Worker:
 
     # -- loading -----------------------------------------------------------------------
 
-    def apply(self, topology: Topology) -> list[Status]:
-        """Run exactly the models and pipelines of `topology` (hot: no restart)."""
+    def apply(self, topology: Topology, ensured: frozenset[str] = frozenset()) -> list[Status]:
+        """Run exactly the models and pipelines of `topology` (hot: no restart); `ensured`
+        topics were made already (`WorkerService` prepares off the loop)."""
         models = self.models.sync(topology.models)
         self.calls.configure(topology.models)
         new = plan(topology, models, self.topics, self.tracker, self._plan, self.calls)
-        self.admin.ensure(new.topics)
+        self.admin.ensure(new.topics - ensured)
         # Commit before the retired agents let go: no further than what they hold.
         self.commit(force=True)
         rewind: dict[tuple[str, int], int] = {}
@@ -412,8 +416,9 @@ class Worker:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.commit(force=True)
         revoked = [(p.topic, p.partition) for p in partitions]
-        numbers = {p for _, p in revoked}
-        for agent in self._plan.agents:
+        self.revoked += len(revoked)
+        # Only agents reading a revoked topic forget (KIP-848 revokes increments).
+        for agent, numbers in self._plan.readers(revoked):
             agent.drop_partitions(numbers)
         self.tracker.forget(revoked)
         self.pauses.forget(revoked)
@@ -435,11 +440,6 @@ class Worker:
             self.delivery.close()
             self.calls.close()
             self.models.close()
-
-
-def holder_name(agent: NodeAgent) -> str:
-    """What an agent's holds are called in committed metadata: the same on every worker."""
-    return f"{agent.node.pipeline}/{agent.node.name}"
 
 
 def _now_ms() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
@@ -105,3 +106,76 @@ def test_requests_held_by_a_reloaded_step_are_answered_by_its_successor(
     worker.apply(compile_specs(kafka_settings, [MODELS / "add10.yaml", specs]))
     answers = kafka.outputs("slow-batch", held)
     assert all(a.arrays() == {"OUTPUT": [11, 12, 13, 14]} for a in answers.values())
+
+
+def kip848_only(worker: RunningWorker) -> None:
+    if worker.worker.group_protocol != "consumer":
+        pytest.skip(
+            "the embedded broker speaks only the classic group protocol, where every "
+            "subscription change revokes everything (README 'Hot changes'); make test-kafka runs it"
+        )
+
+
+def test_loading_a_pipeline_takes_no_partition_from_the_others(
+    kafka_settings: KafkaSettings,
+    running_worker: Callable[..., RunningWorker],
+    kafka: Kafka,
+) -> None:
+    models = [
+        MODELS / f"{m}.yaml" for m in ("tfsimple1", "tfsimple2", "conditional", "add10", "mul10")
+    ]
+    kept = [*models, PIPELINES / "tfsimples.yaml"]
+    worker = running_worker(kept)
+    kip848_only(worker)
+    worker.wait_ready("pipeline", "tfsimples")
+    check_kept_chain(kafka, "before")
+
+    worker.apply(compile_specs(kafka_settings, [*kept, PIPELINES / "conditional.yaml"]))
+    worker.wait_ready("pipeline", "conditional-routing")
+    assert worker.worker.revoked == 0  # KIP-848 added the new topics beside the old ones
+    check_kept_chain(kafka, "loaded")
+    routed = new_id("routed")
+    kafka.infer("conditional-routing", routed, INPUT=fp32(1, 2, 3, 4), CHOICE=int32(0))
+    assert kafka.outputs("conditional-routing", [routed])[routed].arrays() == {
+        "OUTPUT": [10, 20, 30, 40]
+    }
+
+    worker.apply(compile_specs(kafka_settings, kept))
+    check_kept_chain(kafka, "unloaded")
+    # Only the unloaded pipeline's partitions were given back.
+    conditional = compile_specs(kafka_settings, [*models, PIPELINES / "conditional.yaml"])
+    only_its_own = conditional.pipelines["conditional-routing"].read_topics()
+    assert 0 < worker.worker.revoked <= len(only_its_own) * kafka_settings.partitions
+
+
+def check_kept_chain(kafka: Kafka, label: str, partitions: int | None = None) -> None:
+    chain = [new_id(f"{label}-chain") for _ in range(4)]
+    for rid in chain:
+        kafka.infer("tfsimples", rid, INPUT0=ROW, INPUT1=ROW)
+    for answer in kafka.outputs("tfsimples", chain, partitions=partitions).values():
+        assert answer.arrays()["OUTPUT0"] == DOUBLED
+
+
+def test_a_joining_worker_takes_only_the_partitions_that_move_to_it(
+    kafka_settings: KafkaSettings,
+    running_worker: Callable[..., RunningWorker],
+    kafka: Kafka,
+) -> None:
+    settings = kafka_settings.model_copy(update={"partitions": 2})
+    specs = [MODELS / "tfsimple1.yaml", MODELS / "tfsimple2.yaml", PIPELINES / "tfsimples.yaml"]
+    first = running_worker(specs, settings=settings)
+    kip848_only(first)
+    first.wait_ready("pipeline", "tfsimples")
+    assigned_alone = len(first.worker._assigned)
+    second = running_worker(specs, settings=settings)
+    second.wait_ready("pipeline", "tfsimples")
+    deadline = time.monotonic() + 30
+    while len(second.worker._assigned) < assigned_alone // 2:
+        assert time.monotonic() < deadline, "the second worker never got its share"
+        time.sleep(0.1)
+    # The first kept one partition number of every topic, and gave only the other up.
+    assert first.worker.revoked == assigned_alone // 2
+    assert {p for _, p in first.worker._assigned}.isdisjoint(
+        {p for _, p in second.worker._assigned}
+    )  # co-partitioned: a request's records still meet on one worker
+    check_kept_chain(kafka, "shared", partitions=2)
