@@ -131,16 +131,23 @@ class CallPool:
         self.max_in_flight = max_in_flight
         self._models: dict[str, _Model] = {}
         self._timeouts: dict[str, float | None] = {}
+        self._sizes: dict[str, int] = {}
+        """Threads per model: its `max_in_flight` parameter, else `threads`."""
         self._agents: dict[int, tuple[object, deque[Work]]] = {}
         self._model_of: dict[int, str] = {}
         self._done = threading.Condition()
         self._fresh_quick = False
 
     def configure(self, specs: Mapping[str, ModelSpec]) -> None:
-        """Each model's timeout from its spec (checked at compile time); models gone stop."""
+        """Each model's timeout and threads from its spec (checked at compile time); models
+        gone stop, and so do the threads of one whose `max_in_flight` changed (once idle:
+        the next call starts them anew)."""
         self._timeouts = {name: spec.timeout_s() for name, spec in specs.items()}
-        for name in set(self._models) - set(specs):
+        self._sizes = {name: spec.max_in_flight() or self.threads for name, spec in specs.items()}
+        for name in list(self._models):
             model = self._models[name]
+            if name in specs and model.threads.size == self._sizes[name]:
+                continue
             if not model.held:
                 model.threads.close()
                 del self._models[name]
@@ -253,7 +260,7 @@ class CallPool:
     def _model(self, name: str) -> _Model:
         state = self._models.get(name)
         if state is None:
-            threads = ModelThreads(name, self.threads, self._notify)
+            threads = ModelThreads(name, self._sizes.get(name) or self.threads, self._notify)
             threads.timeout_s = self._timeouts.get(name)
             state = self._models[name] = _Model(threads)
         return state

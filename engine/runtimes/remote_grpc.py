@@ -116,7 +116,11 @@ class GrpcTransport:
                     details = f"no answer within {waited} s ({details})"
             else:
                 kind = "input" if code in _INPUT else "failure"
-            raise RemoteCallFailed(kind, code.name if code else "error", details or "") from None
+            # UNAVAILABLE: no connection (or a server shedding load): gRPC's own retryable code.
+            connect = code == grpc.StatusCode.UNAVAILABLE
+            raise RemoteCallFailed(
+                kind, code.name if code else "error", details or "", connect=connect
+            ) from None
 
 
 def _tensor_metadata(tensor: Any) -> dict[str, Any]:

@@ -115,6 +115,10 @@ class HttpTransport:
         waited = timeout or self._timeout_s
         try:
             return self._client.request(method, path, timeout=waited, **extra)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+            raise RemoteCallFailed(
+                "unreachable", "unreachable", f"{type(error).__name__}: {error}", connect=True
+            ) from None
         except httpx.TimeoutException as error:
             raise RemoteCallFailed(
                 "unreachable", "timeout", f"no answer within {waited} s ({error})"

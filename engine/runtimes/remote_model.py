@@ -11,11 +11,16 @@ The Model's `parameters` tune it (Seldon's free-form name/value list):
 `timeout` (seconds to wait for the server, default 30), `max_batch_size` (requests merged
 into one call: set it when the remote model takes a batch axis that its
 metadata does not show), `binary_data` (HTTP: tensors in the binary tensor
-extension rather than JSON; Triton and tensorflux read it, MLServer does not).
+extension rather than JSON; Triton and tensorflux read it, MLServer does not),
+`retries` (connection failures only, default 2: tried again after 0.1 s, then twice as
+long each time; a timeout or an answer, even a 5xx, is never retried, since the server
+may have done the work) and `max_in_flight` (calls at once: the model's threads in the
+worker, `engine/topology/specs.py`; one connection pool serves them).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -33,6 +38,9 @@ from engine.runtimes.hosts import RemoteAddress
 from engine.topology.specs import ModelSpec
 
 DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_RETRIES = 2
+FIRST_RETRY_S = 0.1
+"""The wait before the first retry of a connection that failed; doubled each time."""
 LOAD_TIMEOUT_S = 5.0
 """At most this long for each readiness or metadata call at load: a load blocks the
 worker's loop, and a server not answering is tried again later (runtime/models.py)."""
@@ -48,6 +56,8 @@ class RemoteOptions:
     """At most this many requests in one call; set: the model takes a batch axis."""
     binary_data: bool = False
     """HTTP only: send and ask for tensors in the binary tensor extension."""
+    retries: int = DEFAULT_RETRIES
+    """Tries after a connection failure (nothing reached the server), with backoff."""
 
     @property
     def load_timeout_s(self) -> float:
@@ -62,8 +72,10 @@ class RemoteCallFailed(Exception):
     fault), "input" (the server refused the request: 4xx, INVALID_ARGUMENT) or
     "failure" (the server failed: 5xx, INTERNAL, anything else)."""
 
-    def __init__(self, kind: str, status: str, message: str) -> None:
+    def __init__(self, kind: str, status: str, message: str, *, connect: bool = False) -> None:
         self.kind, self.status, self.message = kind, status, message
+        self.connect = connect
+        """No connection was made: the request never reached the server (safe to retry)."""
         super().__init__(f"{status}: {message}")
 
 
@@ -133,18 +145,28 @@ class RemoteModel(ModelRuntime):
         transport = self._transport
         if transport is None:
             raise ModelFailure(self.name, "the model is closed")
+        wait_s = FIRST_RETRY_S
+        for _ in range(self.options.retries):
+            try:
+                return transport.infer(self.address.model, inputs, requested)
+            except RemoteCallFailed as failure:
+                if not failure.connect:
+                    raise self._error(failure) from None
+            _backoff_sleep(wait_s)
+            wait_s *= 2
         try:
             return transport.infer(self.address.model, inputs, requested)
         except RemoteCallFailed as failure:
-            said = (
-                f"{self.address.server} model {self.address.model!r}: "
-                f"{failure.status}: {failure.message}"
-            )
-            if failure.kind == "unreachable":
-                raise ModelUnreachable(self.name, said) from None
-            if failure.kind == "input":
-                raise ModelInputError(self.name, f"refused by {said}") from None
-            raise ModelFailure(self.name, said) from None
+            raise self._error(failure) from None
+
+    def _error(self, failure: RemoteCallFailed) -> Exception:
+        """What the worker makes an error record of, naming the server and the status."""
+        said = f"{self.address.server} model {self.address.model!r}: {failure.status}: {failure.message}"
+        if failure.kind == "unreachable":
+            return ModelUnreachable(self.name, said)
+        if failure.kind == "input":
+            return ModelInputError(self.name, f"refused by {said}")
+        return ModelFailure(self.name, said)
 
     def close(self) -> None:
         transport, self._transport = self._transport, None
@@ -185,7 +207,16 @@ def options_of(spec: ModelSpec) -> RemoteOptions:
         raise ModelLoadError(
             spec.name, where, f"parameter binary_data must be true or false, got {binary!r}"
         )
-    return RemoteOptions(timeout_s, size, str(binary).lower() == "true")
+    retries = given.get("retries", DEFAULT_RETRIES)
+    if not str(retries).strip().isdigit() or isinstance(retries, bool):
+        raise ModelLoadError(
+            spec.name, where, f"parameter retries must be an integer of 0 or more, got {retries!r}"
+        )
+    return RemoteOptions(timeout_s, size, str(binary).lower() == "true", int(str(retries)))
+
+
+def _backoff_sleep(seconds: float) -> None:
+    time.sleep(seconds)  # a name of its own, so that tests can see the waits
 
 
 def _specs(items: Any) -> tuple[TensorSpec, ...]:

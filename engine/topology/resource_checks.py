@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from engine.topology.report import Report, check_name
-from engine.topology.specs import TIMEOUT_PARAMETER, ExperimentSpec, ModelSpec
+from engine.topology.specs import (
+    MAX_IN_FLIGHT_PARAMETER,
+    TIMEOUT_PARAMETER,
+    ExperimentSpec,
+    ModelSpec,
+)
 
 
 def check_model(model: ModelSpec, report: Report) -> None:
@@ -19,11 +24,15 @@ def check_model(model: ModelSpec, report: Report) -> None:
         if value is not None and value < 0:
             alias = ModelSpec.model_fields[field_name].alias
             report.error(("spec", alias), f"spec.{alias} is {value}; it cannot be negative")
-    try:
-        model.timeout_s()
-    except ValueError as error:
-        index = next(i for i, p in enumerate(model.parameters) if p.name == TIMEOUT_PARAMETER)
-        report.error(("spec", "parameters", index, "value"), str(error))
+    for name, check in (
+        (TIMEOUT_PARAMETER, model.timeout_s),
+        (MAX_IN_FLIGHT_PARAMETER, model.max_in_flight),
+    ):
+        try:
+            check()
+        except ValueError as error:
+            index = next(i for i, p in enumerate(model.parameters) if p.name == name)
+            report.error(("spec", "parameters", index, "value"), str(error))
 
 
 def check_experiment(

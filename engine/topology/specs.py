@@ -105,9 +105,29 @@ class ModelSpec(_Resource):
             return seconds
         return None
 
+    def max_in_flight(self) -> int | None:
+        """`parameters: [{name: max_in_flight, value: N}]`: how many calls of the model may
+        run at once (None: the worker's `TENSORFLUX_WORKER_MODEL_THREADS`). More than one
+        needs a model that may be called from several threads at once, as remote models
+        are. Raises ValueError naming the value when it is not a positive integer."""
+        for parameter in self.parameters:
+            if parameter.name != MAX_IN_FLIGHT_PARAMETER:
+                continue
+            value = parameter.value
+            text = str(value).strip() if not isinstance(value, bool) else ""
+            if not text.isdigit() or int(text) < 1:
+                raise ValueError(
+                    f"parameter max_in_flight is {value!r}; give a positive integer, "
+                    'e.g. value: "8"'
+                )
+            return int(text)
+        return None
+
 
 TIMEOUT_PARAMETER = "timeout"
 """The Model parameter bounding one model call, in seconds."""
+MAX_IN_FLIGHT_PARAMETER = "max_in_flight"
+"""The Model parameter: how many calls of the model may run at once (its threads)."""
 
 
 # --- Pipeline --------------------------------------------------------------------------

@@ -23,11 +23,17 @@ class StubModel:
     reason: str = ""
     delay_s: float = 0.0
     calls: list[dict[str, Any]] = field(default_factory=list)
+    in_flight: int = 0
+    peak_in_flight: int = 0
+    """The most calls it ever answered at once."""
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 class OipStub:
-    def __init__(self, models: dict[str, StubModel], tls: ssl.SSLContext | None = None) -> None:
-        """`tls`: serve HTTPS with this server-side context."""
+    def __init__(
+        self, models: dict[str, StubModel], tls: ssl.SSLContext | None = None, port: int = 0
+    ) -> None:
+        """`tls`: serve HTTPS with this server-side context; `port`: 0 for a free one."""
         self.models = models
         stub = self
 
@@ -61,7 +67,12 @@ class OipStub:
                 if model.behaviour == "crash":  # a server in debug mode: the traceback as text
                     text = 'Traceback (most recent call last):\n  File "m.py"\nValueError: 3 != 4\n'
                     return self._answer(500, text)
+                with model.lock:
+                    model.in_flight += 1
+                    model.peak_in_flight = max(model.peak_in_flight, model.in_flight)
                 time.sleep(model.delay_s)
+                with model.lock:
+                    model.in_flight -= 1
                 item = body["inputs"][0]
                 doubled = [2 * value for value in item["data"]]
                 output = {"name": "Y", "datatype": "FP32", "shape": item["shape"], "data": doubled}
@@ -76,7 +87,7 @@ class OipStub:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         if tls is not None:
             self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)

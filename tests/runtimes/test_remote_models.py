@@ -19,6 +19,7 @@ from engine.runtimes import (
     ModelLoadError,
     ModelUnreachable,
     load_model,
+    remote_model,
 )
 from engine.runtimes.hosts import HOSTS_VARIABLE, parse_host, remote_address
 from engine.runtimes.remote_model import RemoteModel, options_of
@@ -282,3 +283,91 @@ def test_a_model_that_keeps_failing_is_tried_less_and_less_often() -> None:
         now[0] += 5.0
     waits = [b - a for a, b in zip(tries, tries[1:], strict=False)]
     assert waits == [5.0, 10.0, 20.0, 40.0, 60.0, 60.0]
+
+
+def test_a_refused_connection_is_tried_again_with_backoff_until_the_server_is_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server = OipStub({"double": StubModel()})
+    port = server.port
+    model = load_model(remote(f"oip+http://127.0.0.1:{port}/double", retries="3"))
+    server.stop()
+    waits: list[float] = []
+    back: list[OipStub] = []
+
+    def wait(seconds: float) -> None:
+        waits.append(seconds)
+        if len(waits) == 2:  # the server is back after two refused connections
+            back.append(OipStub({"double": StubModel()}, port=port))
+
+    monkeypatch.setattr(remote_model, "_backoff_sleep", wait)
+    try:
+        answer = model.predict({"X": np.ones((1, 2), np.float32)})
+    finally:
+        model.close()
+        for stub in back:
+            stub.stop()
+    np.testing.assert_array_equal(answer["Y"], [[2.0, 2.0]])
+    assert waits == [0.1, 0.2]  # doubled each time
+    assert len(back[0].models["double"].calls) == 1
+
+
+def test_retries_end_with_an_unreachable_error_and_answers_are_never_retried(
+    stub: OipStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr(remote_model, "_backoff_sleep", waits.append)
+    gone = OipStub({"double": StubModel()})
+    model = load_model(remote(f"oip+http://127.0.0.1:{gone.port}/double", retries="2"))
+    gone.stop()
+    with pytest.raises(ModelUnreachable):
+        model.predict({"X": np.zeros((1, 2), np.float32)})
+    model.close()
+    assert waits == [0.1, 0.2]
+
+    waits.clear()
+    failing = stub.models["fail"]
+    before = len(failing.calls)
+    with load_model(remote(f"oip+http://127.0.0.1:{stub.port}/fail")) as model:
+        with pytest.raises(ModelFailure, match="500"):
+            model.predict({"X": np.zeros((1, 2), np.float32)})
+    assert waits == [] and len(failing.calls) - before == 1  # the server may have done the work
+
+
+def test_retries_and_max_in_flight_must_be_counts() -> None:
+    with pytest.raises(ModelLoadError, match="retries must be an integer"):
+        options_of(remote("oip+http://127.0.0.1:1/x", retries="-1"))
+    assert options_of(remote("oip+http://127.0.0.1:1/x", retries="0")).retries == 0
+    spec = remote("oip+http://127.0.0.1:1/x", max_in_flight="0")
+    with pytest.raises(ValueError, match="max_in_flight is '0'; give a positive integer"):
+        spec.max_in_flight()
+    assert remote("oip+http://127.0.0.1:1/x", max_in_flight="8").max_in_flight() == 8
+
+
+def test_max_in_flight_calls_run_at_once(kafka_settings, stub: OipStub, tmp_path: Path) -> None:
+    from engine.messages import InferenceMessage
+    from tests.runtime.helpers import Kafka, RunningWorker, compile_specs, new_id, tensors
+
+    slow = stub.models["slow"]
+    slow.peak_in_flight = 0
+    spec = (
+        "apiVersion: mlops.seldon.io/v1alpha1\nkind: Model\nmetadata:\n  name: slow4\n"
+        f"spec:\n  storageUri: oip+http://127.0.0.1:{stub.port}/slow\n  parameters:\n"
+        "  - name: max_in_flight\n    value: '4'\n  - name: max_batch_size\n    value: '1'\n"
+    )
+    path = tmp_path / "slow4.yaml"
+    path.write_text(spec)
+    worker = RunningWorker(kafka_settings, compile_specs(kafka_settings, [path]))
+    try:
+        worker.wait_ready("model", "slow4")
+        kafka = Kafka(kafka_settings)
+        ids = [new_id("slow") for _ in range(4)]
+        for rid in ids:
+            request = InferenceMessage(rid, tensors(X=np.ones((1, 2), np.float32)), "request")
+            kafka.send(kafka.topics.model_inputs("slow4"), rid, request)
+        answers = kafka.collect(kafka.topics.model_outputs("slow4"), ids)
+        kafka.close()
+    finally:
+        worker.stop()
+    assert all(not a.is_error for a in answers.values())
+    assert slow.peak_in_flight == 4  # one call at a time without the parameter
