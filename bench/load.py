@@ -22,13 +22,18 @@ from engine.messages import InferenceMessage, Tensor
 
 MLP_ROWS = {"mlp": 1, "mlp16": 16}
 """Rows of mlp256 input a request of each mlp workload carries."""
+IRIS_ROWS = np.array(
+    [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [7.7, 3.0, 6.1, 2.3]], dtype=np.float32
+)
+"""The 'iris' workload's flowers, one of each class, taken in turn (bench/remote_bench.py)."""
 RECEIVER_FETCH_WAIT_MS = 5
 """The receiver's own fetch wait: part of every contender's latency alike."""
 
 
 def request_payload(workload: str, request_id: str, index: int) -> bytes:
     """One Avro request of `workload`: 'tfsimple' (2x INT32 [1,16]), 'conditional' or
-    'mlp' (FP32 [1,256]) or 'mlp16' (FP32 [16,256]: sixteen rows a request)."""
+    'mlp' (FP32 [1,256]), 'mlp16' (FP32 [16,256]: sixteen rows a request) or 'iris'
+    (FP32 [1,4]: one flower)."""
     if workload == "tfsimple":
         data = np.arange(1, 17, dtype=np.int32).reshape(1, 16)
         tensors = (Tensor.from_array("INPUT0", data), Tensor.from_array("INPUT1", data))
@@ -40,6 +45,8 @@ def request_payload(workload: str, request_id: str, index: int) -> bytes:
     elif workload in MLP_ROWS:
         row = np.linspace(-1.0, 1.0, 256, dtype=np.float32).reshape(1, 256) * (1 + index % 7)
         tensors = (Tensor.from_array("INPUT", np.repeat(row, MLP_ROWS[workload], axis=0)),)
+    elif workload == "iris":
+        tensors = (Tensor.from_array("INPUT", IRIS_ROWS[index % 3 : index % 3 + 1]),)
     else:
         raise ValueError(f"unknown workload {workload!r}")
     return encode_avro(InferenceMessage(request_id, tensors, "request"))

@@ -10,6 +10,7 @@
     make bench BENCH_ARGS=--hotload # answers' longest gap while the engine changes (add --kafka)
     .venv/bin/python -m bench --only tf-mlp-1w,tf-mlp-4p-1w,tf-mlp-4p-2w --overload
                                          # real model compute and the overload section
+    .venv/bin/python -m bench.remote_bench --quick  # the remote-model section alone (MLServer)
 
 Every contender runs on the same broker: the requests are produced to its
 input topic before it starts, then it is started (a subprocess) and timed from
@@ -20,7 +21,9 @@ stopped. Each contender runs `--repeat` times in fresh topics; medians are
 quoted. The peers (Quix Streams, faust-streaming) run in .venv-bench. After the
 contenders come the real-model section (`compute_bench.py`: the mlp256 rows
 against onnxruntime alone) and, unless `--only` is given without `--overload`,
-the overload section (`overload_bench.py`: a 20k flood of a 50 ms python model).
+the overload section (`overload_bench.py`: a 20k flood of a 50 ms python model), and,
+unless `--only` is given without `--remote`, the remote-model section (`remote_bench.py`:
+a real MLServer called directly and from pipeline steps, and the in-process sklearn step).
 """
 
 from __future__ import annotations
@@ -33,7 +36,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench import compute_bench, hotload, idle, overload_bench, poison_bench, replay_bench
+from bench import (
+    compute_bench,
+    hotload,
+    idle,
+    overload_bench,
+    poison_bench,
+    remote_bench,
+    replay_bench,
+)
 from bench.contenders import (
     CONTENDERS,
     DEFAULT_CHUNK,
@@ -106,6 +117,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--overload",
         action="store_true",
         help="run the overload section even with --only (it runs by default without --only)",
+    )
+    parser.add_argument(
+        "--remote",
+        action="store_true",
+        help="run the remote-model section even with --only (it runs by default without --only)",
     )
     parser.add_argument("--startup-timeout", type=float, default=60.0)
     parser.add_argument("--output", default=str(RESULTS / "latest.md"))
@@ -182,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
             extra += overload_bench.section(args.bootstrap, args.quick, logdir)
             print("  poison storm section ...", flush=True)
             extra += poison_bench.section(args.bootstrap, args.quick, logdir)
+        if not args.gateway_only and (args.remote or not args.only):
+            print("  remote models section ...", flush=True)
+            extra += remote_bench.section(args.bootstrap, args.quick, logdir)
     finally:
         sink.__exit__()
         if broker is not None:

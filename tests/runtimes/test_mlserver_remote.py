@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
-from engine.broker import free_port
+from bench.mlserver import MLSERVER, MLServer, serve
 from engine.codec.oip_json import tensor_item
 from engine.messages import Tensor
 from engine.runtimes import load_model
@@ -29,15 +26,8 @@ from engine.testing import TopologyTestDriver
 from engine.topology import load_files
 
 ROOT = Path(__file__).resolve().parents[2]
-MLSERVER = ROOT / ".venv-mlserver" / "bin" / "mlserver"
 IRIS = ROOT / "examples" / "models" / "iris-sklearn"
 FEATURES = [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [7.7, 3.0, 6.1, 2.3], [5.9, 3.0, 5.1, 1.8]]
-
-
-@dataclass(frozen=True)
-class MLServer:
-    http: str
-    grpc: str
 
 
 @pytest.fixture(scope="module")
@@ -50,39 +40,8 @@ def mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MLServer]:
         )
     models = tmp_path_factory.mktemp("mlserver")
     shutil.copytree(IRIS, models / "iris-sklearn")
-    http_port, grpc_port, metrics_port = free_port(), free_port(), free_port()
-    env = {
-        **os.environ,
-        "MLSERVER_HTTP_PORT": str(http_port),
-        "MLSERVER_GRPC_PORT": str(grpc_port),
-        "MLSERVER_METRICS_PORT": str(metrics_port),
-        "MLSERVER_PARALLEL_WORKERS": "0",  # the model in the server's process: a faster start
-        "MLSERVER_HOST": "127.0.0.1",
-    }
-    log = (models / "mlserver.log").open("w")
-    process = subprocess.Popen(
-        [str(MLSERVER), "start", str(models)], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    try:
-        url = f"http://127.0.0.1:{http_port}/v2/models/iris-sklearn/ready"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(url, timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None, (models / "mlserver.log").read_text()
-            assert time.monotonic() < deadline, (models / "mlserver.log").read_text()
-            time.sleep(0.3)
-        yield MLServer(f"127.0.0.1:{http_port}", f"127.0.0.1:{grpc_port}")
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        finally:
-            process.kill()
-            log.close()
+    with serve(models, "iris-sklearn", models / "mlserver.log") as server:
+        yield server
 
 
 def specs(tmp_path: Path, uri: str) -> Path:
