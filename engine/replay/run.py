@@ -58,6 +58,10 @@ class ReplayResult:
     dry_run: dict[str, Any] | None = None
     """The dry run's summary; None when requests were sent."""
     interrupted: bool = False
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall seconds of each stage, in order (what the bench reports): `select` (the
+    bounds and the selection read), `send`, `wait` (the last answers), `originals`
+    (waited for past the answers), `diff`."""
 
 
 def loaded_topology(settings: KafkaSettings) -> Topology:
@@ -123,6 +127,7 @@ def _replay(
     progress: bool | None,
 ) -> ReplayResult:
     selection = request.selection
+    clock = _Stages()
     partitions = existing[source.requests]
     # The control topic is read while the source's bounds are found (each takes a moment).
     loading = _Background(lambda: loaded_topology(settings))
@@ -155,6 +160,7 @@ def _replay(
     collector = AnswerCollector(settings, target.answers, answers_from, f"{run}-")
     try:
         records = _selected(reader, source, ranges, selection, warnings, notice)
+        clock.done("select")
         report = Report(run, source.spelled, target.spelled, len(records), warnings=warnings)
         # The recorded answers are read while the target answers (its own work bounds that).
         originals = (
@@ -205,6 +211,7 @@ def _replay(
                 ),
             )
             sent_ids = set(done.values()) | set(outcome.sent)
+            clock.done("send")
             if not outcome.interrupted:
                 wait_answers(
                     collector,
@@ -213,6 +220,7 @@ def _replay(
                     stop,
                     on_progress=lambda: bar.update(answered=collector.count()),
                 )
+            clock.done("wait")
     finally:
         collector.close()
     for new_id, reason in outcome.refused.items():
@@ -221,12 +229,15 @@ def _replay(
     if outcome.interrupted or stop.is_set():
         return ReplayResult(report, interrupted=True)
     if originals is not None and request.diff is not None:
+        recorded = originals.result()
+        clock.done("originals")
         report.diff = _diff(
             reader, request.diff, source, target, topology, existing, records, ids,
-            collector.answers, originals.result(), manifest, settings.topics(),
+            collector.answers, recorded, manifest, settings.topics(),
             now_ms=time.time_ns() // 1_000_000,
         )  # fmt: skip
-    return ReplayResult(report)
+        clock.done("diff")
+    return ReplayResult(report, seconds=clock.seconds)
 
 
 def _selected(
@@ -353,6 +364,19 @@ def _what(selection: Selection) -> str:
     if selection.request_ids is not None:
         parts.append(f"with the {len(selection.request_ids)} request id(s) given")
     return " and ".join(parts) or "(the topic is empty)"
+
+
+class _Stages:
+    """Wall seconds per stage, each from the end of the one before."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def done(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = now - self._last
+        self._last = now
 
 
 class _Background:
