@@ -17,6 +17,7 @@ from engine.config import KafkaSettings
 from engine.replay import runs
 from engine.replay.diff import Diff, Tolerance
 from engine.replay.divergence import first_divergent_steps
+from engine.replay.driving import Background, Stages, without_cyclic_gc
 from engine.replay.endpoints import Source, Target, parse_source, resolve_target, step_pairs
 from engine.replay.errors import BadInvocation
 from engine.replay.progress import ReplayProgress
@@ -105,10 +106,11 @@ def replay(
     source = parse_source(request.source, topics, existing)
     reader = RangeReader(settings)
     try:
-        return _replay(
-            settings, request, manifest, source, existing, reader,
-            now_ms=now_ms, stop=stop, notice=notice, progress=progress,
-        )  # fmt: skip
+        with without_cyclic_gc():
+            return _replay(
+                settings, request, manifest, source, existing, reader,
+                now_ms=now_ms, stop=stop, notice=notice, progress=progress,
+            )  # fmt: skip
     finally:
         reader.close()
 
@@ -127,10 +129,10 @@ def _replay(
     progress: bool | None,
 ) -> ReplayResult:
     selection = request.selection
-    clock = _Stages()
+    clock = Stages()
     partitions = existing[source.requests]
     # The control topic is read while the source's bounds are found (each takes a moment).
-    loading = _Background(lambda: loaded_topology(settings))
+    loading = Background(lambda: loaded_topology(settings))
     warnings: list[str] = []
     if manifest is None:
         ranges, warnings = partition_ranges(reader, source.requests, partitions, selection, now_ms)
@@ -164,7 +166,7 @@ def _replay(
         report = Report(run, source.spelled, target.spelled, len(records), warnings=warnings)
         # The recorded answers are read while the target answers (its own work bounds that).
         originals = (
-            _Background(lambda: _originals(settings, source, existing, records, now_ms))
+            Background(lambda: _originals(settings, source, existing, records, now_ms))
             if request.diff is not None
             else None
         )
@@ -364,39 +366,3 @@ def _what(selection: Selection) -> str:
     if selection.request_ids is not None:
         parts.append(f"with the {len(selection.request_ids)} request id(s) given")
     return " and ".join(parts) or "(the topic is empty)"
-
-
-class _Stages:
-    """Wall seconds per stage, each from the end of the one before."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-        self._last = time.perf_counter()
-
-    def done(self, stage: str) -> None:
-        now = time.perf_counter()
-        self.seconds[stage] = now - self._last
-        self._last = now
-
-
-class _Background:
-    """A call on its own thread; `result()` waits for it (and raises what it raised)."""
-
-    def __init__(self, call: Callable[[], Any]) -> None:
-        self._value: Any = None
-        self._error: BaseException | None = None
-
-        def run() -> None:
-            try:
-                self._value = call()
-            except BaseException as error:  # handed to the caller of result()
-                self._error = error
-
-        self._thread = threading.Thread(target=run, name="replay-background", daemon=True)
-        self._thread.start()
-
-    def result(self) -> Any:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value
