@@ -1,11 +1,12 @@
 """The engine's own per-request CPU on a pipeline, without Kafka: agents fed in memory.
 
-    .venv/bin/python -m bench.agent_bench [--pipeline 1step] [--n 20000] [--chunk 1000]
+    .venv/bin/python -m bench.agent_bench [--pipeline 1step] [--n 20000] [--chunk 1000] [--lineage]
 
 Builds the worker's agents for the pipeline, feeds chunks of pipeline-input
 records as the worker does (each topic's records of a chunk together, then tick
 at the end of the chunk), routes what they write to the agents that read it, and reports µs per
-request: the Python cost tensorflux adds on top of consume/produce. Best of
+request: the Python cost tensorflux adds on top of consume/produce. `--lineage` gives
+every request the headers a replayed one carries (engine.replay.requests). Best of
 several rounds, in process CPU time (robust to a busy machine); stable enough to compare a hot-path change before and after.
 """
 
@@ -17,6 +18,7 @@ from collections.abc import Mapping
 
 from bench import load
 from bench.contenders import MODELS, PIPELINES
+from engine import headers as h
 from engine.runtime.agent import NodeAgent, Outgoing
 from engine.runtime.models import ModelPool
 from engine.runtime.offsets import OffsetTracker
@@ -38,14 +40,30 @@ def build(pipeline: str) -> tuple[Mapping[str, tuple[Route, ...]], tuple[NodeAge
     return planned.routes, planned.agents, topics.pipeline_inputs(name)
 
 
-def run(pipeline: str, n: int, chunk: int) -> tuple[float, int]:
+def lineage(run: str, index: int, inputs: str) -> list[tuple[str, bytes]]:
+    """The headers of a replayed request (as engine.replay.requests writes them)."""
+    return [
+        (h.REQUEST_ID, f"{run}-0-{index}".encode()),
+        (h.REPLAY_RUN, run.encode()),
+        (h.REPLAY_OF, f"t-{index}".encode()),
+        (h.REPLAY_SOURCE, f"{inputs}:0:{index}".encode()),
+        (h.ORIGINAL_TIMESTAMP, b"1764614400000"),
+        (h.PIPELINE, b"onestep"),
+    ]
+
+
+def run(pipeline: str, n: int, chunk: int, with_lineage: bool = False) -> tuple[float, int]:
     routes, agents, inputs = build(pipeline)
     workload = "conditional" if pipeline == "cond" else "tfsimple"
     values = [(f"r-{i}", load.request_payload(workload, f"r-{i}", i)) for i in range(n)]
+    run_id = "20261201T184000-0123abcd"
+    headers = [lineage(run_id, i, inputs) if with_lineage else [] for i in range(n)]
     offsets: dict[str, int] = {}
     written = 0
     started = time.process_time()
-    pending: list[tuple[str, str, bytes, list]] = [(inputs, k, v, []) for k, v in values]
+    pending: list[tuple[str, str, bytes, list]] = [
+        (inputs, k, v, hs) for (k, v), hs in zip(values, headers, strict=True)
+    ]
     while pending:
         batch, pending = pending[:chunk], pending[chunk:]
         out: list[Outgoing] = []
@@ -72,12 +90,13 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--chunk", type=int, default=WorkerSettings().chunk)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--lineage", action="store_true", help="requests carry replay headers")
     args = parser.parse_args()
-    results = [run(args.pipeline, args.n, args.chunk) for _ in range(args.rounds)]
+    results = [run(args.pipeline, args.n, args.chunk, args.lineage) for _ in range(args.rounds)]
     best = min(us for us, _ in results)
     print(
         f"{args.pipeline}: {best:.2f} µs per request (best of {args.rounds} x {args.n}, "
-        f"chunk {args.chunk}); {results[0][1] / args.n:.1f} records written per request"
+        f"chunk {args.chunk}{', lineage headers' if args.lineage else ''}); {results[0][1] / args.n:.1f} records written per request"
     )
 
 

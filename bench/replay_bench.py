@@ -10,6 +10,11 @@ pipeline with `--diff` (in this process: `engine.replay.run.replay`, what the
 CLI calls), timed from the call to the report: selection, sending, waiting
 for every answer, reading the originals and comparing them. Target: at least
 50% of the pipeline's own rate.
+
+Rates on a shared machine swing with its load; CPU seconds a request do not.
+So beside the rates the row gives the CPU that the worker, the broker and this
+process (the replay) spent per request in each phase (from /proc), and the
+replay's stages (engine.replay.run.ReplayResult.seconds): what bounds it.
 """
 
 from __future__ import annotations
@@ -37,7 +42,35 @@ MODEL = ROOT / "examples" / "models" / "tfsimple1.yaml"
 TARGET = 0.5
 
 
-def measure(bootstrap: str, n: int, log: Path) -> dict[str, float]:
+def cpu_s(pid: int | None) -> float:
+    """CPU seconds (user + system) process `pid` has used so far; 0 where unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except (OSError, TypeError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU seconds of the worker, the broker and this process between two points."""
+
+    def __init__(self, worker: int, broker: int | None) -> None:
+        self.pids = {"worker": worker, "broker": broker}
+        self._at = self._now()
+
+    def _now(self) -> dict[str, float]:
+        now = {name: cpu_s(pid) for name, pid in self.pids.items()}
+        now["replay"] = time.process_time()
+        return now
+
+    def lap(self) -> dict[str, float]:
+        now = self._now()
+        spent = {name: now[name] - self._at[name] for name in now}
+        self._at = now
+        return spent
+
+
+def measure(bootstrap: str, n: int, log: Path, broker_pid: int | None = None) -> dict:
     settings = KafkaSettings(bootstrap=bootstrap, namespace=f"r{uuid.uuid4().hex[:8]}")
     topics = settings.topics()
     inputs, outputs = topics.pipeline_inputs("onestep"), topics.pipeline_outputs("onestep")
@@ -61,6 +94,9 @@ def measure(bootstrap: str, n: int, log: Path) -> dict[str, float]:
         worker = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, env=os.environ)
     try:
         deadline = time.monotonic() + 120 + n / 1000
+        while not receiver.began() and time.monotonic() < deadline and worker.poll() is None:
+            time.sleep(0.002)
+        meter = CpuMeter(worker.pid, broker_pid)  # from its first step record: at work
         while receiver.count < n:
             if time.monotonic() > deadline or worker.poll() is not None:
                 raise RuntimeError(f"{receiver.count}/{n} outputs; see {log}")
@@ -68,9 +104,11 @@ def measure(bootstrap: str, n: int, log: Path) -> dict[str, float]:
         pipeline_rate = receiver.rate()
         receiver.stop.set()  # it would read the replay's answers too, on this process's GIL
         receiver.join(5)
+        pipeline_cpu = meter.lap()
         started = time.perf_counter()
         result = replay(settings, ReplayRequest("onestep", diff=Tolerance()), progress=False)
         elapsed = time.perf_counter() - started
+        replay_cpu = meter.lap()
     finally:
         worker.terminate()
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -84,14 +122,25 @@ def measure(bootstrap: str, n: int, log: Path) -> dict[str, float]:
     assert report.diff is not None
     if report.answered != n or report.diff.same != n:
         raise RuntimeError(f"replay answered {report.answered}, same {report.diff.same} of {n}")
-    return {"pipeline": pipeline_rate, "replay": n / elapsed, "seconds": elapsed}
+    return {
+        "pipeline": pipeline_rate,
+        "replay": n / elapsed,
+        "seconds": elapsed,
+        "stages": result.seconds,
+        "cpu": {"pipeline": pipeline_cpu, "replay": replay_cpu},
+    }
 
 
 def section(bootstrap: str | None, n: int, logdir: Path) -> str:
     """The Markdown the bench report ends with."""
     broker = None if bootstrap else EmbeddedBroker().start()
     try:
-        found = measure(bootstrap or broker.bootstrap, n, logdir / "replay-bench-worker.log")  # type: ignore[union-attr]
+        found = measure(
+            bootstrap or broker.bootstrap,  # type: ignore[union-attr]
+            n,
+            logdir / "replay-bench-worker.log",
+            None if broker is None else broker.pid,
+        )
     except Exception as error:  # the bench goes on without this row
         return f"\n## Replay + diff\n\nfailed: {error}\n"
     finally:
@@ -99,6 +148,15 @@ def section(bootstrap: str | None, n: int, logdir: Path) -> str:
             broker.stop()
     ratio = found["replay"] / found["pipeline"]
     verdict = "met" if ratio >= TARGET else "MISSED"
+    load1, load5, load15 = os.getloadavg()
+    cpu = found["cpu"]
+    per_request = "\n".join(
+        f"| {phase} | "
+        + " | ".join(f"{cpu[phase][who] / n * 1e6:.1f}" for who in ("worker", "broker", "replay"))
+        + " |"
+        for phase in ("pipeline", "replay")
+    )
+    stages = ", ".join(f"{stage} {seconds:.2f} s" for stage, seconds in found["stages"].items())
     return (
         f"\n## Replay + diff (bench/replay_bench.py, N={n}, {'its own broker' if broker else bootstrap})\n\n"
         "| what | req/s | × the pipeline |\n|---|---|---|\n"
@@ -106,7 +164,11 @@ def section(bootstrap: str | None, n: int, logdir: Path) -> str:
         f"| replay + diff through it ({found['seconds']:.2f} s) | {found['replay']:,.0f} "
         f"| {ratio:.2f}× |\n\n"
         f"| target | measured | verdict |\n|---|---|---|\n"
-        f"| replay + diff ≥ 50% of the pipeline's rate | {ratio:.2f} | {verdict} |\n"
+        f"| replay + diff ≥ 50% of the pipeline's rate | {ratio:.2f} | {verdict} |\n\n"
+        "CPU µs a request (worker; broker, when embedded; this process, the replay):\n\n"
+        "| phase | worker | broker | replay |\n|---|---|---|---|\n"
+        f"{per_request}\n\n"
+        f"Replay stages: {stages}. Load average {load1:.2f} {load5:.2f} {load15:.2f}.\n"
     )
 
 

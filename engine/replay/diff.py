@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from engine.codec import CodecError, decode_payload
-from engine.codec.columnar import LayoutMatcher
+from engine.codec.columnar import Layout, LayoutMatcher
 from engine.dtypes import BOOL, BYTES
 from engine.messages import InferenceMessage, Tensor
 from engine.replay.requests import avro_id_end
@@ -117,6 +117,8 @@ class Diff:
     tensors: dict[str, TensorTally] = field(default_factory=dict)
     first_divergent_step: dict[str, int] = field(default_factory=dict)
     _layouts: LayoutMatcher = field(default_factory=lambda: LayoutMatcher("response"), repr=False)
+    _tallies_of: dict[Layout, list[TensorTally]] = field(default_factory=dict, repr=False)
+    """Layout → the tallies of its tensors (an unchanged answer touches each, by name)."""
 
     def add(
         self,
@@ -129,7 +131,14 @@ class Diff:
         if original is None:
             self.no_original += 1
             return False
-        if same_bytes(replayed[0], original[0]):
+        found = self._layouts.match(replayed[0])
+        if found is not None:  # the common case, laid out: compared after the ids as bytes
+            layout, _, end = found
+            start = avro_id_end(original[0])
+            if start is not None and replayed[0][end:] == original[0][start:]:
+                self._unchanged(layout)
+                return False
+        elif same_bytes(replayed[0], original[0]):
             names = self._names(replayed)
             if names is not None:
                 for name in names:
@@ -158,11 +167,17 @@ class Diff:
         self.same += 1
         return False
 
+    def _unchanged(self, layout: Layout) -> None:
+        tallies = self._tallies_of.get(layout)
+        if tallies is None:
+            names = [tensor.name for tensor in layout.tensors]
+            tallies = self._tallies_of[layout] = [self._tally(name) for name in names]
+        for tally in tallies:
+            tally.add(_SAME)
+        self.same += 1
+
     def _names(self, answer: tuple[bytes, list[tuple[str, bytes]]]) -> list[str] | None:
-        """The answer's tensor names: from its layout when one fits (no decoding)."""
-        found = self._layouts.match(answer[0])
-        if found is not None:
-            return [tensor.name for tensor in found[0].tensors]
+        """The answer's tensor names, decoded (no layout fits it)."""
         try:
             return list(decode_payload(answer[0], answer[1], "response").names())
         except CodecError:

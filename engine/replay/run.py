@@ -17,6 +17,7 @@ from engine.config import KafkaSettings
 from engine.replay import runs
 from engine.replay.diff import Diff, Tolerance
 from engine.replay.divergence import first_divergent_steps
+from engine.replay.driving import Background, Stages, without_cyclic_gc
 from engine.replay.endpoints import Source, Target, parse_source, resolve_target, step_pairs
 from engine.replay.errors import BadInvocation
 from engine.replay.progress import ReplayProgress
@@ -58,6 +59,10 @@ class ReplayResult:
     dry_run: dict[str, Any] | None = None
     """The dry run's summary; None when requests were sent."""
     interrupted: bool = False
+    seconds: dict[str, float] = field(default_factory=dict)
+    """Wall seconds of each stage, in order (what the bench reports): `select` (the
+    bounds and the selection read), `send`, `wait` (the last answers), `originals`
+    (waited for past the answers), `diff`."""
 
 
 def loaded_topology(settings: KafkaSettings) -> Topology:
@@ -101,10 +106,11 @@ def replay(
     source = parse_source(request.source, topics, existing)
     reader = RangeReader(settings)
     try:
-        return _replay(
-            settings, request, manifest, source, existing, reader,
-            now_ms=now_ms, stop=stop, notice=notice, progress=progress,
-        )  # fmt: skip
+        with without_cyclic_gc():
+            return _replay(
+                settings, request, manifest, source, existing, reader,
+                now_ms=now_ms, stop=stop, notice=notice, progress=progress,
+            )  # fmt: skip
     finally:
         reader.close()
 
@@ -123,9 +129,10 @@ def _replay(
     progress: bool | None,
 ) -> ReplayResult:
     selection = request.selection
+    clock = Stages()
     partitions = existing[source.requests]
     # The control topic is read while the source's bounds are found (each takes a moment).
-    loading = _Background(lambda: loaded_topology(settings))
+    loading = Background(lambda: loaded_topology(settings))
     warnings: list[str] = []
     if manifest is None:
         ranges, warnings = partition_ranges(reader, source.requests, partitions, selection, now_ms)
@@ -155,10 +162,11 @@ def _replay(
     collector = AnswerCollector(settings, target.answers, answers_from, f"{run}-")
     try:
         records = _selected(reader, source, ranges, selection, warnings, notice)
+        clock.done("select")
         report = Report(run, source.spelled, target.spelled, len(records), warnings=warnings)
         # The recorded answers are read while the target answers (its own work bounds that).
         originals = (
-            _Background(lambda: _originals(settings, source, existing, records, now_ms))
+            Background(lambda: _originals(settings, source, existing, records, now_ms))
             if request.diff is not None
             else None
         )
@@ -205,6 +213,7 @@ def _replay(
                 ),
             )
             sent_ids = set(done.values()) | set(outcome.sent)
+            clock.done("send")
             if not outcome.interrupted:
                 wait_answers(
                     collector,
@@ -213,6 +222,7 @@ def _replay(
                     stop,
                     on_progress=lambda: bar.update(answered=collector.count()),
                 )
+            clock.done("wait")
     finally:
         collector.close()
     for new_id, reason in outcome.refused.items():
@@ -221,12 +231,15 @@ def _replay(
     if outcome.interrupted or stop.is_set():
         return ReplayResult(report, interrupted=True)
     if originals is not None and request.diff is not None:
+        recorded = originals.result()
+        clock.done("originals")
         report.diff = _diff(
             reader, request.diff, source, target, topology, existing, records, ids,
-            collector.answers, originals.result(), manifest, settings.topics(),
+            collector.answers, recorded, manifest, settings.topics(),
             now_ms=time.time_ns() // 1_000_000,
         )  # fmt: skip
-    return ReplayResult(report)
+        clock.done("diff")
+    return ReplayResult(report, seconds=clock.seconds)
 
 
 def _selected(
@@ -353,26 +366,3 @@ def _what(selection: Selection) -> str:
     if selection.request_ids is not None:
         parts.append(f"with the {len(selection.request_ids)} request id(s) given")
     return " and ".join(parts) or "(the topic is empty)"
-
-
-class _Background:
-    """A call on its own thread; `result()` waits for it (and raises what it raised)."""
-
-    def __init__(self, call: Callable[[], Any]) -> None:
-        self._value: Any = None
-        self._error: BaseException | None = None
-
-        def run() -> None:
-            try:
-                self._value = call()
-            except BaseException as error:  # handed to the caller of result()
-                self._error = error
-
-        self._thread = threading.Thread(target=run, name="replay-background", daemon=True)
-        self._thread.start()
-
-    def result(self) -> Any:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._value

@@ -28,7 +28,7 @@ from engine.runtime.failures import FailureWriter
 from engine.runtime.join_lane import JoinLane, fits_join_lane
 from engine.runtime.lane import FastLane, fits_lane, plain_avro
 from engine.runtime.model_calls import INLINE, ModelCalls
-from engine.runtime.node_headers import carried, header_tail, headers_for
+from engine.runtime.node_headers import header_tail, headers_for, retailed
 from engine.runtime.offsets import OffsetTracker
 from engine.runtime.records import Outgoing, Record, RecordRef
 from engine.runtime.reply_format import as_reply, encode_reply
@@ -359,7 +359,7 @@ class NodeAgent:
         if self.fused_output is not None:
             topic, tail, pipeline = self.fused_output
             named = with_model_name(value, pipeline)
-            reply, reply_headers = as_reply(named, [*carried(headers), *tail])
+            reply, reply_headers = as_reply(named, retailed(headers, self._header_tail, tail))
             out.append(Outgoing(topic, request_id, reply, reply_headers))
 
     # -- helpers -----------------------------------------------------------------------

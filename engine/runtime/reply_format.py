@@ -22,14 +22,10 @@ MARK: tuple[str, bytes] = (h.REPLY_CONTENT_TYPE, JSON)
 
 def wants_json(headers: Headers) -> bool:
     """Whether the request these headers belong to came as JSON (the mark is on them)."""
-    return any(key == h.REPLY_CONTENT_TYPE for key, _ in headers)
-
-
-def marked(incoming: h.Headers, outgoing: Headers) -> Headers:
-    """`outgoing`, marked when the record it answers is JSON (and not marked yet)."""
-    if h.is_json(incoming) and not wants_json(outgoing):
-        outgoing.append(MARK)
-    return outgoing
+    for key, _ in headers:  # a loop, not any(genexpr): this runs for every answer written
+        if key == h.REPLY_CONTENT_TYPE:
+            return True
+    return False
 
 
 def encode_reply(message: InferenceMessage, headers: Headers) -> tuple[bytes, Headers]:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine import headers as h
-from engine.codec import encode_avro
+from engine.codec import encode_avro, encode_json
 from engine.messages import InferenceMessage, Tensor
 from engine.runtime.agent import NodeAgent, Outgoing
 from engine.runtime.offsets import OffsetTracker
@@ -36,8 +36,25 @@ def test_which_outputs_fuse(topology):
     assert fused["counter"] is None  # a cycle counts visits in headers
 
 
+LINEAGE = [
+    (h.REQUEST_ID, b"run-0-7"),
+    (h.REPLAY_RUN, b"run"),
+    (h.REPLAY_OF, b"r0"),
+    (h.REPLAY_SOURCE, b"tf.fuse.pipeline.chain-base.inputs:0:7"),
+    (h.ORIGINAL_TIMESTAMP, b"1764614400000"),
+    (h.PIPELINE, b"chain-base"),
+]
+HEADERS = {
+    "traced": ([(h.TRACEPARENT, b"00-trace-span-01")], False),
+    "replayed": (LINEAGE, False),  # what a replay sends: carried onto every record
+    "json caller, marked upstream": ([(h.REPLY_CONTENT_TYPE, b"application/json")], False),
+    "json": ([*LINEAGE, (h.CONTENT_TYPE, b"application/json")], True),
+}
+
+
+@pytest.mark.parametrize("headers", sorted(HEADERS))
 @pytest.mark.parametrize("lane", [True, False])
-def test_fused_step_writes_the_output_nodes_record(topology, lane):
+def test_fused_step_writes_the_output_nodes_record(topology, lane, headers):
     graph = topology.pipelines["chain-base"]
     model = load_model(topology.models["tfsimple1"])
     step_node, output_node = graph.steps[0], graph.output_node
@@ -54,14 +71,12 @@ def test_fused_step_writes_the_output_nodes_record(topology, lane):
         )
 
     x = np.arange(16, dtype=np.int32).reshape(1, 16)
-    value = encode_avro(
-        InferenceMessage(
-            "r1", (Tensor.from_array("INPUT0", x), Tensor.from_array("INPUT1", x)), "request"
-        )
+    message = InferenceMessage(
+        "r1", (Tensor.from_array("INPUT0", x), Tensor.from_array("INPUT1", x)), "request"
     )
-    incoming = [
-        Record(graph.input_topic, 0, 0, "r1", value, [(h.TRACEPARENT, b"00-trace-span-01")])
-    ]
+    incoming_headers, as_json = HEADERS[headers]
+    value = encode_json(message) if as_json else encode_avro(message)
+    incoming = [Record(graph.input_topic, 0, 0, "r1", value, incoming_headers)]
 
     def run(step: NodeAgent) -> list[Outgoing]:
         out: list[Outgoing] = []
@@ -84,4 +99,7 @@ def test_fused_step_writes_the_output_nodes_record(topology, lane):
         (c.key, c.value, c.headers) for c in copied
     ]
     assert [o for o in fused if o.topic != graph.output_topic] == unfused
+    carried = [item for item in incoming_headers if item[0] in h.REPLAY_HEADERS]
+    for item in fused:  # a replay's lineage is on every record written for it
+        assert [i for i in item.headers if i[0] in h.REPLAY_HEADERS] == carried
     model.close()

@@ -131,6 +131,33 @@ def test_a_uniform_chunk_is_answered_identically(tfsimple1):
     assert sorted(value for _, value, _ in forwarded) == sorted(r.value for r in records)
 
 
+def test_a_replayed_chunk_is_answered_identically_and_keeps_its_lineage(tfsimple1):
+    def lineage(i: int) -> list[tuple[str, bytes]]:
+        return [
+            (h.REQUEST_ID, f"run-0-{i}".encode()),
+            (h.REPLAY_RUN, b"run"),
+            (h.REPLAY_OF, f"r{i}".encode()),
+            (h.REPLAY_SOURCE, f"tf.lane.pipeline.chain-base.inputs:0:{i}".encode()),
+            (h.ORIGINAL_TIMESTAMP, b"1764614400000"),
+            (h.PIPELINE, b"chain-base"),
+        ]
+
+    records = records_of(
+        *[
+            (f"run-0-{i}", encode_avro(request(f"run-0-{i}", ints(i), ints(i))), lineage(i))
+            for i in range(20)
+        ]
+    )
+    fast, general = both_paths(tfsimple1, records, general_only=set())
+    assert fast == general
+    written = [item for items in fast.values() for item in items]
+    assert len(written) == 2 * 20  # the step's request and its answer
+    for key, _, headers in written:
+        i = int(key.rsplit("-", 1)[1])
+        assert headers == [*lineage(i)[:5], (h.PIPELINE, b"chain-base"), *headers[-2:]]
+        assert headers[-2][0] == h.STEP
+
+
 def test_a_mixed_chunk_is_answered_identically(tfsimple1):
     json_headers = [(h.CONTENT_TYPE, b"application/json")]
     records = records_of(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
 
@@ -9,6 +11,7 @@ from engine import headers as h
 from engine.codec import decode_avro, decode_json, encode_avro, encode_json
 from engine.messages import InferenceMessage, Tensor
 from engine.replay.diff import Diff, Tolerance, compare_tensors
+from engine.replay.driving import without_cyclic_gc
 from engine.replay.errors import BadInvocation
 from engine.replay.reading import Recorded
 from engine.replay.report import Report
@@ -68,6 +71,25 @@ def test_a_diff_counts_same_changed_and_no_original_per_tensor():
         "A": {"changed": 1, "max_abs_diff": 1.0},
         "B": {"changed": 1, "max_abs_diff": None},
     }
+
+
+def test_answers_laid_out_alike_are_compared_by_their_bytes_after_the_id():
+    diff = Diff(Tolerance())
+    a, b = _t([1, 2], "INT32", "A"), _t([0.5], "FP32", "B")
+    for i in range(3):  # unchanged answers of one layout: counted per tensor, 0 apart
+        assert not diff.add(f"r{i}", _answer(f"run-0-{i}", a, b), _answer(f"r{i}", a, b))
+    # the same layout, other bytes: decoded and compared (a change, then one in tolerance)
+    assert diff.add("r3", _answer("run-0-3", _t([1, 5], "INT32", "A"), b), _answer("r3", a, b))
+    close = _t([0.5 + 1e-7], "FP32", "B")
+    assert not diff.add("r4", _answer("run-0-4", a, close), _answer("r4", a, b))
+    json_answer = encode_json(InferenceMessage("run-0-5", (a, b), "response"))
+    json_headers = [(h.CONTENT_TYPE, b"application/json")]
+    assert not diff.add("r5", (json_answer, json_headers), _answer("r5", a, b))
+    report = diff.to_json()
+    assert (report["same"], report["changed"], report["changed_ids"]) == (5, 1, ["r3"])
+    assert report["tensors"]["A"] == {"changed": 1, "max_abs_diff": 3.0}
+    assert report["tensors"]["B"]["changed"] == 0
+    assert report["tensors"]["B"]["max_abs_diff"] == pytest.approx(1e-7, rel=0.5)
 
 
 def test_a_replayed_request_has_a_new_id_and_the_same_tensor_bytes():
@@ -139,3 +161,18 @@ def test_the_progress_bar_draws_on_stderr_and_is_silent_off_a_terminal(capsys):
         bar.update(sent=10, answered=10)
     captured = capsys.readouterr()
     assert captured.out == ""
+
+
+def test_the_cyclic_collector_is_off_during_a_run_and_as_it_was_after():
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), without_cyclic_gc():
+        assert not gc.isenabled()
+        raise RuntimeError("the run failed")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with without_cyclic_gc():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # it was off before: it stays off
+    finally:
+        gc.enable()
