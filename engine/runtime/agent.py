@@ -292,7 +292,10 @@ class NodeAgent:
         request_id = first.record.request_id
         records = [arrival.record for arrival in emission.inputs + emission.triggers]
         try:
-            tensors = merge((self._source_label(a), a.tensors) for a in emission.inputs)
+            tensors = merge(
+                ((self._source_label(a), a.tensors) for a in emission.inputs),
+                unique=self.node.kind != "output",
+            )
         except TensorfluxError as error:
             out.extend(self._error(request_id, "join", error, "bad-input", first.record))
             return

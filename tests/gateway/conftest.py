@@ -53,6 +53,19 @@ spec:
   output:
     steps:
     - boom
+---
+apiVersion: mlops.seldon.io/v1alpha1
+kind: Pipeline
+metadata:
+  name: both-outputs
+spec:
+  steps:  # both read the pipeline's INPUT and answer OUTPUT: two tensors of one name
+  - name: mul10
+  - name: add10
+  output:
+    steps:
+    - mul10
+    - add10
 """
 
 
