@@ -16,6 +16,7 @@ from typing import Literal
 
 from engine.runtime.agent import NodeAgent
 from engine.runtime.errors import ModelUnavailable
+from engine.runtime.experiment_models import ExperimentModel, defaults, experiment_models
 from engine.runtime.join_lane import fits_join_lane
 from engine.runtime.lane import fits_lane
 from engine.runtime.model_calls import INLINE, ModelCalls
@@ -26,7 +27,7 @@ from engine.topology.graph import Node, PipelineGraph, Source, TensorRef, Topolo
 from engine.topology.topics import TopicNames
 
 ResourceKind = Literal["model", "pipeline", "experiment"]
-"""What a status is about (experiments only fail here: the gateway runs them)."""
+"""What a status is about (an experiment's state is derived from its candidates')."""
 State = Literal["Loading", "Ready", "Failed"]
 Route = tuple[NodeAgent, int]
 """An agent reading a topic, and the index of the source it reads it as."""
@@ -77,6 +78,13 @@ def plan(
     their model calls on `calls` (at once by default).
     """
     build = _Builder(topics, tracker, previous.agents if previous else (), calls)
+    # Experiments over models run here too: a step may name one, and a model that is an
+    # experiment's default splits what is produced to its own inputs topic.
+    experiments = experiment_models(
+        topology.experiments, models, topics, (a.model for a in build.running)
+    )
+    split = defaults(experiments)
+    callable_models: dict[str, Loaded | str] = {**models, **experiments}
     statuses: list[Status] = []
     for name in topology.models:
         runtime = models[name]
@@ -85,10 +93,10 @@ def plan(
             continue
         statuses.append(Status("model", name, "Loading"))
         node = model_node(name, topics)
-        build.agent(node, node.output_topic, runtime)
+        build.agent(node, node.output_topic, split.get(name, runtime))
         build.topics |= {node.inputs[0].topic, node.output_topic}
     for name, graph in topology.pipelines.items():
-        missing = missing_models(graph, models)
+        missing = missing_models(graph, callable_models)
         if missing:
             statuses.append(Status("pipeline", name, "Failed", missing))
             continue
@@ -98,8 +106,8 @@ def plan(
         for node in graph.nodes():
             if fused is not None and node is graph.output_node:
                 continue  # the step writes the output itself (NodeAgent's fused_output)
-            model = models[node.model] if node.model else None
-            assert not isinstance(model, Exception)  # missing_models said so
+            model = callable_models[node.model] if node.model else None
+            assert not isinstance(model, Exception | str)  # missing_models said so
             fuses = node.kind == "step" and node.name == fused
             build.agent(
                 node,
@@ -154,13 +162,16 @@ def fused_output_step(graph: PipelineGraph) -> str | None:
     return ref.step
 
 
-def missing_models(graph: PipelineGraph, models: Mapping[str, Loaded]) -> str:
-    """Why the pipeline cannot run ("" when every model it calls is loaded)."""
+def missing_models(graph: PipelineGraph, models: Mapping[str, Loaded | str]) -> str:
+    """Why the pipeline cannot run ("" when every model it calls is loaded). A step naming
+    an experiment needs its candidates (a str: why they cannot run)."""
     reasons = []
     for model in sorted(graph.models()):
         runtime = models.get(model)
         if runtime is None:
             reasons.append(str(ModelUnavailable(model)))
+        elif isinstance(runtime, str):
+            reasons.append(runtime)
         elif isinstance(runtime, Exception):
             reasons.append(str(ModelUnavailable(model, runtime)))
     return "; ".join(reasons)
@@ -220,7 +231,8 @@ class _Builder:
                 # worker's default) a step's call must go through the pool (timeouts, the
                 # in-flight cap, other pipelines unblocked), so only output nodes take it.
                 join_lane=fits_join_lane(node, model, max_visits)
-                and (model is None or self.calls is INLINE),
+                and (model is None or self.calls is INLINE)
+                and not isinstance(model, ExperimentModel),  # it routes each request alone
                 reports_timeouts=reports_timeouts,
                 calls=self.calls,
             )
