@@ -17,6 +17,7 @@ from typing import Literal
 from engine.runtime.agent import NodeAgent
 from engine.runtime.errors import ModelUnavailable
 from engine.runtime.experiment_models import ExperimentModel, defaults, experiment_models
+from engine.runtime.experiment_relays import ReturnRelay, SplitRelay, screen_for
 from engine.runtime.join_lane import fits_join_lane
 from engine.runtime.lane import fits_lane
 from engine.runtime.model_calls import INLINE, ModelCalls
@@ -24,6 +25,7 @@ from engine.runtime.models import Loaded
 from engine.runtime.offsets import OffsetTracker
 from engine.runtimes.base import ModelRuntime
 from engine.topology.graph import Node, PipelineGraph, Source, TensorRef, Topology
+from engine.topology.specs import ExperimentSpec
 from engine.topology.topics import TopicNames
 
 ResourceKind = Literal["model", "pipeline", "experiment"]
@@ -119,6 +121,11 @@ def plan(
             )
         build.topics |= graph.owned_topics() | graph.read_topics()
         statuses.append(Status("pipeline", name, "Loading"))
+    failed = {s.name for s in statuses if s.kind == "pipeline" and s.state == "Failed"}
+    for agent in build.agents:
+        agent.screens = {}  # a running agent may have split for an experiment now stopped
+    for spec in pipeline_splits(topology, failed):
+        build.split(spec, topics)
     kept = {id(agent) for agent in build.agents}
     return Plan(
         agents=tuple(build.agents),
@@ -162,6 +169,19 @@ def fused_output_step(graph: PipelineGraph) -> str | None:
     return ref.step
 
 
+def pipeline_splits(topology: Topology, failed: set[str]) -> list[ExperimentSpec]:
+    """The experiments over pipelines whose default's Kafka inputs are split: every
+    candidate (and the mirror) running; the first by name where two share a default."""
+    found: dict[str, ExperimentSpec] = {}
+    for _, spec in sorted(topology.experiments.items(), key=lambda item: item[0]):
+        if spec.resource_type != "pipeline" or spec.default is None:
+            continue
+        names = [c.name for c in spec.candidates] + ([spec.mirror.name] if spec.mirror else [])
+        if all(n in topology.pipelines and n not in failed for n in names):
+            found.setdefault(spec.default, spec)
+    return list(found.values())
+
+
 def missing_models(graph: PipelineGraph, models: Mapping[str, Loaded | str]) -> str:
     """Why the pipeline cannot run ("" when every model it calls is loaded). A step naming
     an experiment needs its candidates (a str: why they cannot run)."""
@@ -192,6 +212,19 @@ class _Builder:
         self.agents: list[NodeAgent] = []
         self.routes: dict[str, list[Route]] = {}
         self.topics: set[str] = {self.errors_topic}
+
+    def split(self, spec: ExperimentSpec, topics: TopicNames) -> None:
+        """Relays splitting what reaches the default's inputs (engine.runtime.experiment_relays);
+        the default's own agents keep only their share."""
+        default = spec.default
+        assert default is not None
+        for agent, index in self.routes.get(topics.pipeline_inputs(default), ()):
+            if agent.node.pipeline == default:
+                agent.screens[index] = screen_for(spec, default)
+        for relay in (SplitRelay(spec, topics), ReturnRelay(spec, topics)):
+            self.agents.append(relay)  # type: ignore[arg-type]  # an agent in all the worker asks
+            for index, source in enumerate(relay.sources):
+                self.routes.setdefault(source.topic, []).append((relay, index))  # type: ignore[arg-type]
 
     def agent(
         self,

@@ -68,6 +68,28 @@ metadata: {name: copy-split}
 spec:  # splits add10-copy's own endpoint, over HTTP and on Kafka
   default: add10-copy
   candidates: [{name: add10-copy, weight: 1}, {name: mul10, weight: 1}]
+---
+apiVersion: mlops.seldon.io/v1alpha1
+kind: Pipeline
+metadata: {name: adds}
+spec:
+  steps: [{name: add10}]
+  output: {steps: [add10]}
+---
+apiVersion: mlops.seldon.io/v1alpha1
+kind: Pipeline
+metadata: {name: muls}
+spec:
+  steps: [{name: mul10}]
+  output: {steps: [mul10]}
+---
+apiVersion: mlops.seldon.io/v1alpha1
+kind: Experiment
+metadata: {name: adds-or-muls}
+spec:  # splits the adds pipeline's own endpoint, over HTTP and on Kafka
+  resourceType: pipeline
+  default: adds
+  candidates: [{name: adds, weight: 1}, {name: muls, weight: 1}]
 """
 
 BODY = {"inputs": [{"name": "INPUT", "datatype": "FP32", "shape": [4], "data": [1, 2, 3, 4]}]}
@@ -179,6 +201,31 @@ def test_requests_produced_to_a_defaults_kafka_inputs_are_split_as_over_http(
     for rid in ids:
         data = decode_avro(answers[rid].value(), "response").tensors[0].data.tolist()
         assert data == (ADDED if routes[rid] == "add10-copy" else MULTIPLIED), rid
+
+
+def test_requests_produced_to_a_default_pipelines_inputs_are_split_as_over_http(
+    gateway_url, stack_settings: KafkaSettings
+) -> None:
+    for _ in range(6):  # over HTTP: the gateway's choice, not split again by the worker
+        reply = infer(gateway_url, "/v2/pipelines/adds/infer")
+        assert output(reply) == (ADDED if reply.headers[ROUTE] == "adds" else MULTIPLIED)
+    topics = TopicNames(stack_settings.topic_prefix, stack_settings.namespace)
+    ids = [f"pipeline-split-{n}" for n in range(8)]
+    producer = Producer(stack_settings.producer_config())
+    for rid in ids:
+        message = InferenceMessage(rid, (Tensor.from_array("INPUT", FOUR),), "request")
+        producer.produce(
+            topics.pipeline_inputs("adds"), encode_avro(message), rid, headers=avro_headers(message)
+        )
+    producer.flush(10)
+    answers = records_on(stack_settings, topics.pipeline_outputs("adds"), set(ids))
+    chosen = {rid: "adds" if zlib.crc32(rid.encode()) % 2 == 0 else "muls" for rid in ids}
+    assert set(chosen.values()) == {"adds", "muls"}
+    for rid in ids:
+        data = decode_avro(answers[rid].value(), "response").tensors[0].data.tolist()
+        assert data == (ADDED if chosen[rid] == "adds" else MULTIPLIED), rid
+        if chosen[rid] == "muls":  # an answer relayed from another candidate names it
+            assert h.header_value(answers[rid].headers(), ROUTE) == "muls"
 
 
 def records_on(

@@ -131,3 +131,56 @@ def test_a_step_naming_an_experiment_is_ready_only_when_its_candidates_are(drive
     # The default answers alone while its experiment cannot run (as the gateway does).
     assert statuses["add10"].state == "Ready"
     pool.close()
+
+
+PIPELINE_SPECS = """
+apiVersion: mlops.seldon.io/v1alpha1
+kind: Pipeline
+metadata: {name: adds}
+spec:
+  steps: [{name: add10}]
+  output: {steps: [add10]}
+---
+apiVersion: mlops.seldon.io/v1alpha1
+kind: Pipeline
+metadata: {name: muls}
+spec:
+  steps: [{name: mul10}]
+  output: {steps: [mul10]}
+---
+apiVersion: mlops.seldon.io/v1alpha1
+kind: Experiment
+metadata: {name: adds-or-muls}
+spec:
+  resourceType: pipeline
+  default: adds
+  candidates: [{name: adds, weight: 1}, {name: muls, weight: 1}]
+"""
+
+
+def test_a_default_pipelines_kafka_inputs_are_split_and_answered_on_its_outputs() -> None:
+    models = [EXAMPLES / "models" / f"{n}.yaml" for n in ("add10", "mul10")]
+    specs = load_files(models)
+    extra = load_text(PIPELINE_SPECS)
+    specs.pipelines.update(extra.pipelines)
+    specs.experiments.update(extra.experiments)
+    driver = TopologyTestDriver(compile_topology(specs, TOPICS), topics=TOPICS)
+    ids = [f"pipe-{n}" for n in range(12)]
+    for rid in ids:
+        driver.infer("adds", INPUT, request_id=rid)
+    routes = {rid: "adds" if expected(rid, (1, 1)) == "add10" else "muls" for rid in ids}
+    assert set(routes.values()) == {"adds", "muls"}
+    answers = driver.outputs("adds")  # where a Kafka caller of adds waits
+    for rid in ids:
+        data = answers[rid].message().tensors[0].data.tolist()
+        assert data == (ADDED if routes[rid] == "adds" else MULTIPLIED), rid
+        said = h.header_value(answers[rid].headers, h.SELDON_ROUTE)
+        assert said == (None if routes[rid] == "adds" else "muls")  # relayed answers say so
+    # Each request ran once, in the candidate chosen: adds' step never saw muls' share.
+    ran_adds = {r.key for r in driver.records(TOPICS.step_inputs("adds", "add10"))}
+    ran_muls = {r.key for r in driver.records(TOPICS.step_inputs("muls", "mul10"))}
+    assert ran_adds == {rid for rid in ids if routes[rid] == "adds"}
+    assert ran_muls == {rid for rid in ids if routes[rid] == "muls"}
+    # Traffic of muls' own callers stays on muls' outputs.
+    driver.infer("muls", INPUT, request_id="own")
+    assert "own" in driver.outputs("muls") and "own" not in driver.outputs("adds")
