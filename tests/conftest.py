@@ -79,7 +79,11 @@ def namespace() -> str:
 
 def _settings(bootstrap: str, namespace: str) -> KafkaSettings:
     replicas = int(os.environ.get("TENSORFLUX_REPLICATION_FACTOR") or 1)
-    return KafkaSettings(bootstrap=bootstrap, namespace=namespace, replication_factor=replicas)
+    # One partition a topic keeps the suite lean on the broker; the default (4) is what
+    # the CLI and KafkaSettings() give: tests/runtime/test_scale_out.py runs it.
+    return KafkaSettings(
+        bootstrap=bootstrap, namespace=namespace, replication_factor=replicas, partitions=1
+    )
 
 
 @pytest.fixture

@@ -71,20 +71,22 @@ def _specs(directory: Path) -> Path:
 
 
 def _produced(settings: KafkaSettings, topic: str) -> int:
-    """Records on partition 0 of `topic` (0 while it does not exist yet)."""
+    """Records on every partition of `topic` (0 while it does not exist yet)."""
     consumer = Consumer(settings.consumer_config("shutdown-probe"))
     try:
-        if not consumer.list_topics(topic, timeout=10).topics[topic].partitions:
-            return 0
-        return watermark_offsets(consumer, TopicPartition(topic, 0))[1]
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return sum(watermark_offsets(consumer, TopicPartition(topic, p))[1] for p in partitions)
     finally:
         consumer.close()
 
 
 def _committed(settings: KafkaSettings, topic: str) -> int:
+    """Committed offsets summed over every partition (one never committed counts 0)."""
     consumer = Consumer(settings.consumer_config(group_id(settings)))
     try:
-        return consumer.committed([TopicPartition(topic, 0)], timeout=10)[0].offset
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        wanted = [TopicPartition(topic, p) for p in partitions]
+        return sum(max(tp.offset, 0) for tp in consumer.committed(wanted, timeout=10))
     finally:
         consumer.close()
 
