@@ -285,7 +285,9 @@ def test_the_readme_experiment_example_answers_what_it_says(gateway_url) -> None
 
 
 def test_the_control_catalog_follows_experiments(kafka_bootstrap: str) -> None:
-    settings = KafkaSettings(bootstrap=kafka_bootstrap, namespace=f"cc{uuid.uuid4().hex[:10]}")
+    settings = KafkaSettings(
+        bootstrap=kafka_bootstrap, namespace=f"cc{uuid.uuid4().hex[:10]}", partitions=1
+    )
     plane = ControlPlane(settings)
     models = [str(EXAMPLES / "models" / f"{name}.yaml") for name in ("add10", "mul10")]
     plane.load([*models, str(EXAMPLES / "experiments")])

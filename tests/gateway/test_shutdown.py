@@ -96,7 +96,7 @@ def test_sigterm_answers_in_flight_requests_and_refuses_new_ones(
 ) -> None:
     started = _specs(tmp_path)
     namespace = f"stop{uuid.uuid4().hex[:8]}"
-    settings = KafkaSettings(bootstrap=kafka_bootstrap, namespace=namespace)
+    settings = KafkaSettings(bootstrap=kafka_bootstrap, namespace=namespace, partitions=1)
     port = free_port()
     log = tmp_path / "up.log"
     with log.open("wb") as out:
@@ -147,7 +147,9 @@ def test_a_request_unanswered_within_the_grace_gets_503(
     """No worker serves this namespace: the request waits until the grace is up, and
     a gRPC call during the grace is refused UNAVAILABLE."""
     _specs(tmp_path)
-    settings = KafkaSettings(bootstrap=kafka_bootstrap, namespace=f"grace{uuid.uuid4().hex[:8]}")
+    settings = KafkaSettings(
+        bootstrap=kafka_bootstrap, namespace=f"grace{uuid.uuid4().hex[:8]}", partitions=1
+    )
     topics = settings.topics()
     catalog = StaticCatalog.from_topology(compile_topology(load_files([tmp_path]), topics), topics)
     port, grpc_port, stop = free_port(), free_port(), threading.Event()
