@@ -7,6 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.config import DEFAULT_PARTITIONS
 from engine.runtime.settings import WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,7 +65,15 @@ CONTENDERS = [
     Contender("plain", "plain", 400_000, label="plain consume→produce (ceiling)"),
     Contender("quix", "quix", 40_000, label="Quix Streams app (1 step)"),
     Contender("faust", "faust", 8_000, label="faust-streaming agent (1 step)"),
-    Contender("tf-1step-1w", "tensorflux", 120_000, label="tensorflux 1-step, 1 worker"),
+    # The topics a user gets by default (engine.config.DEFAULT_PARTITIONS): one worker
+    # fetches them all.
+    Contender(
+        "tf-1step-1w",
+        "tensorflux",
+        120_000,
+        partitions=DEFAULT_PARTITIONS,
+        label=f"tensorflux 1-step, 1 worker, {DEFAULT_PARTITIONS} partitions",
+    ),
     Contender(
         "tf-1step-1w-traced",
         "tensorflux",

@@ -90,6 +90,12 @@ class ConfigError(TensorfluxError):
     """A setting is malformed: names the setting and where it came from."""
 
 
+DEFAULT_PARTITIONS = 4
+"""Partitions of the topics tensorflux creates unless told otherwise: up to four workers
+(one a core on a 4-core machine) share a pipeline's traffic with no setting. Kafka's own
+default, one, leaves a second worker idle. (The control and status topics keep one.)"""
+
+
 class KafkaSettings(BaseModel):
     """Where the broker is and how tensorflux names and sizes its topics."""
 
@@ -101,7 +107,7 @@ class KafkaSettings(BaseModel):
     """First segment of every topic name."""
     namespace: str = "default"
     """Second segment of every topic name: isolates tenants or test runs on one cluster."""
-    partitions: int = Field(default=1, ge=1)
+    partitions: int = Field(default=DEFAULT_PARTITIONS, ge=1)
     """Partition count of every topic tensorflux creates (all topics of a pipeline share it)."""
     replication_factor: int = Field(default=1, ge=1)
     """Replication factor of topics tensorflux creates."""

@@ -179,18 +179,22 @@ class InferenceMessage:
             object.__setattr__(self, "requested_outputs", tuple(self.requested_outputs))
         if type(self.parameters) is not MappingProxyType:
             object.__setattr__(self, "parameters", _read_only(self.parameters))
+        # A request's names must be unique (a model reads its inputs by name); a response
+        # may repeat one, as Seldon answers a pipeline whose output steps both say OUTPUT.
         seen: set[str] = set()
+        request = self.kind == "request"
         for tensor in self.tensors:
             if type(tensor) is not Tensor:
                 raise InvalidMessage(f"tensors must be Tensor objects, got {type(tensor).__name__}")
-            if tensor.name in seen:
-                raise DuplicateTensor(
-                    f"appears twice in {self.kind} {self.id!r}", tensor=tensor.name
-                )
-            seen.add(tensor.name)
+            if request:
+                if tensor.name in seen:
+                    raise DuplicateTensor(
+                        f"appears twice in {self.kind} {self.id!r}", tensor=tensor.name
+                    )
+                seen.add(tensor.name)
 
     def tensor(self, name: str) -> Tensor:
-        """The tensor called `name`; TensorNotFound lists the names present."""
+        """The (first) tensor called `name`; TensorNotFound lists the names present."""
         for tensor in self.tensors:
             if tensor.name == name:
                 return tensor
@@ -200,7 +204,8 @@ class InferenceMessage:
         return tuple(tensor.name for tensor in self.tensors)
 
     def as_arrays(self) -> dict[str, np.ndarray]:
-        """Tensor name -> array, the shape a Python model's `predict` takes."""
+        """Tensor name -> array, the shape a Python model's `predict` takes (requests only
+        are sure to have distinct names: a response's repeated name keeps its last array)."""
         return {tensor.name: tensor.data for tensor in self.tensors}
 
     def replace(self, **changes: Any) -> InferenceMessage:

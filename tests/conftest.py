@@ -28,6 +28,12 @@ from engine.kafka_cluster import KafkaCluster
 settings.register_profile("tensorflux", deadline=None)
 settings.load_profile("tensorflux")
 
+# The suite's topics keep one partition (lean on the broker, and the tests reading one
+# partition were written so): the fixtures below say so, and the CLI processes tests
+# start read it from here, so a pipeline's topics never mix counts. The default (4)
+# runs in tests/runtime/test_scale_out.py.
+os.environ.setdefault("TENSORFLUX_PARTITIONS", "1")
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Any test that needs the broker is a broker test: `-m "not broker"` runs the fast tier.
@@ -79,7 +85,9 @@ def namespace() -> str:
 
 def _settings(bootstrap: str, namespace: str) -> KafkaSettings:
     replicas = int(os.environ.get("TENSORFLUX_REPLICATION_FACTOR") or 1)
-    return KafkaSettings(bootstrap=bootstrap, namespace=namespace, replication_factor=replicas)
+    return KafkaSettings(
+        bootstrap=bootstrap, namespace=namespace, replication_factor=replicas, partitions=1
+    )
 
 
 @pytest.fixture

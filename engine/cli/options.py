@@ -26,7 +26,9 @@ def add_kafka_options(
     )
     group.add_argument("--topic-prefix", help="first segment of every topic (default 'tensorflux')")
     group.add_argument(
-        "--partitions", type=int, help="partitions of topics tensorflux creates (default 1)"
+        "--partitions",
+        type=int,
+        help="partitions of topics tensorflux creates (default 4: up to 4 workers share them)",
     )
     group.add_argument(
         "--kafka-config", metavar="FILE", help="librdkafka properties file (key=value lines)"

@@ -84,7 +84,8 @@ def run_validate(args: argparse.Namespace) -> int:
     from engine.topology import compile_collecting, read_files
 
     specs = read_files(args.files)
-    _, problems, warnings = compile_collecting(specs, _topics(args))
+    signatures = _onnx_signatures(specs.models)
+    _, problems, warnings = compile_collecting(specs, _topics(args), signatures=signatures)
     _print_warnings(warnings)
     failed = {problem.resource for problem in problems}
     for kind, name in specs.resources():
@@ -99,6 +100,36 @@ def run_validate(args: argparse.Namespace) -> int:
             print(f"  {problem}", file=sys.stderr)
         return 1
     return 0
+
+
+def _onnx_signatures(
+    models: Mapping[str, object],
+) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """(input names, output names) of the ONNX models among `models`, read from their files (cheap:
+    no other runtime is imported), so validate can tell which tensor names meet where. A
+    model it cannot read here is left out; loading it reports why."""
+    from engine.runtimes import resolve_artifact
+    from engine.runtimes.errors import ModelLoadError
+
+    found: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+    for name, spec in models.items():
+        try:
+            kind, path = resolve_artifact(spec)  # type: ignore[arg-type]
+        except ModelLoadError:
+            continue
+        if kind != "onnx":
+            continue
+        import onnxruntime
+
+        try:
+            session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception:  # noqa: BLE001 - a bad file is the loader's to report
+            continue
+        found[name] = (
+            tuple(tensor.name for tensor in session.get_inputs()),
+            tuple(tensor.name for tensor in session.get_outputs()),
+        )
+    return found
 
 
 def run_describe(args: argparse.Namespace) -> int:

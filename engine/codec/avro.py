@@ -78,7 +78,7 @@ def record_to_message(record: dict[str, Any], kind: MessageKind) -> InferenceMes
     seen: set[str] = set()
     for item in record[TENSORS_FIELD[kind]]:
         name = item["name"]
-        if name in seen:
+        if name in seen and kind == "request":  # a response may repeat a name (Seldon does)
             raise DuplicateTensor(f"appears twice in {kind} {record['id']!r}", tensor=name)
         seen.add(name)
         contents = item["contents"]

@@ -152,10 +152,11 @@ _ndarray = np.ndarray
 _BOOL_BYTES: Final = b"\x00\x01"
 
 
-def _read_tensors(buf: bytes, pos: int, size: int) -> tuple[tuple[Tensor, ...], int]:
+def _read_tensors(buf: bytes, pos: int, size: int, unique: bool) -> tuple[tuple[Tensor, ...], int]:
     """The tensors array, read inline for the common encodings (one-byte name
     length, a header seen before, contents under 8 KiB); anything else goes
-    through the general readers above."""
+    through the general readers above. `unique`: a repeated name is refused (requests;
+    a response may repeat one, as Seldon's pipelines answer)."""
     tensors: list[Tensor] = []
     names: list[str] = []
     name = None
@@ -236,7 +237,7 @@ def _read_tensors(buf: bytes, pos: int, size: int) -> tuple[tuple[Tensor, ...], 
         if name is None:
             raise Truncated from None
         raise MalformedPayload("the payload ends inside this tensor", tensor=name) from None
-    if len(names) > 1 and len(set(names)) != len(names):
+    if unique and len(names) > 1 and len(set(names)) != len(names):
         duplicate = next(n for n in names if names.count(n) > 1)
         raise DuplicateTensor("appears twice in one message", tensor=duplicate)
     return tuple(tensors), pos
@@ -285,7 +286,7 @@ def decode(payload: bytes, kind: MessageKind) -> InferenceMessage:
         else:
             parameters, pos = read_parameters(buf, pos, size, None)
         where = "tensors"
-        tensors, pos = _read_tensors(buf, pos, size)
+        tensors, pos = _read_tensors(buf, pos, size, kind == "request")
         where = "outputs"
         requested: tuple[str, ...] = ()
         if kind == "request":

@@ -70,7 +70,7 @@ def message_from_document(
         raise InvalidJson(f"an OIP {kind} needs a list '{key}', got {type(items).__name__}")
     tensors = tuple(tensor_from_item(item, index, key) for index, item in enumerate(items))
     names = [t.name for t in tensors]
-    if len(set(names)) != len(names):
+    if kind == "request" and len(set(names)) != len(names):  # responses may repeat one
         duplicate = next(n for n in names if names.count(n) > 1)
         raise DuplicateTensor(f"appears twice in {kind} {message_id!r}", tensor=duplicate)
     requested: tuple[str, ...] = ()

@@ -63,9 +63,14 @@ def parse_request(body: bytes, request_id: str | None) -> tuple[InferenceMessage
     return message, body_id
 
 
-def _headers(message: InferenceMessage, target: Target, traceparent: str | None) -> Any:
+def _headers(
+    message: InferenceMessage, target: Target, traceparent: str | None, route: str | None = None
+) -> Any:
+    """`route`: the experiment candidate chosen, written as `x-seldon-route` so the worker,
+    which splits what reaches an experiment's default on Kafka, does not split it again."""
     pipeline = target.name if isinstance(target, PipelineInfo) else None
-    return avro_headers(message, pipeline=pipeline, traceparent=traceparent)
+    headers = avro_headers(message, pipeline=pipeline, traceparent=traceparent)
+    return headers if route is None else h.with_headers(headers, x_seldon_route=route)
 
 
 class Inference:
@@ -99,7 +104,7 @@ class Inference:
         if target.state == "Failed":
             raise NotReady(f"{label(target)} failed to load: {target.reason}")
         message = message.replace(model_name=target.name)
-        headers = _headers(message, target, traceparent)
+        headers = _headers(message, target, traceparent, to.route)
         if to.mirror is not None:
             self._mirror(message, to.mirror, traceparent)
         try:
@@ -127,7 +132,7 @@ class Inference:
         and nothing that goes wrong here reaches the caller."""
         try:
             copy = message.replace(model_name=mirror.name)
-            headers = _headers(copy, mirror, traceparent)
+            headers = _headers(copy, mirror, traceparent, mirror.name)
             self.replies.send(mirror.inputs_topic, copy.id, encode_avro(copy), headers)
         except Exception:
             log.warning("mirror copy for %s dropped", label(mirror), exc_info=True)

@@ -19,6 +19,12 @@ class TensorNameClash(OperatorError):
     def __init__(self, tensor: str, first: str, second: str) -> None:
         self.tensor = tensor
         self.sources = (first, second)
+        if first == second:  # e.g. a chained pipeline that answers two tensors of one name
+            super().__init__(
+                f"tensor '{tensor}' appears twice in {first}; a model's inputs need distinct "
+                "names: read the two tensors from the steps that make them, renamed by tensorMap"
+            )
+            return
         super().__init__(
             f"tensor '{tensor}' arrives from both {first} and {second}; "
             f"rename one of them with tensorMap"

@@ -3,8 +3,9 @@
 A source that names one tensor takes only that tensor; a message without it
 is dropped for that edge, which is how conditional routing works (a model that
 outputs only OUTPUT1 fires only the steps that read OUTPUT1). Joined sources
-concatenate their tensors; two tensors landing on one name is an error that
-says which sources collide and how to fix it.
+concatenate their tensors; two tensors landing on one name in a model's
+request is an error that says which sources collide and how to fix it (a
+pipeline's output keeps both, as Seldon does).
 """
 
 from __future__ import annotations
@@ -31,9 +32,18 @@ def select(source: Source, tensors: tuple[Tensor, ...]) -> tuple[Tensor, ...] | 
     return tuple(_renamed(tensor, source.rename(tensor.name)) for tensor in tensors)
 
 
-def merge(parts: Iterable[tuple[str, tuple[Tensor, ...]]]) -> tuple[Tensor, ...]:
-    """Concatenate the tensors of joined sources (labelled for error messages)."""
+def merge(
+    parts: Iterable[tuple[str, tuple[Tensor, ...]]], *, unique: bool = True
+) -> tuple[Tensor, ...]:
+    """Concatenate the tensors of joined sources (labelled for error messages).
+
+    `unique`: a name may come once (a model's inputs). A pipeline's output passes
+    repeated names on, in order, as Seldon answers them."""
     merged: list[Tensor] = []
+    if not unique:
+        for _, tensors in parts:
+            merged.extend(tensors)
+        return tuple(merged)
     origin: dict[str, str] = {}
     for label, tensors in parts:
         for tensor in tensors:

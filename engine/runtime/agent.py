@@ -8,7 +8,7 @@ tracker until their effects are written.
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 from engine import headers as h
 from engine.codec import CodecError, encode_avro
@@ -154,6 +154,9 @@ class NodeAgent:
             spans=self.spans,
             headers_for=self.headers_for,
         )
+        self.screens: dict[int, Callable[[list[Record]], list[Record]]] = {}
+        """Source index -> what the node keeps of a chunk (set by the planner: the default
+        of an experiment over pipelines leaves the other candidates' share of its inputs)."""
         self.lane: FastLane | None = None
         if lane:
             if model is None or not fits_lane(node, model, max_visits):
@@ -219,6 +222,8 @@ class NodeAgent:
         self, source_index: int, records: list[Record], now_ms: int, out: list[Outgoing]
     ) -> None:
         """A consumed chunk's records of one source topic, in order."""
+        if self.screens and source_index in self.screens:  # its default's share only
+            records = self.screens[source_index](records)
         lane = self.lane or self.join_lane
         if lane is not None:
             lane.process(source_index, records, now_ms, out)
@@ -292,7 +297,10 @@ class NodeAgent:
         request_id = first.record.request_id
         records = [arrival.record for arrival in emission.inputs + emission.triggers]
         try:
-            tensors = merge((self._source_label(a), a.tensors) for a in emission.inputs)
+            tensors = merge(
+                ((self._source_label(a), a.tensors) for a in emission.inputs),
+                unique=self.node.kind != "output",
+            )
         except TensorfluxError as error:
             out.extend(self._error(request_id, "join", error, "bad-input", first.record))
             return

@@ -2,7 +2,7 @@
 
 Carried: the request id, the W3C trace context, a cyclic pipeline's visit
 counts, a replayed request's lineage (so every record written for a replay
-says so) and the mark of a request that came as JSON (engine.runtime.reply_format). Its own, at the end: pipeline, step and schema version.
+says so), where an experiment's split wants the answer copied, and the mark of a request that came as JSON (engine.runtime.reply_format). Its own, at the end: pipeline, step and schema version.
 
 Hot path (bench/agent_bench.py --lineage): a replayed request comes with six
 headers and every one of its records carries five of them on, so each header
@@ -11,6 +11,8 @@ writes), and a fused output's list is the step's own with its tail swapped.
 """
 
 from __future__ import annotations
+
+from typing import Final
 
 from engine import headers as h
 from engine.codec import SCHEMA_VERSION
@@ -21,8 +23,19 @@ from engine.topology.graph import Node
 Headers = list[tuple[str, bytes]]
 Tail = tuple[tuple[str, bytes], ...]
 
+ANSWER_TO: Final = "tensorflux-answer-to"
+"""On a request an experiment's split sent from its default pipeline to another candidate:
+the default's outputs topic, where the answer is copied (engine.runtime.experiment_relays)."""
+
 CARRIED_HEADERS = frozenset(
-    {h.REQUEST_ID, h.TRACEPARENT, revisits.VISITS_HEADER, h.REPLY_CONTENT_TYPE, *h.REPLAY_HEADERS}
+    {
+        h.REQUEST_ID,
+        h.TRACEPARENT,
+        revisits.VISITS_HEADER,
+        h.REPLY_CONTENT_TYPE,
+        ANSWER_TO,
+        *h.REPLAY_HEADERS,
+    }
 )
 """Incoming headers a node passes on."""
 _NOT_CONTENT_TYPE = frozenset({h.PIPELINE, h.STEP, h.SCHEMA_VERSION, h.ERROR, h.SELDON_ROUTE})

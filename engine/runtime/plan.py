@@ -16,6 +16,8 @@ from typing import Literal
 
 from engine.runtime.agent import NodeAgent
 from engine.runtime.errors import ModelUnavailable
+from engine.runtime.experiment_models import ExperimentModel, defaults, experiment_models
+from engine.runtime.experiment_relays import ReturnRelay, SplitRelay, screen_for
 from engine.runtime.join_lane import fits_join_lane
 from engine.runtime.lane import fits_lane
 from engine.runtime.model_calls import INLINE, ModelCalls
@@ -23,10 +25,11 @@ from engine.runtime.models import Loaded
 from engine.runtime.offsets import OffsetTracker
 from engine.runtimes.base import ModelRuntime
 from engine.topology.graph import Node, PipelineGraph, Source, TensorRef, Topology
+from engine.topology.specs import ExperimentSpec
 from engine.topology.topics import TopicNames
 
 ResourceKind = Literal["model", "pipeline", "experiment"]
-"""What a status is about (experiments only fail here: the gateway runs them)."""
+"""What a status is about (an experiment's state is derived from its candidates')."""
 State = Literal["Loading", "Ready", "Failed"]
 Route = tuple[NodeAgent, int]
 """An agent reading a topic, and the index of the source it reads it as."""
@@ -85,6 +88,13 @@ def plan(
     their model calls on `calls` (at once by default).
     """
     build = _Builder(topics, tracker, previous.agents if previous else (), calls)
+    # Experiments over models run here too: a step may name one, and a model that is an
+    # experiment's default splits what is produced to its own inputs topic.
+    experiments = experiment_models(
+        topology.experiments, models, topics, (a.model for a in build.running)
+    )
+    split = defaults(experiments)
+    callable_models: dict[str, Loaded | str] = {**models, **experiments}
     statuses: list[Status] = []
     for name in topology.models:
         runtime = models[name]
@@ -93,10 +103,10 @@ def plan(
             continue
         statuses.append(Status("model", name, "Loading"))
         node = model_node(name, topics)
-        build.agent(node, node.output_topic, runtime)
+        build.agent(node, node.output_topic, split.get(name, runtime))
         build.topics |= {node.inputs[0].topic, node.output_topic}
     for name, graph in topology.pipelines.items():
-        missing = missing_models(graph, models)
+        missing = missing_models(graph, callable_models)
         if missing:
             statuses.append(Status("pipeline", name, "Failed", missing))
             continue
@@ -106,8 +116,8 @@ def plan(
         for node in graph.nodes():
             if fused is not None and node is graph.output_node:
                 continue  # the step writes the output itself (NodeAgent's fused_output)
-            model = models[node.model] if node.model else None
-            assert not isinstance(model, Exception)  # missing_models said so
+            model = callable_models[node.model] if node.model else None
+            assert not isinstance(model, Exception | str)  # missing_models said so
             fuses = node.kind == "step" and node.name == fused
             build.agent(
                 node,
@@ -119,6 +129,11 @@ def plan(
             )
         build.topics |= graph.owned_topics() | graph.read_topics()
         statuses.append(Status("pipeline", name, "Loading"))
+    failed = {s.name for s in statuses if s.kind == "pipeline" and s.state == "Failed"}
+    for agent in build.agents:
+        agent.screens = {}  # a running agent may have split for an experiment now stopped
+    for spec in pipeline_splits(topology, failed):
+        build.split(spec, topics)
     kept = {id(agent) for agent in build.agents}
     return Plan(
         agents=tuple(build.agents),
@@ -177,13 +192,29 @@ def fused_output_step(graph: PipelineGraph) -> str | None:
     return ref.step
 
 
-def missing_models(graph: PipelineGraph, models: Mapping[str, Loaded]) -> str:
-    """Why the pipeline cannot run ("" when every model it calls is loaded)."""
+def pipeline_splits(topology: Topology, failed: set[str]) -> list[ExperimentSpec]:
+    """The experiments over pipelines whose default's Kafka inputs are split: every
+    candidate (and the mirror) running; the first by name where two share a default."""
+    found: dict[str, ExperimentSpec] = {}
+    for _, spec in sorted(topology.experiments.items(), key=lambda item: item[0]):
+        if spec.resource_type != "pipeline" or spec.default is None:
+            continue
+        names = [c.name for c in spec.candidates] + ([spec.mirror.name] if spec.mirror else [])
+        if all(n in topology.pipelines and n not in failed for n in names):
+            found.setdefault(spec.default, spec)
+    return list(found.values())
+
+
+def missing_models(graph: PipelineGraph, models: Mapping[str, Loaded | str]) -> str:
+    """Why the pipeline cannot run ("" when every model it calls is loaded). A step naming
+    an experiment needs its candidates (a str: why they cannot run)."""
     reasons = []
     for model in sorted(graph.models()):
         runtime = models.get(model)
         if runtime is None:
             reasons.append(str(ModelUnavailable(model)))
+        elif isinstance(runtime, str):
+            reasons.append(runtime)
         elif isinstance(runtime, Exception):
             reasons.append(str(ModelUnavailable(model, runtime)))
     return "; ".join(reasons)
@@ -204,6 +235,19 @@ class _Builder:
         self.agents: list[NodeAgent] = []
         self.routes: dict[str, list[Route]] = {}
         self.topics: set[str] = {self.errors_topic}
+
+    def split(self, spec: ExperimentSpec, topics: TopicNames) -> None:
+        """Relays splitting what reaches the default's inputs (engine.runtime.experiment_relays);
+        the default's own agents keep only their share."""
+        default = spec.default
+        assert default is not None
+        for agent, index in self.routes.get(topics.pipeline_inputs(default), ()):
+            if agent.node.pipeline == default:
+                agent.screens[index] = screen_for(spec, default)
+        for relay in (SplitRelay(spec, topics), ReturnRelay(spec, topics)):
+            self.agents.append(relay)  # type: ignore[arg-type]  # an agent in all the worker asks
+            for index, source in enumerate(relay.sources):
+                self.routes.setdefault(source.topic, []).append((relay, index))  # type: ignore[arg-type]
 
     def agent(
         self,
@@ -243,7 +287,8 @@ class _Builder:
                 # worker's default) a step's call must go through the pool (timeouts, the
                 # in-flight cap, other pipelines unblocked), so only output nodes take it.
                 join_lane=fits_join_lane(node, model, max_visits)
-                and (model is None or self.calls is INLINE),
+                and (model is None or self.calls is INLINE)
+                and not isinstance(model, ExperimentModel),  # it routes each request alone
                 reports_timeouts=reports_timeouts,
                 calls=self.calls,
             )

@@ -20,7 +20,7 @@ from engine.runtime.reports import HEARTBEAT_S, heartbeat, resource_key
 from engine.runtime.settings import WorkerSettings
 from engine.runtime.worker import Worker
 from engine.runtimes import ModelHosts, ModelRoots
-from engine.topic_reader import TopicReader
+from engine.topic_reader import COMPACTED, TopicReader
 from engine.topology.graph import Topology
 
 log = logging.getLogger("tensorflux.worker")
@@ -164,7 +164,9 @@ class WorkerService:
             self.settings.bootstrap,
             self.watch.last_outage_s,
         )
-        self.worker.admin.ensure([self.topics.control(), self.topics.status()])
+        self.worker.admin.ensure(
+            [self.topics.control(), self.topics.status()], partitions=1, config=COMPACTED
+        )  # as the control plane makes them: one compacted partition each
         self._status_producer.purge(in_queue=True, in_flight=True)
         self._status_producer = Producer(self.settings.producer_config())  # see Delivery.renew
         self.worker.recover()

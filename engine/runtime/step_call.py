@@ -19,6 +19,7 @@ from engine.operators.model_call import call_model
 from engine.runtime import metrics
 from engine.runtime.arrivals import Ready
 from engine.runtime.errors import ModelRefused, ModelTimedOut
+from engine.runtime.experiment_models import ExperimentModel
 from engine.runtime.failures import FailureWriter
 from engine.runtime.model_calls import ModelCalls
 from engine.runtime.model_threads import Work
@@ -67,7 +68,10 @@ def call_step_model(agent: CallingStep, batch: list[Ready], out: list[Outgoing])
         for ready in batch:
             call_step_model(agent, [ready], out)
         return
-    requested = requested_outputs(agent, batch)
+    if isinstance(model, ExperimentModel):  # one candidate answers this request
+        model, routed = model.route(batch[0], out)
+        batch = [routed]
+    requested = requested_outputs(agent, batch, model)
     whole_batch = agent.batcher.holds()
     submitted_ns = time.time_ns()
 
@@ -88,7 +92,7 @@ def call_step_model(agent: CallingStep, batch: list[Ready], out: list[Outgoing])
         else:
             results, model_call, seconds = outcome  # type: ignore[misc]
             metrics.observe_model_call(model.name, seconds, len(batch))
-        answered(agent, batch, results, model_call, dropped, out)
+        answered(agent, batch, results, model_call, dropped, out, model)
 
     refs = [record.ref for ready in batch for record in ready.records]
     agent.calls.submit(agent, model.name, Work(run, finish, refs, len(batch)), out)
@@ -98,10 +102,13 @@ def call_step_model(agent: CallingStep, batch: list[Ready], out: list[Outgoing])
                 agent.tracker.release(record.ref)
 
 
-def requested_outputs(agent: CallingStep, batch: list[Ready]) -> list[tuple[str, ...]] | None:
+def requested_outputs(
+    agent: CallingStep, batch: list[Ready], model: ModelRuntime | None = None
+) -> list[tuple[str, ...]] | None:
     """The OIP `outputs` of direct model calls, for models that answer them (a
-    pipeline's request names the pipeline's outputs, not a step's)."""
-    model = agent.model
+    pipeline's request names the pipeline's outputs, not a step's). `model`: the one
+    called, when not the agent's own (an experiment's candidate)."""
+    model = model or agent.model
     if agent.node.pipeline or model is None or not model.takes_requested_outputs:
         return None
     return [ready.records[0].message("request").requested_outputs for ready in batch]
@@ -114,9 +121,11 @@ def answered(
     model_call: tuple[int, int],
     dropped: frozenset[int],
     out: list[Outgoing],
+    model: ModelRuntime | None = None,
 ) -> None:
-    """Write each request's answer, or the error record saying why it has none."""
-    model = agent.model
+    """Write each request's answer, or the error record saying why it has none. `model`:
+    the one that answered, when not the agent's own (an experiment's candidate)."""
+    model = model or agent.model
     assert model is not None
     if agent.spans is not None:
         agent.spans.answered(

@@ -29,6 +29,7 @@ from engine.topology.pipelines import (
 from engine.topology.report import Report
 from engine.topology.resource_checks import check_experiment, check_model
 from engine.topology.specs import ExperimentSpec, ModelSpec
+from engine.topology.tensor_names import Signatures
 from engine.topology.topics import TopicNames
 
 DEFAULT_TOPICS = TopicNames()
@@ -69,8 +70,10 @@ def compile_collecting(
     *,
     known_models: set[str] | None = None,
     known_pipelines: Mapping[str, PipelineGraph] | None = None,
+    signatures: Signatures | None = None,
 ) -> tuple[Topology, list[Problem], list[Problem]]:
-    """(topology of what compiled, problems incl. the loader's, warnings incl. the loader's)."""
+    """(topology of what compiled, problems incl. the loader's, warnings incl. the loader's).
+    `signatures`: the models' tensor names, where known (see `tensor_names`)."""
     problems: list[Problem] = list(specs.problems)
     warnings: list[Problem] = list(specs.warnings)
     pipeline_steps: dict[str, Collection[str]] = {
@@ -92,7 +95,7 @@ def compile_collecting(
     for name, spec in specs.pipelines.items():
         report = Report(spec.origin, f"pipeline '{name}'", [], warnings)
         graph = PipelineCompiler(
-            spec, topics, report, pipeline_steps, invalid_pipelines, declared_models
+            spec, topics, report, pipeline_steps, invalid_pipelines, declared_models, signatures
         ).compile()
         problems.extend(report.problems)
         if graph is not None and not report.problems and ("Pipeline", name) not in specs.invalid:

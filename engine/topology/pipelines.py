@@ -11,6 +11,7 @@ from engine.topology.graph import INPUT_NODE, OUTPUT_NODE, Batch, Node, Pipeline
 from engine.topology.order import step_order
 from engine.topology.report import Report, check_name
 from engine.topology.specs import BatchSpec, PipelineSpec
+from engine.topology.tensor_names import Signatures, check_node_names
 from engine.topology.topics import MAX_TOPIC_LENGTH, TopicNames
 from engine.topology.wiring import Wiring
 
@@ -32,8 +33,12 @@ class PipelineCompiler:
         pipeline_steps: Mapping[str, Collection[str]],
         invalid_pipelines: Collection[str],
         declared_models: set[str] | None,
+        signatures: Signatures | None = None,
     ) -> None:
+        """`signatures`: the tensor names of models whose signature is known (validate reads
+        ONNX files), so that two tensors of one name meeting in a node are caught early."""
         self.spec = spec
+        self.signatures: Signatures = signatures or {}
         self.name = spec.name
         self.topics = topics
         self.report = report
@@ -73,6 +78,7 @@ class PipelineCompiler:
             max_step_revisits=max_revisits,
             clean_topics_on_delete=bool(spec.dataflow and spec.dataflow.clean_topics_on_delete),
         )
+        self._check_tensor_names(graph)
         for topic in sorted(graph.owned_topics()):
             if len(topic) > MAX_TOPIC_LENGTH:
                 report.error(
@@ -81,6 +87,13 @@ class PipelineCompiler:
                     "use shorter pipeline/step names",
                 )
         return None if report.problems else graph
+
+    def _check_tensor_names(self, graph: PipelineGraph) -> None:
+        for index, step in enumerate(self.spec.steps):
+            node = next(n for n in graph.steps if n.name == step.name)
+            path = ("spec", "steps", index, "inputs") if step.inputs else ("spec", "steps", index)
+            check_node_names(node, self.report, path, self.signatures)
+        check_node_names(graph.output_node, self.report, ("spec", "output"), self.signatures)
 
     def _check_step_names(self) -> None:
         seen: set[str] = set()

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
 
-from engine.codec import DATATYPE_TO_DTYPE, DuplicateTensor, InvalidTensor, datatype_of
+from engine.codec import (
+    DATATYPE_TO_DTYPE,
+    DuplicateTensor,
+    InvalidTensor,
+    datatype_of,
+    decode_avro,
+    decode_json,
+    encode_avro,
+    encode_json,
+)
+from engine.codec.avro import reference_decode
 from engine.messages import InferenceMessage, Tensor
 
 
@@ -52,3 +63,29 @@ def test_message_accessors():
     assert renamed.id == "s" and renamed.names() == ("a",) and message.id == "r"
     with pytest.raises(DuplicateTensor):
         message.replace(tensors=(a, a))
+
+
+def test_a_response_may_repeat_a_name_in_every_encoding_but_a_request_may_not() -> None:
+    first, second = Tensor.from_array("OUTPUT", [10.0]), Tensor.from_array("OUTPUT", [11.0])
+    answer = InferenceMessage("r", (first, second), "response")  # as Seldon answers
+    avro = encode_avro(answer)
+    for decoded in (
+        decode_avro(avro, "response"),
+        reference_decode(avro, "response"),
+        decode_json(encode_json(answer), "response"),
+    ):
+        assert [(t.name, t.data.tolist()) for t in decoded.tensors] == [
+            ("OUTPUT", [10.0]),
+            ("OUTPUT", [11.0]),
+        ]
+        assert decoded.tensor("OUTPUT") is decoded.tensors[0]  # by name: the first
+    with pytest.raises(DuplicateTensor, match="'OUTPUT'"):
+        InferenceMessage("r", (first, second), "request")
+    as_request = avro + b"\x00"  # the same tensors as a request's inputs (no outputs asked)
+    for decode in (decode_avro, reference_decode):
+        with pytest.raises(DuplicateTensor, match="'OUTPUT'"):
+            decode(as_request, "request")
+    document = json.loads(encode_json(answer))
+    document["inputs"] = document.pop("outputs")
+    with pytest.raises(DuplicateTensor, match="'OUTPUT'"):
+        decode_json(json.dumps(document).encode(), "request")

@@ -53,6 +53,19 @@ spec:
   output:
     steps:
     - boom
+---
+apiVersion: mlops.seldon.io/v1alpha1
+kind: Pipeline
+metadata:
+  name: both-outputs
+spec:
+  steps:  # both read the pipeline's INPUT and answer OUTPUT: two tensors of one name
+  - name: mul10
+  - name: add10
+  output:
+    steps:
+    - mul10
+    - add10
 """
 
 
@@ -122,7 +135,9 @@ DOUBLED = [2 * i for i in ONES_TO_16]
 
 @pytest.fixture(scope="module")
 def stack_settings(kafka_bootstrap: str) -> KafkaSettings:
-    return KafkaSettings(bootstrap=kafka_bootstrap, namespace=f"gw{uuid.uuid4().hex[:10]}")
+    return KafkaSettings(  # one partition a topic: lean on the broker (see tests/conftest.py)
+        bootstrap=kafka_bootstrap, namespace=f"gw{uuid.uuid4().hex[:10]}", partitions=1
+    )
 
 
 @pytest.fixture(scope="module")

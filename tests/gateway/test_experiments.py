@@ -8,15 +8,20 @@ import re
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterator
 
 import httpx
+import numpy as np
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from fastapi.testclient import TestClient
 
+from engine import headers as h
+from engine.codec import avro_headers, decode_avro, encode_avro
 from engine.config import KafkaSettings
 from engine.gateway import ControlCatalog, ExperimentInfo, StaticCatalog, create_app
+from engine.messages import InferenceMessage, Tensor
 from engine.runtime.control import ControlPlane
 from engine.runtime.worker import Worker
 from engine.topology import TopicNames, compile_topology, load_files
@@ -44,10 +49,52 @@ metadata: {name: mirrored}
 spec:
   candidates: [{name: add10, weight: 1}]
   mirror: {name: mul10, percent: 100}
+---
+apiVersion: mlops.seldon.io/v1alpha1
+kind: Pipeline
+metadata: {name: calls-to-mul}
+spec:
+  steps: [{name: to-mul}]  # a step may name an experiment as its model
+  output: {steps: [to-mul]}
+---
+apiVersion: mlops.seldon.io/v1alpha1
+kind: Model
+metadata: {name: add10-copy}
+spec: {storageUri: EXAMPLES/models/add10}
+---
+apiVersion: mlops.seldon.io/v1alpha1
+kind: Experiment
+metadata: {name: copy-split}
+spec:  # splits add10-copy's own endpoint, over HTTP and on Kafka
+  default: add10-copy
+  candidates: [{name: add10-copy, weight: 1}, {name: mul10, weight: 1}]
+---
+apiVersion: mlops.seldon.io/v1alpha1
+kind: Pipeline
+metadata: {name: adds}
+spec:
+  steps: [{name: add10}]
+  output: {steps: [add10]}
+---
+apiVersion: mlops.seldon.io/v1alpha1
+kind: Pipeline
+metadata: {name: muls}
+spec:
+  steps: [{name: mul10}]
+  output: {steps: [mul10]}
+---
+apiVersion: mlops.seldon.io/v1alpha1
+kind: Experiment
+metadata: {name: adds-or-muls}
+spec:  # splits the adds pipeline's own endpoint, over HTTP and on Kafka
+  resourceType: pipeline
+  default: adds
+  candidates: [{name: adds, weight: 1}, {name: muls, weight: 1}]
 """
 
 BODY = {"inputs": [{"name": "INPUT", "datatype": "FP32", "shape": [4], "data": [1, 2, 3, 4]}]}
 ROUTE = "x-seldon-route"
+FOUR = np.array([1, 2, 3, 4], dtype=np.float32)
 ADDED, MULTIPLIED = [11.0, 12.0, 13.0, 14.0], [10.0, 20.0, 30.0, 40.0]
 
 
@@ -58,7 +105,7 @@ def gateway_url(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[str]:
     specs = tmp_path_factory.mktemp("experiments")
-    (specs / "experiments.yaml").write_text(EXPERIMENTS)
+    (specs / "experiments.yaml").write_text(EXPERIMENTS.replace("EXAMPLES", str(EXAMPLES)))
     topics = TopicNames(stack_settings.topic_prefix, stack_settings.namespace)
     models = [EXAMPLES / "models" / f"{name}.yaml" for name in ("add10", "mul10")]
     readme_example = EXAMPLES / "experiments"
@@ -113,6 +160,94 @@ def test_a_mirror_gets_a_copy_with_the_same_request_id(
     assert request_id in keys_on(stack_settings, topic, request_id)
 
 
+def test_a_pipeline_step_naming_an_experiment_calls_its_candidate(gateway_url) -> None:
+    reply = infer(gateway_url, "/v2/pipelines/calls-to-mul/infer")
+    assert output(reply) == MULTIPLIED  # to-mul sends everything to mul10
+
+
+def test_the_gateways_choice_for_a_default_is_not_split_again(gateway_url) -> None:
+    seen = set()
+    for _ in range(12):
+        reply = infer(gateway_url, "/v2/models/add10-copy/infer")
+        route = reply.headers[ROUTE]
+        seen.add(route)
+        assert output(reply) == (ADDED if route == "add10-copy" else MULTIPLIED), route
+    assert seen <= {"add10-copy", "mul10"}
+
+
+def test_requests_produced_to_a_defaults_kafka_inputs_are_split_as_over_http(
+    gateway_url, stack_settings: KafkaSettings
+) -> None:
+    topics = TopicNames(stack_settings.topic_prefix, stack_settings.namespace)
+    ids = [f"kafka-split-{n}" for n in range(8)]  # the module's namespace is its own
+    producer = Producer(stack_settings.producer_config())
+    for rid in ids:
+        message = InferenceMessage(rid, (Tensor.from_array("INPUT", FOUR),), "request")
+        producer.produce(
+            topics.model_inputs("add10-copy"),
+            encode_avro(message),
+            rid,
+            headers=avro_headers(message),
+        )
+    producer.flush(10)
+    answers = records_on(stack_settings, topics.model_outputs("add10-copy"), set(ids))
+    # Each answer, where the Kafka caller of add10-copy waits, says the route it took.
+    routes = {rid: h.header_value(answers[rid].headers(), ROUTE) for rid in ids}
+    # By weight, drawn from the request id (crc32): these ids fall on both, as computed.
+    assert routes == {
+        rid: "add10-copy" if zlib.crc32(rid.encode()) % 2 == 0 else "mul10" for rid in ids
+    }
+    assert set(routes.values()) == {"add10-copy", "mul10"}
+    for rid in ids:
+        data = decode_avro(answers[rid].value(), "response").tensors[0].data.tolist()
+        assert data == (ADDED if routes[rid] == "add10-copy" else MULTIPLIED), rid
+
+
+def test_requests_produced_to_a_default_pipelines_inputs_are_split_as_over_http(
+    gateway_url, stack_settings: KafkaSettings
+) -> None:
+    for _ in range(6):  # over HTTP: the gateway's choice, not split again by the worker
+        reply = infer(gateway_url, "/v2/pipelines/adds/infer")
+        assert output(reply) == (ADDED if reply.headers[ROUTE] == "adds" else MULTIPLIED)
+    topics = TopicNames(stack_settings.topic_prefix, stack_settings.namespace)
+    ids = [f"pipeline-split-{n}" for n in range(8)]
+    producer = Producer(stack_settings.producer_config())
+    for rid in ids:
+        message = InferenceMessage(rid, (Tensor.from_array("INPUT", FOUR),), "request")
+        producer.produce(
+            topics.pipeline_inputs("adds"), encode_avro(message), rid, headers=avro_headers(message)
+        )
+    producer.flush(10)
+    answers = records_on(stack_settings, topics.pipeline_outputs("adds"), set(ids))
+    chosen = {rid: "adds" if zlib.crc32(rid.encode()) % 2 == 0 else "muls" for rid in ids}
+    assert set(chosen.values()) == {"adds", "muls"}
+    for rid in ids:
+        data = decode_avro(answers[rid].value(), "response").tensors[0].data.tolist()
+        assert data == (ADDED if chosen[rid] == "adds" else MULTIPLIED), rid
+        if chosen[rid] == "muls":  # an answer relayed from another candidate names it
+            assert h.header_value(answers[rid].headers(), ROUTE) == "muls"
+
+
+def records_on(
+    settings: KafkaSettings, topic: str, wanted: set[str], within_s: float = 20.0
+) -> dict:
+    """The first record of each wanted key on `topic`, read from its start."""
+    consumer = Consumer(settings.consumer_config(f"reader-{uuid.uuid4().hex[:8]}"))
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        found: dict = {}
+        deadline = time.monotonic() + within_s
+        while not wanted <= set(found) and time.monotonic() < deadline:
+            for message in consumer.consume(100, timeout=0.1):
+                if message.error() is None and message.key():
+                    found.setdefault(message.key().decode(), message)
+        assert wanted <= set(found), f"no answer on {topic} for {sorted(wanted - set(found))}"
+        return found
+    finally:
+        consumer.close()
+
+
 def keys_on(settings: KafkaSettings, topic: str, wanted: str, within_s: float = 20.0) -> set[str]:
     """Record keys on `topic` from its start, until `wanted` shows up or time runs out."""
     consumer = Consumer(settings.consumer_config(f"reader-{uuid.uuid4().hex[:8]}"))
@@ -150,7 +285,9 @@ def test_the_readme_experiment_example_answers_what_it_says(gateway_url) -> None
 
 
 def test_the_control_catalog_follows_experiments(kafka_bootstrap: str) -> None:
-    settings = KafkaSettings(bootstrap=kafka_bootstrap, namespace=f"cc{uuid.uuid4().hex[:10]}")
+    settings = KafkaSettings(
+        bootstrap=kafka_bootstrap, namespace=f"cc{uuid.uuid4().hex[:10]}", partitions=1
+    )
     plane = ControlPlane(settings)
     models = [str(EXAMPLES / "models" / f"{name}.yaml") for name in ("add10", "mul10")]
     plane.load([*models, str(EXAMPLES / "experiments")])

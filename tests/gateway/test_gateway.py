@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 import subprocess
 import sys
@@ -104,6 +105,30 @@ def test_tritonclient_on_a_pipeline_and_a_model(stack: Stack) -> None:
     # Seldon Core 2's spelling picks the pipeline explicitly.
     result = client.infer("tfsimples", inputs, headers={"seldon-model": "tfsimples.pipeline"})
     np.testing.assert_array_equal(result.as_numpy("OUTPUT0"), 2 * a)
+
+
+def test_duplicate_output_names_come_back_both_in_order(stack: Stack) -> None:
+    body = {"inputs": [{"name": "INPUT", "datatype": "FP32", "shape": [4], "data": [1, 2, 3, 4]}]}
+    reply = post(stack, "/v2/pipelines/both-outputs/infer", body)
+    assert reply.status_code == 200, reply.text
+    # As Seldon answers its pipeline-inputs sample: two tensors called OUTPUT.
+    assert [(o["name"], o["data"]) for o in reply.json()["outputs"]] == [
+        ("OUTPUT", [10.0, 20.0, 30.0, 40.0]),
+        ("OUTPUT", [11.0, 12.0, 13.0, 14.0]),
+    ]
+    # Binary answers (the Triton extension) keep both too, in order.
+    binary = {**body, "parameters": {"binary_data_output": True}}
+    reply = post(stack, "/v2/pipelines/both-outputs/infer", binary)
+    assert reply.status_code == 200, reply.text
+    size = int(reply.headers["inference-header-content-length"])
+    head = json.loads(reply.content[:size])
+    assert [o["name"] for o in head["outputs"]] == ["OUTPUT", "OUTPUT"]
+    tail = np.frombuffer(reply.content[size:], dtype=np.float32)
+    assert tail.tolist() == [10, 20, 30, 40, 11, 12, 13, 14]
+    # A request naming one input twice is still refused: a model reads inputs by name.
+    twice = {"inputs": body["inputs"] * 2}
+    reply = post(stack, "/v2/pipelines/both-outputs/infer", twice)
+    assert reply.status_code == 400 and "'INPUT'" in reply.text, reply.text
 
 
 # -- errors ----------------------------------------------------------------------------

@@ -60,6 +60,16 @@ def test_tfsimple_answers_from_a_pipeline_and_a_model(client) -> None:
     assert result.as_numpy("OUTPUT0") is None
 
 
+def test_duplicate_output_names_come_back_both_in_order(client) -> None:
+    four = np.array([1, 2, 3, 4], dtype=np.float32)
+    response = client.infer("both-outputs", inputs_of(INPUT=four)).get_response()
+    assert [o.name for o in response.outputs] == ["OUTPUT", "OUTPUT"]
+    answers = [
+        np.frombuffer(raw, dtype=np.float32).tolist() for raw in response.raw_output_contents
+    ]
+    assert answers == [[10, 20, 30, 40], [11, 12, 13, 14]]
+
+
 def test_seldon_addressing(client) -> None:
     for name, headers in (("tfsimples.pipeline", None), ("tfsimples", {"seldon-model": "tfsimples.pipeline"})):  # fmt: skip
         result = client.infer(name, inputs_of(INPUT0=A, INPUT1=A), headers=headers)

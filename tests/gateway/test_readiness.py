@@ -29,7 +29,7 @@ def pipeline(name: str, state: str, reason: str = "") -> PipelineInfo:
 
 @pytest.fixture(scope="module")
 def served(kafka_bootstrap: str) -> Iterator[tuple[str, StaticCatalog]]:
-    settings = KafkaSettings(bootstrap=kafka_bootstrap, namespace="readiness")
+    settings = KafkaSettings(bootstrap=kafka_bootstrap, namespace="readiness", partitions=1)
     catalog = StaticCatalog(
         pipelines={"slow": pipeline("slow", "Loading"), "broken": pipeline("broken", "Failed", "no model 'x'")},
         models={"m": ModelInfo("m", "t.m.inputs", "t.m.outputs", state="Pending")},

@@ -71,20 +71,22 @@ def _specs(directory: Path) -> Path:
 
 
 def _produced(settings: KafkaSettings, topic: str) -> int:
-    """Records on partition 0 of `topic` (0 while it does not exist yet)."""
+    """Records on every partition of `topic` (0 while it does not exist yet)."""
     consumer = Consumer(settings.consumer_config("shutdown-probe"))
     try:
-        if not consumer.list_topics(topic, timeout=10).topics[topic].partitions:
-            return 0
-        return watermark_offsets(consumer, TopicPartition(topic, 0))[1]
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        return sum(watermark_offsets(consumer, TopicPartition(topic, p))[1] for p in partitions)
     finally:
         consumer.close()
 
 
 def _committed(settings: KafkaSettings, topic: str) -> int:
+    """Committed offsets summed over every partition (one never committed counts 0)."""
     consumer = Consumer(settings.consumer_config(group_id(settings)))
     try:
-        return consumer.committed([TopicPartition(topic, 0)], timeout=10)[0].offset
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        wanted = [TopicPartition(topic, p) for p in partitions]
+        return sum(max(tp.offset, 0) for tp in consumer.committed(wanted, timeout=10))
     finally:
         consumer.close()
 
@@ -94,7 +96,7 @@ def test_sigterm_answers_in_flight_requests_and_refuses_new_ones(
 ) -> None:
     started = _specs(tmp_path)
     namespace = f"stop{uuid.uuid4().hex[:8]}"
-    settings = KafkaSettings(bootstrap=kafka_bootstrap, namespace=namespace)
+    settings = KafkaSettings(bootstrap=kafka_bootstrap, namespace=namespace, partitions=1)
     port = free_port()
     log = tmp_path / "up.log"
     with log.open("wb") as out:
@@ -145,7 +147,9 @@ def test_a_request_unanswered_within_the_grace_gets_503(
     """No worker serves this namespace: the request waits until the grace is up, and
     a gRPC call during the grace is refused UNAVAILABLE."""
     _specs(tmp_path)
-    settings = KafkaSettings(bootstrap=kafka_bootstrap, namespace=f"grace{uuid.uuid4().hex[:8]}")
+    settings = KafkaSettings(
+        bootstrap=kafka_bootstrap, namespace=f"grace{uuid.uuid4().hex[:8]}", partitions=1
+    )
     topics = settings.topics()
     catalog = StaticCatalog.from_topology(compile_topology(load_files([tmp_path]), topics), topics)
     port, grpc_port, stop = free_port(), free_port(), threading.Event()

@@ -44,6 +44,7 @@ def settings(kafka_cluster: KafkaCluster) -> KafkaSettings:
         bootstrap=kafka_cluster.bootstrap,
         namespace=f"drill{uuid.uuid4().hex[:8]}",
         replication_factor=kafka_cluster.replication_factor,
+        partitions=1,  # as the drills were sized (the default is 4)
     )
 
 

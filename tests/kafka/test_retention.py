@@ -33,7 +33,9 @@ def test_inspect_and_replay_read_what_retention_left(capsys, tmp_path):
     # The broker checks retention every second, not every 5 minutes.
     config = {"log.retention.check.interval.ms": 1000, "log.segment.delete.delay.ms": 1000}
     with KafkaCluster(broker_config=config) as cluster:
-        settings = KafkaSettings(bootstrap=cluster.bootstrap, namespace=f"r{uuid.uuid4().hex[:8]}")
+        settings = KafkaSettings(
+            bootstrap=cluster.bootstrap, namespace=f"r{uuid.uuid4().hex[:8]}", partitions=1
+        )
         topic = settings.topics().pipeline_inputs("kept")
         # Records older than 10 minutes go; a segment per second lets them go alone.
         TopicAdmin(settings).ensure(

@@ -105,7 +105,9 @@ def traffic(url: str, stop: threading.Event) -> None:
 def engine(kafka_bootstrap: str) -> Iterator[dict[str, str]]:
     """A worker (metrics on its own port, as `worker --metrics-port` serves them) and the
     gateway, under traffic; returns the scrape target of each job."""
-    settings = KafkaSettings(bootstrap=kafka_bootstrap, namespace=f"pm{uuid.uuid4().hex[:10]}")
+    settings = KafkaSettings(
+        bootstrap=kafka_bootstrap, namespace=f"pm{uuid.uuid4().hex[:10]}", partitions=1
+    )
     topics = TopicNames(settings.topic_prefix, settings.namespace)
     topology = compile_topology(load_files([str(ROOT / "examples")]), topics)
     worker = Worker(settings)

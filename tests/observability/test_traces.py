@@ -54,7 +54,9 @@ def stack(request: pytest.FixtureRequest, kafka_bootstrap: str) -> Iterator[Stac
             "OTEL_SERVICE_NAME": "tensorflux-test",
         }
     )
-    settings = KafkaSettings(bootstrap=kafka_bootstrap, namespace=f"tr{uuid.uuid4().hex[:10]}")
+    settings = KafkaSettings(
+        bootstrap=kafka_bootstrap, namespace=f"tr{uuid.uuid4().hex[:10]}", partitions=1
+    )
     topics = TopicNames(settings.topic_prefix, settings.namespace)
     topology = compile_topology(load_files([str(EXAMPLES)]), topics)
     worker = Worker(settings)

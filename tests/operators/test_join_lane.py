@@ -57,8 +57,21 @@ spec:
   steps:
   - name: mul10
   - name: add10
+  - name: tfsimple1  # both answer OUTPUT: a model's request cannot hold it twice
+    inputs: [mul10.outputs, add10.outputs]
   output:
-    steps: [mul10, add10]
+    steps: [tfsimple1]
+---
+apiVersion: mlops.seldon.io/v1alpha1
+kind: Pipeline
+metadata:
+  name: both-outputs
+spec:
+  steps:
+  - name: mul10
+  - name: add10
+  output:
+    steps: [mul10, add10]  # both answer OUTPUT: the pipeline answers it twice, as Seldon
 ---
 apiVersion: mlops.seldon.io/v1alpha1
 kind: Pipeline
@@ -385,6 +398,7 @@ def test_errors_json_and_clashes_are_the_general_paths_and_the_stream_goes_on(
             ]
         )
         driver.infer("clash", {"INPUT": fp32(1, 2, 3, 4)}, request_id="clash")
+        driver.infer("both-outputs", {"INPUT": fp32(1, 2, 3, 4)}, request_id="both")
         driver.advance(6000)
 
     same_on_both(lane, general, steps)
@@ -395,6 +409,11 @@ def test_errors_json_and_clashes_are_the_general_paths_and_the_stream_goes_on(
     errors = Counter(e.request_id for e in lane.errors())
     assert errors["bad"] >= 1 and errors["refused"] == 1 and errors["clash"] == 1
     assert "OUTPUT" in lane.outputs("clash")["clash"].error().reason
+    both = lane.outputs("both-outputs")["both"].message()
+    assert [(t.name, t.data.tolist()) for t in both.tensors] == [
+        ("OUTPUT", [10, 20, 30, 40]),
+        ("OUTPUT", [11, 12, 13, 14]),
+    ]
 
 
 def test_replay_lineage_and_trace_headers_are_passed_on(topology, models, monkeypatch):

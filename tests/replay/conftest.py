@@ -99,7 +99,9 @@ def request(request_id: str, x0: float) -> bytes:
 
 @pytest.fixture(scope="package")
 def engine(kafka_bootstrap: str) -> Iterator[Engine]:
-    settings = KafkaSettings(bootstrap=kafka_bootstrap, namespace=f"t{uuid.uuid4().hex[:12]}")
+    settings = KafkaSettings(
+        bootstrap=kafka_bootstrap, namespace=f"t{uuid.uuid4().hex[:12]}", partitions=1
+    )
     plane = ControlPlane(settings)
     plane.load([str(SPECS)])
     plane.close()

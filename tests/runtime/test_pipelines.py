@@ -92,6 +92,42 @@ spec:
     tensorMap:
       mul10.outputs.OUTPUT: MUL
       add10.outputs.OUTPUT: ADD
+---
+# Seldon's own pipeline-inputs sample, without the output tensorMap of examples/.
+apiVersion: mlops.seldon.io/v1alpha1
+kind: Pipeline
+metadata:
+  name: seldon-inputs
+spec:
+  steps:
+  - name: mul10
+    inputs:
+    - seldon-inputs.inputs.INPUT0
+    tensorMap:
+      seldon-inputs.inputs.INPUT0: INPUT
+  - name: add10
+    inputs:
+    - seldon-inputs.inputs.INPUT1
+    tensorMap:
+      seldon-inputs.inputs.INPUT1: INPUT
+  output:
+    steps:
+    - mul10
+    - add10
+---
+apiVersion: mlops.seldon.io/v1alpha1
+kind: Pipeline
+metadata:
+  name: seldon-inputs-chained
+spec:
+  input:
+    externalInputs:
+    - seldon-inputs.outputs
+  steps:
+  - name: add10
+  output:
+    steps:
+    - add10
 """
 
 
@@ -205,6 +241,22 @@ def test_pipeline_inputs_steps_read_named_input_tensors(kafka: Kafka) -> None:
     # Both steps answer a tensor called OUTPUT; the output's tensorMap tells them apart.
     answer = kafka.outputs("pipeline-inputs", [rid])[rid]
     assert answer.arrays() == {"MUL10": [10, 20, 30, 40], "ADD10": [11, 12, 13, 14]}
+
+
+def test_duplicate_output_names_are_answered_in_order_as_seldon_does(kafka: Kafka) -> None:
+    rid = new_id()
+    kafka.infer("seldon-inputs", rid, INPUT0=fp32(1, 2, 3, 4), INPUT1=fp32(1, 2, 3, 4))
+    answer = kafka.outputs("seldon-inputs", [rid])[rid].response()
+    # Seldon's documented answer: two tensors both named OUTPUT, the output steps' order.
+    assert [(t.name, t.data.tolist()) for t in answer.tensors] == [
+        ("OUTPUT", [10, 20, 30, 40]),
+        ("OUTPUT", [11, 12, 13, 14]),
+    ]
+    # Into a model they stay an error: a pipeline chained on that answer hears which.
+    failed = kafka.outputs("seldon-inputs-chained", [rid])[rid]
+    assert failed.is_error, failed
+    reason = failed.error().reason
+    assert "'OUTPUT' appears twice in 'seldon-inputs.outputs'" in reason, reason
 
 
 def test_outer_join_answers_at_once_when_complete_and_at_window_end_otherwise(

@@ -1,11 +1,12 @@
-"""Two workers in one consumer group split 4 partitions and still complete every join."""
+"""Two workers in one consumer group split 4 partitions and still complete every join;
+with the default settings a second worker takes a share."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 
-from engine.config import KafkaSettings
+from engine.config import DEFAULT_PARTITIONS, KafkaSettings
 
 from .helpers import DEADLINE_S, MODELS, PIPELINES, Kafka, RunningWorker, int32, new_id
 
@@ -43,4 +44,30 @@ def test_two_workers_complete_every_request_of_a_join_pipeline(
     for rid in late:
         kafka.infer("tfsimples-join", rid, INPUT0=ROW, INPUT1=ROW)
     assert set(kafka.outputs("tfsimples-join", late)) == set(late)
+    kafka.close()
+
+
+def test_a_second_worker_takes_a_share_of_the_traffic_by_default(
+    kafka_settings: KafkaSettings, running_worker: Callable[..., RunningWorker]
+) -> None:
+    # The settings a user gets: the suite's fixtures pin one partition, the default does not.
+    settings = KafkaSettings(bootstrap=kafka_settings.bootstrap, namespace=kafka_settings.namespace)
+    assert settings.partitions == DEFAULT_PARTITIONS > 1
+    specs = [MODELS / "tfsimple1.yaml", MODELS / "tfsimple2.yaml", PIPELINES / "tfsimples.yaml"]
+    workers = [running_worker(specs, settings=settings) for _ in range(2)]
+    deadline = time.monotonic() + DEADLINE_S
+    while not all(w.worker._assigned for w in workers):
+        assert time.monotonic() < deadline, "a worker never got partitions"
+        time.sleep(0.05)
+    kafka = Kafka(settings)
+    ids = [new_id("shared") for _ in range(20)]
+    for rid in ids:
+        kafka.infer("tfsimples", rid, INPUT0=ROW, INPUT1=ROW)
+    answers = kafka.outputs("tfsimples", ids)
+    assert all(answer.arrays()["OUTPUT0"] == DOUBLED for answer in answers.values())
+    # Both answered some: each consumed requests from its own partitions of the inputs.
+    inputs = settings.topics().pipeline_inputs("tfsimples")
+    for number, running in enumerate(workers):
+        read = {p for topic, p in running.worker.tracker.consumed_partitions() if topic == inputs}
+        assert read, f"worker {number} answered nothing"
     kafka.close()

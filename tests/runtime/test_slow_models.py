@@ -73,7 +73,9 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def settings(kafka_bootstrap: str) -> KafkaSettings:
-    return KafkaSettings(bootstrap=kafka_bootstrap, namespace=f"t{uuid.uuid4().hex[:12]}")
+    return KafkaSettings(
+        bootstrap=kafka_bootstrap, namespace=f"t{uuid.uuid4().hex[:12]}", partitions=1
+    )
 
 
 @pytest.fixture(scope="module")

@@ -122,7 +122,9 @@ def test_a_step_batch_shares_one_detection(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def settings(kafka_bootstrap: str) -> KafkaSettings:
-    return KafkaSettings(bootstrap=kafka_bootstrap, namespace=f"t{uuid.uuid4().hex[:12]}")
+    return KafkaSettings(
+        bootstrap=kafka_bootstrap, namespace=f"t{uuid.uuid4().hex[:12]}", partitions=1
+    )
 
 
 @pytest.fixture(scope="module")

@@ -48,3 +48,61 @@ def test_describe_unknown_pipeline_lists_the_known_ones(capsys: pytest.CaptureFi
     assert main(["describe", "nope", "-f", *SPECS]) == 1
     err = capsys.readouterr().err
     assert "no pipeline 'nope'" in err and "tfsimples" in err
+
+
+TWICE = """
+apiVersion: mlops.seldon.io/v1alpha1
+kind: Pipeline
+metadata: {name: twice}
+spec:
+  steps: [{name: mul10}, {name: add10}]
+  output: {steps: [mul10, add10]}
+---
+apiVersion: mlops.seldon.io/v1alpha1
+kind: Pipeline
+metadata: {name: python-clash}
+spec:
+  steps:
+  - name: mul10
+  - name: add10
+  - name: conditional
+    inputs: [mul10.outputs, add10.outputs]
+  output: {steps: [conditional]}
+"""
+
+INTO_ONNX = """
+apiVersion: mlops.seldon.io/v1alpha1
+kind: Pipeline
+metadata: {name: onnx-clash}
+spec:
+  steps:
+  - name: mul10
+  - name: add10
+  - name: tfsimple1
+    inputs: [mul10.outputs, add10.outputs]
+  output: {steps: [tfsimple1]}
+"""
+
+
+def test_validate_warns_of_repeated_output_names_and_refuses_them_into_a_known_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    models = str(EXAMPLES / "models")
+    (tmp_path / "twice.yaml").write_text(TWICE)
+    assert main(["validate", models, str(tmp_path / "twice.yaml")]) == 0
+    captured = capsys.readouterr()
+    # mul10 and add10 are ONNX files: validate reads that both answer OUTPUT.
+    assert "pipeline 'twice': the pipeline answers two tensors named 'OUTPUT'" in captured.err
+    assert "(from 'mul10.outputs' and 'add10.outputs'), in that order" in captured.err
+    # A python model declares no inputs: two OUTPUTs into it are only a warning.
+    assert "step 'conditional': tensor 'OUTPUT' would reach model 'conditional'" in captured.err
+    assert "OK Pipeline twice" in captured.out and "OK Pipeline python-clash" in captured.out
+
+    (tmp_path / "onnx.yaml").write_text(INTO_ONNX)
+    assert main(["validate", models, str(tmp_path / "onnx.yaml")]) == 1
+    captured = capsys.readouterr()
+    assert "1 problem:" in captured.err
+    assert (
+        f"{tmp_path / 'onnx.yaml'}:10: pipeline 'onnx-clash' step 'tfsimple1': tensor 'OUTPUT' "
+        "would reach model 'tfsimple1' from both 'mul10.outputs' and 'add10.outputs'"
+    ) in captured.err
