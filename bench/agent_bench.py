@@ -1,6 +1,7 @@
 """The engine's own per-request CPU on a pipeline, without Kafka: agents fed in memory.
 
-    .venv/bin/python -m bench.agent_bench [--pipeline 1step] [--n 20000] [--chunk 1000] [--lineage]
+    .venv/bin/python -m bench.agent_bench [--pipeline 1step] [--n 20000] [--chunk 1000]
+        [--lineage] [--pool] [--gc on|freeze|high|off]
 
 Builds the worker's agents for the pipeline, feeds chunks of pipeline-input
 records as the worker does (each topic's records of a chunk together, then tick
@@ -8,18 +9,24 @@ at the end of the chunk), routes what they write to the agents that read it, and
 request: the Python cost tensorflux adds on top of consume/produce. `--lineage` gives
 every request the headers a replayed one carries (engine.replay.requests). Best of
 several rounds, in process CPU time (robust to a busy machine); stable enough to compare a hot-path change before and after.
+`--pool` runs the model calls on the worker's call pool (`CallPool`, as the
+worker does by default) instead of inline; `--gc` sets the cyclic collector as
+a worker could, once started.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import time
 from collections.abc import Mapping
 
 from bench import load
 from bench.contenders import MODELS, PIPELINES
 from engine import headers as h
+from engine.runtime import gc_tuning
 from engine.runtime.agent import NodeAgent, Outgoing
+from engine.runtime.model_calls import INLINE, CallPool, InlineCalls
 from engine.runtime.models import ModelPool
 from engine.runtime.offsets import OffsetTracker
 from engine.runtime.plan import Route, plan
@@ -28,7 +35,9 @@ from engine.runtime.settings import WorkerSettings
 from engine.topology import TopicNames, compile_collecting, read_files
 
 
-def build(pipeline: str) -> tuple[Mapping[str, tuple[Route, ...]], tuple[NodeAgent, ...], str]:
+def build(
+    pipeline: str, pool: bool = False
+) -> tuple[Mapping[str, tuple[Route, ...]], tuple[NodeAgent, ...], str, CallPool | InlineCalls]:
     """The worker's agents for the pipeline, planned as the worker plans them."""
     path, name, models = PIPELINES[pipeline]
     topics = TopicNames("tensorflux", "agentbench")
@@ -36,8 +45,10 @@ def build(pipeline: str) -> tuple[Mapping[str, tuple[Route, ...]], tuple[NodeAge
     topology, problems, _ = compile_collecting(specs, topics)
     assert not problems, problems
     runtimes = ModelPool().sync(topology.models)
-    planned = plan(topology, runtimes, topics, OffsetTracker())
-    return planned.routes, planned.agents, topics.pipeline_inputs(name)
+    tracker = OffsetTracker()
+    calls = CallPool(tracker) if pool else INLINE
+    planned = plan(topology, runtimes, topics, tracker, calls=calls)
+    return planned.routes, planned.agents, topics.pipeline_inputs(name), calls
 
 
 def lineage(run: str, index: int, inputs: str) -> list[tuple[str, bytes]]:
@@ -52,19 +63,43 @@ def lineage(run: str, index: int, inputs: str) -> list[tuple[str, bytes]]:
     ]
 
 
-def run(pipeline: str, n: int, chunk: int, with_lineage: bool = False) -> tuple[float, int]:
-    routes, agents, inputs = build(pipeline)
+GC_MODES = ("on", "freeze", "high", "settle", "off")
+
+
+def run(
+    pipeline: str,
+    n: int,
+    chunk: int,
+    pool: bool = False,
+    gc_mode: str = "on",
+    with_lineage: bool = False,
+) -> tuple[float, int]:
+    """µs of process CPU per request, and records written. `gc_mode`, the cyclic collector
+    once the agents are built: on (Python's default), freeze (what start-up allocated out
+    of its reach), high (thresholds raised as `gc_tuning` raises them), settle (both: what
+    `tensorflux worker` does, `gc_tuning.settle`), off."""
+    routes, agents, inputs, calls = build(pipeline, pool)
     workload = "conditional" if pipeline == "cond" else "tfsimple"
     values = [(f"r-{i}", load.request_payload(workload, f"r-{i}", i)) for i in range(n)]
     run_id = "20261201T184000-0123abcd"
     headers = [lineage(run_id, i, inputs) if with_lineage else [] for i in range(n)]
+    thresholds = gc.get_threshold()
+    gc.collect()
+    if gc_mode == "freeze":
+        gc.freeze()
+    elif gc_mode == "high":
+        gc.set_threshold(*gc_tuning.THRESHOLDS)
+    elif gc_mode == "settle":
+        gc_tuning.settle()
+    elif gc_mode == "off":
+        gc.disable()
     offsets: dict[str, int] = {}
     written = 0
     started = time.process_time()
     pending: list[tuple[str, str, bytes, list]] = [
         (inputs, k, v, hs) for (k, v), hs in zip(values, headers, strict=True)
     ]
-    while pending:
+    while pending or calls.in_flight():
         batch, pending = pending[:chunk], pending[chunk:]
         out: list[Outgoing] = []
         now_ms = time.time_ns() // 1_000_000
@@ -78,10 +113,16 @@ def run(pipeline: str, n: int, chunk: int, with_lineage: bool = False) -> tuple[
                 agent.process_chunk(index, records, now_ms, out)
         for agent in agents:
             agent.tick(now_ms, out, end_of_chunk=True)
+        calls.turn(out)  # answers of calls that returned (the pool's; inline: none)
         written += len(out)
         # What a step writes comes back to the agents that read it (as the broker would).
         pending += [(o.topic, o.key, o.value, o.headers) for o in out if o.topic in routes]
-    return (time.process_time() - started) / n * 1e6, written
+    used = time.process_time() - started
+    gc.unfreeze()
+    gc.set_threshold(*thresholds)
+    gc.enable()
+    calls.close()
+    return used / n * 1e6, written
 
 
 def main() -> None:
@@ -91,12 +132,19 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=WorkerSettings().chunk)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--lineage", action="store_true", help="requests carry replay headers")
+    parser.add_argument("--pool", action="store_true", help="model calls on a CallPool")
+    parser.add_argument("--gc", choices=GC_MODES, default="on", help="the cyclic collector")
     args = parser.parse_args()
-    results = [run(args.pipeline, args.n, args.chunk, args.lineage) for _ in range(args.rounds)]
+    results = [
+        run(args.pipeline, args.n, args.chunk, args.pool, args.gc, args.lineage)
+        for _ in range(args.rounds)
+    ]
     best = min(us for us, _ in results)
     print(
         f"{args.pipeline}: {best:.2f} µs per request (best of {args.rounds} x {args.n}, "
-        f"chunk {args.chunk}{', lineage headers' if args.lineage else ''}); {results[0][1] / args.n:.1f} records written per request"
+        f"chunk {args.chunk}, calls {'pool' if args.pool else 'inline'}, gc {args.gc}"
+        f"{', lineage headers' if args.lineage else ''}); "
+        f"{results[0][1] / args.n:.1f} records written per request"
     )
 
 

@@ -4,8 +4,8 @@
 
 Pre-produces N requests, starts one `tensorflux worker`, attaches py-spy once
 its first step writes and samples until the N-th; prints where the
-worker's time goes (inclusive, by frame) and the per-request wall time, and
-leaves the collapsed stacks in bench/results/profile-<pipeline>.txt
+worker's time goes (inclusive, by frame; then by stage of the loop) and the
+per-request wall time, and leaves the collapsed stacks in bench/results/profile-<pipeline>.txt
 (speedscope.app and flamegraph.pl read them).
 """
 
@@ -85,6 +85,9 @@ def main() -> int:
     print(f"{done:,} requests in {elapsed:.2f} s while sampled: {done / elapsed:,.0f} req/s, ")
     print(f"{elapsed / done * 1e6:.2f} µs wall per request (py-spy --nonblocking costs a little)")
     summarise(out, elapsed / done * 1e6, args.top)
+    print("\nby stage (share of samples):")
+    for label, share in stages(out):
+        print(f"{share:6.1%}  {label}")
     return 0
 
 
@@ -110,6 +113,39 @@ def summarise(path: os.PathLike, us_per_request: float, top: int) -> None:
     print("\nself (leaf) time:")
     for frame, n in leaf.most_common(20):
         print(f"{n / total:6.1%} {n / total * us_per_request:7.2f} µs  {frame}")
+
+
+STAGES = (
+    ("Thread._bootstrap", "other threads (model calls, librdkafka callbacks)"),
+    ("Delivery.produce", "produce (Delivery.produce)"),
+    ("Condition.wait", "the loop waiting for quick calls (CallPool.turn, <= 5 ms)"),
+    ("CallPool.turn", "answers written (CallPool.turn: each call's finish)"),
+    ("JoinLane.process", "join lane in (match, join, lay out requests)"),
+    ("FastLane.process", "fast lane in (columns, hand the call off)"),
+    ("NodeAgent.process_chunk", "general path in"),
+    ("NodeAgent.tick", "ticks (join windows, batches)"),
+    ("chunk_by_topic", "chunk_by_topic (records wrapped)"),
+    ("Worker.commit", "commit"),
+    ("Worker.step", "rest of the loop (poll, consume)"),
+)
+"""Where a sample counts: the first of these frames in its stack (by function name)."""
+
+
+def stages(path: os.PathLike) -> list[tuple[str, float]]:
+    """Each stage's share of the samples (STAGES; "other" for the rest), in STAGES' order."""
+    counts: collections.Counter[str] = collections.Counter()
+    total = 0
+    with open(path) as lines:
+        for line in lines:
+            stack, _, count = line.rstrip().rpartition(" ")
+            if not stack:
+                continue
+            names = {f.partition(" (")[0] for f in stack.split(";")}
+            stage = next((label for frame, label in STAGES if frame in names), "other")
+            counts[stage] += int(count)
+            total += int(count)
+    order = [label for _, label in STAGES] + ["other"]
+    return [(label, counts[label] / total) for label in order if counts[label]]
 
 
 def _short(frame: str) -> str:

@@ -177,6 +177,7 @@ def load_specs(settings: KafkaSettings, files: list[str]) -> None:
 
 
 def run_worker(args: argparse.Namespace) -> int:
+    from engine.runtime import gc_tuning
     from engine.runtime.service import WorkerService
 
     configure_logging(args.verbose, args.log_format)
@@ -211,6 +212,7 @@ def run_worker(args: argparse.Namespace) -> int:
             settings.bootstrap,
         )
         bridge = seldon_wire(args, settings)
+        gc_tuning.settle()  # this process is a worker from now on
         try:
             service.run(stop, grace_s=args.shutdown_grace)
         finally:

@@ -283,11 +283,7 @@ class _Builder:
                 max_visits=max_visits,
                 fused_output=fused_output,
                 lane=fits_lane(node, model, max_visits),
-                # The join lane calls its model on the loop: with the call pool on (the
-                # worker's default) a step's call must go through the pool (timeouts, the
-                # in-flight cap, other pipelines unblocked), so only output nodes take it.
                 join_lane=fits_join_lane(node, model, max_visits)
-                and (model is None or self.calls is INLINE)
                 and not isinstance(model, ExperimentModel),  # it routes each request alone
                 reports_timeouts=reports_timeouts,
                 calls=self.calls,

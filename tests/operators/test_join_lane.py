@@ -4,12 +4,15 @@ Whole pipelines run on the test driver (the worker's planner and agents) twice:
 once as planned (joins, triggers, conditional routing and batch windows on the
 join lane) and once with the join lane switched off. Every topic must hold the
 same records, byte for byte (records of different request ids may come in
-another order: they are independent).
+another order: they are independent). The lane's run is made twice: with model
+calls inline (the test driver's) and on the worker's call pool (`CallPool`: the
+calls on the models' threads, their answers written in a later turn).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,12 +21,15 @@ import numpy as np
 import pytest
 
 from engine import headers as h
+from engine import testing
 from engine.codec import decode_avro, decode_error, encode_avro
 from engine.messages import InferenceMessage, Tensor
 from engine.runtime import plan as planner
 from engine.runtime.join_lane import JoinLane, fits_join_lane
+from engine.runtime.model_calls import CallPool
+from engine.runtime.records import Outgoing, Record
 from engine.runtimes import ModelRuntime, load_model
-from engine.testing import TopologyTestDriver
+from engine.testing import TopicRecord, TopologyTestDriver
 from engine.topology import TopicNames, Topology, compile_topology, load_files
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -124,11 +130,78 @@ def models(topology: Topology) -> Iterator[dict[str, Counting]]:
         model.close()
 
 
+class PooledDriver(TopologyTestDriver):
+    """The test driver with the worker's call pool: each model call runs on its model's
+    thread and its answers are written in a later turn, as the worker writes them."""
+
+    def __init__(self, topology: Topology, pools: list[CallPool], **options) -> None:
+        def pooled_plan(topology, loaded, topics, tracker):
+            self.pool = CallPool(tracker)
+            pools.append(self.pool)
+            return planner.plan(topology, loaded, topics, tracker, calls=self.pool)
+
+        original, testing.plan = testing.plan, pooled_plan
+        try:
+            super().__init__(topology, **options)
+        finally:
+            testing.plan = original
+
+    def _run(self, pending: list[Outgoing]) -> list[TopicRecord]:
+        """The driver's loop, as the worker's: a chunk, its agents' ticks, then the pool's
+        turn (the answers of calls that returned); at the end, until every call is answered."""
+        written: list[TopicRecord] = []
+        deadline = time.monotonic() + 30
+        first_turn = True
+        while pending or first_turn or self.pool.in_flight():
+            assert time.monotonic() < deadline, "a model call was never answered"
+            first_turn = False
+            chunk, pending = pending[: self._chunk], pending[self._chunk :]
+            by_topic: dict[str, list[Record]] = {}
+            for item in chunk:
+                record = self._write(item)
+                written.append(record)
+                if item.topic in self._plan.routes:
+                    self.tracker.consumed(item.topic, 0, record.offset)
+                    by_topic.setdefault(item.topic, []).append(
+                        Record(item.topic, 0, record.offset, item.key, item.value, item.headers)
+                    )
+            out: list[Outgoing] = []
+            for topic, records in by_topic.items():
+                for agent, index in self._plan.routes[topic]:
+                    agent.process_chunk(index, records, self.now_ms, out)
+            for agent in self._plan.agents:
+                agent.tick(self.now_ms, out, end_of_chunk=True)
+            self.pool.turn(out)
+            if not out and not pending and self.pool.in_flight():
+                time.sleep(0.001)
+            pending += out
+        return written
+
+
+@pytest.fixture(params=["inline", "pool"])
+def calls(request: pytest.FixtureRequest) -> Iterator[list[CallPool] | None]:
+    """How the lane's driver runs model calls: inline (None), or on call pools (closed after)."""
+    if request.param == "inline":
+        yield None
+        return
+    pools: list[CallPool] = []
+    yield pools
+    for pool in pools:
+        pool.close()
+
+
 def drivers(
-    topology: Topology, models: dict[str, Counting], monkeypatch: pytest.MonkeyPatch
+    topology: Topology,
+    models: dict[str, Counting],
+    monkeypatch: pytest.MonkeyPatch,
+    calls: list[CallPool] | None,
 ) -> tuple[TopologyTestDriver, TopologyTestDriver]:
-    """(as planned, general path only); the models' call counts start afresh."""
-    lane = TopologyTestDriver(topology, topics=TOPICS, models=models)
+    """(as planned, with `calls`; general path only, calls inline); the models' call counts
+    start afresh."""
+    if calls is None:
+        lane = TopologyTestDriver(topology, topics=TOPICS, models=models)
+    else:
+        lane = PooledDriver(topology, calls, topics=TOPICS, models=models)
     with monkeypatch.context() as patch:
         patch.setattr(planner, "fits_join_lane", lambda *args: False)
         general = TopologyTestDriver(topology, topics=TOPICS, models=models)
@@ -206,6 +279,13 @@ def fp32(*values: float) -> np.ndarray:
 def test_the_planner_puts_joins_triggers_and_outputs_on_the_join_lane(topology, models):
     planned = planner.plan(topology, models, TOPICS, planner.OffsetTracker())
     on_lane = {(a.node.pipeline, a.node.name) for a in planned.agents if a.join_lane}
+    tracker = planner.OffsetTracker()
+    pool = CallPool(tracker)
+    try:  # the worker's call pool (its default) changes nothing of what takes the lane
+        pooled = planner.plan(topology, models, TOPICS, tracker, calls=pool)
+    finally:
+        pool.close()
+    assert {(a.node.pipeline, a.node.name) for a in pooled.agents if a.join_lane} == on_lane
     assert {
         ("tfsimples-join", "tfsimple3"),  # inner join of two steps
         ("trigger-joins", "mul10"),  # triggers (any), and the output's any join
@@ -223,8 +303,10 @@ def test_the_planner_puts_joins_triggers_and_outputs_on_the_join_lane(topology, 
     assert not fits_join_lane(planner.model_node("mul10", TOPICS), models["mul10"], None)
 
 
-def test_an_inner_join_is_answered_identically_in_one_model_call(topology, models, monkeypatch):
-    lane, general = drivers(topology, models, monkeypatch)
+def test_an_inner_join_is_answered_identically_in_one_model_call(
+    topology, models, monkeypatch, calls
+):
+    lane, general = drivers(topology, models, monkeypatch, calls)
     handed_over = spy_on_general_path(lane, "tfsimples-join", "tfsimple3")
 
     def steps(driver: TopologyTestDriver) -> None:
@@ -243,6 +325,8 @@ def test_an_inner_join_is_answered_identically_in_one_model_call(topology, model
     steps(lane)
     assert handed_over == []
     assert models["tfsimple3"].calls == [30]  # the chunk's joined requests in one call
+    if isinstance(lane, PooledDriver):  # that call was the pool's (held until answered)
+        assert lane.pool.stats("tfsimple3").peak_held == 30
     steps(general)
     assert topics_of(lane) == topics_of(general)
     answers = lane.outputs("tfsimples-join")
@@ -253,8 +337,8 @@ def test_an_inner_join_is_answered_identically_in_one_model_call(topology, model
     assert lane.tracker.held_count() == 0
 
 
-def test_halves_joined_across_chunks_and_windows_that_close(topology, models, monkeypatch):
-    lane, general = drivers(topology, models, monkeypatch)
+def test_halves_joined_across_chunks_and_windows_that_close(topology, models, monkeypatch, calls):
+    lane, general = drivers(topology, models, monkeypatch, calls)
     one = TOPICS.step_outputs("tfsimples-join", "tfsimple1")
     two = TOPICS.step_outputs("tfsimples-join", "tfsimple2")
 
@@ -281,8 +365,8 @@ def test_halves_joined_across_chunks_and_windows_that_close(topology, models, mo
     assert lane.tracker.held_count() == 0
 
 
-def test_an_outer_join_emits_what_it_has_at_the_window_end(topology, models, monkeypatch):
-    lane, general = drivers(topology, models, monkeypatch)
+def test_an_outer_join_emits_what_it_has_at_the_window_end(topology, models, monkeypatch, calls):
+    lane, general = drivers(topology, models, monkeypatch, calls)
     handed_over = spy_on_general_path(lane, "outer-join", "output")
     inputs = TOPICS.pipeline_inputs("outer-join")
 
@@ -306,8 +390,8 @@ def test_an_outer_join_emits_what_it_has_at_the_window_end(topology, models, mon
     }
 
 
-def test_conditional_routing_and_an_any_join(topology, models, monkeypatch):
-    lane, general = drivers(topology, models, monkeypatch)
+def test_conditional_routing_and_an_any_join(topology, models, monkeypatch, calls):
+    lane, general = drivers(topology, models, monkeypatch, calls)
     lane_of(lane, "conditional-routing", "output")
     inputs = TOPICS.pipeline_inputs("conditional-routing")
 
@@ -327,6 +411,8 @@ def test_conditional_routing_and_an_any_join(topology, models, monkeypatch):
 
     same_on_both(lane, general, steps)
     assert models["conditional"].calls.count(4) == 2 * 11  # one call a request, on both
+    if isinstance(lane, PooledDriver):  # the calls were the pool's
+        assert lane.pool.stats("conditional").peak_held == 11
     outputs = lane.outputs("conditional-routing")
     assert outputs["no-choice"].is_error  # the model raised: the general path says why
     assert "CHOICE" in outputs["no-choice"].error().reason
@@ -335,8 +421,8 @@ def test_conditional_routing_and_an_any_join(topology, models, monkeypatch):
     assert outputs["c3"].message().model_name == "conditional-routing"
 
 
-def test_triggers_gate_and_are_not_passed_on(topology, models, monkeypatch):
-    lane, general = drivers(topology, models, monkeypatch)
+def test_triggers_gate_and_are_not_passed_on(topology, models, monkeypatch, calls):
+    lane, general = drivers(topology, models, monkeypatch, calls)
     inputs = TOPICS.pipeline_inputs("trigger-joins")
     yes = np.array([1], np.int32)
 
@@ -360,9 +446,9 @@ def test_triggers_gate_and_are_not_passed_on(topology, models, monkeypatch):
 
 
 def test_errors_json_and_clashes_are_the_general_paths_and_the_stream_goes_on(
-    topology, models, monkeypatch
+    topology, models, monkeypatch, calls
 ):
-    lane, general = drivers(topology, models, monkeypatch)
+    lane, general = drivers(topology, models, monkeypatch, calls)
     one = TOPICS.step_outputs("tfsimples-join", "tfsimple1")
     two = TOPICS.step_outputs("tfsimples-join", "tfsimple2")
     wrong = np.arange(8, dtype=np.int32).reshape(1, 8)
@@ -416,8 +502,8 @@ def test_errors_json_and_clashes_are_the_general_paths_and_the_stream_goes_on(
     ]
 
 
-def test_replay_lineage_and_trace_headers_are_passed_on(topology, models, monkeypatch):
-    lane, general = drivers(topology, models, monkeypatch)
+def test_replay_lineage_and_trace_headers_are_passed_on(topology, models, monkeypatch, calls):
+    lane, general = drivers(topology, models, monkeypatch, calls)
     lineage = [
         (h.REPLAY_RUN, b"run-1"),
         (h.REPLAY_OF, b"orig-1"),
@@ -448,8 +534,8 @@ def test_replay_lineage_and_trace_headers_are_passed_on(topology, models, monkey
             assert answer.header(key) == value.decode(), (pipeline, key)
 
 
-def test_batch_windows_hold_joined_requests_for_one_call(topology, models, monkeypatch):
-    lane, general = drivers(topology, models, monkeypatch)
+def test_batch_windows_hold_joined_requests_for_one_call(topology, models, monkeypatch, calls):
+    lane, general = drivers(topology, models, monkeypatch, calls)
 
     def steps(driver: TopologyTestDriver) -> None:
         for i in range(6):  # one request a chunk: the batch gathers them
@@ -469,8 +555,8 @@ def test_batch_windows_hold_joined_requests_for_one_call(topology, models, monke
     assert answer.tensor("OUTPUT").data.tolist() == [11, 12, 13, 14]
 
 
-def test_a_request_waiting_in_a_batch_is_held_until_answered(topology, models, monkeypatch):
-    lane, _ = drivers(topology, models, monkeypatch)
+def test_a_request_waiting_in_a_batch_is_held_until_answered(topology, models, monkeypatch, calls):
+    lane, _ = drivers(topology, models, monkeypatch, calls)
     lane.infer("batched-join", {"INPUT0": ints(1), "INPUT1": ints(1)}, request_id="w")
     # Its two halves wait in tfsimple3's batch: not committed until they are answered.
     assert lane.tracker.held_count() == 2

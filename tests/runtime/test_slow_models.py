@@ -1,7 +1,9 @@
 """Slow and stuck models are contained (issue 18, "Overload"): a blocked model holds at most its
 cap while its partitions are paused, another pipeline of the same worker answers meanwhile,
 a model past its `parameters: timeout` turns its requests into timeout error records, and
-nothing is lost once the blocked model returns."""
+nothing is lost once the blocked model returns. The same on each lane: the slow and stuck
+steps (unbatchable models) and a joining step take the join lane, whose calls go through the
+worker's call pool as the fast lane's do (issue 17)."""
 
 from __future__ import annotations
 
@@ -49,6 +51,25 @@ FAST = textwrap.dedent(
 )
 
 
+JOINED_PIPELINE = textwrap.dedent(
+    """
+    apiVersion: mlops.seldon.io/v1alpha1
+    kind: Pipeline
+    metadata:
+      name: joined-p
+    spec:
+      steps:
+      - name: fast
+      - name: joined
+        inputs: [joined-p.inputs.INPUT, fast.outputs.OUTPUT]
+        tensorMap: {joined-p.inputs.INPUT: INPUT, fast.outputs.OUTPUT: PLUS1}
+      output:
+        steps: [joined]
+    """
+)
+"""A step joining the pipeline's inputs with another step's answers, calling a stuck model."""
+
+
 def _model(name: str, parameters: str = "") -> str:
     return (
         f"apiVersion: mlops.seldon.io/v1alpha1\nkind: Model\nmetadata:\n  name: {name}\n"
@@ -61,12 +82,19 @@ def _model(name: str, parameters: str = "") -> str:
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("slow-models")
-    sources = (("slow", BLOCKING), ("stuck", BLOCKING), ("lane", BLOCKING_BATCHED), ("fast", FAST))
+    sources = (
+        ("slow", BLOCKING),
+        ("stuck", BLOCKING),
+        ("lane", BLOCKING_BATCHED),
+        ("fast", FAST),
+        ("joined", BLOCKING),
+    )
     for name, source in sources:
         (root / name).mkdir()
         (root / name / "model.py").write_text(source)
     timeout = f"  parameters:\n  - name: timeout\n    value: '{TIMEOUT_S}'\n"
     specs = _model("slow") + _model("stuck", timeout) + _model("lane", timeout) + _model("fast")
+    specs += _model("joined", timeout).split("---\n")[0] + "---\n" + JOINED_PIPELINE
     (root / "specs.yaml").write_text(specs)
     return root
 
@@ -82,12 +110,19 @@ def settings(kafka_bootstrap: str) -> KafkaSettings:
 def worker(settings: KafkaSettings, models: Path) -> Iterator[RunningWorker]:
     options = WorkerSettings(chunk=CHUNK, model_max_in_flight=CAP)
     running = RunningWorker(settings, compile_specs(settings, [models / "specs.yaml"]), options)
-    for name in ("slow-p", "stuck-p", "lane-p", "fast-p"):
+    for name in ("slow-p", "stuck-p", "lane-p", "fast-p", "joined-p"):
         running.wait_ready("pipeline", name)
     yield running
-    for name in ("slow", "stuck", "lane"):  # blocked threads return: none outlives the module
+    for name in ("slow", "stuck", "lane", "joined"):  # blocked threads return: none outlives it
         (models / name / "release").touch()
     running.stop()
+
+
+def _join_lane_takes(worker: RunningWorker, pipeline: str, step: str) -> bool:
+    [agent] = [
+        a for a in worker.worker._plan.agents if a.node.pipeline == pipeline and a.node.name == step
+    ]
+    return agent.join_lane is not None
 
 
 def _wait_for(condition, what: str) -> None:
@@ -100,6 +135,7 @@ def _wait_for(condition, what: str) -> None:
 def test_a_blocked_model_holds_its_cap_while_another_pipeline_answers(
     worker: RunningWorker, settings: KafkaSettings, models: Path
 ):
+    assert _join_lane_takes(worker, "slow-p", "slow")  # an unbatchable model: one call a request
     kafka = Kafka(settings)
     calls, pauses = worker.worker.calls, worker.worker.pauses
     slow_ids = [new_id("slow") for _ in range(40)]
@@ -186,4 +222,30 @@ def test_a_stuck_model_on_the_fast_lane_times_out_every_request_of_its_call(
     assert all(f"timed out after {TIMEOUT_S:g}s" in e.reason for e in errors)
     # The step wrote each request to its inputs topic before failing it, as on the general path.
     kafka.collect(kafka.topics.step_inputs("lane-p", "lane"), ids)
+    kafka.close()
+
+
+def test_a_stuck_model_of_a_joining_step_times_out_and_other_pipelines_answer(
+    worker: RunningWorker, settings: KafkaSettings
+):
+    assert _join_lane_takes(worker, "joined-p", "joined")
+    kafka = Kafka(settings)
+    ids = [new_id("joined") for _ in range(2)]
+    for index, rid in enumerate(ids):
+        kafka.infer("joined-p", rid, INPUT=fp32(float(index)))
+    answers = kafka.outputs("joined-p", ids)
+    errors = [answers[rid].error() for rid in ids]
+    assert [(e.pipeline, e.step, e.request_id, e.kind) for e in errors] == [
+        ("joined-p", "joined", rid, "timeout") for rid in ids
+    ]
+    assert all(f"timed out after {TIMEOUT_S:g}s" in e.reason for e in errors)
+    # The joined request went to the step's inputs topic before the call failed.
+    requests = kafka.collect(kafka.topics.step_inputs("joined-p", "joined"), ids)
+    assert sorted(t.name for t in requests[ids[0]].request().tensors) == ["INPUT", "PLUS1"]
+
+    # Its model's threads are stuck in the calls: the worker's other pipelines answer.
+    fast = new_id("fast")
+    kafka.infer("fast-p", fast, INPUT=fp32(1.0))
+    assert kafka.outputs("fast-p", [fast])[fast].arrays() == {"OUTPUT": [2.0]}
+    assert worker.worker.calls.stats("joined").timed_out == len(ids)
     kafka.close()
