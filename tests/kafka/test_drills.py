@@ -28,12 +28,17 @@ from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, C
 from engine.config import KafkaSettings
 from engine.kafka_cluster import KafkaCluster
 from engine.runtime.settings import WorkerSettings
-from tests.kafka.traffic import DRILL_REPORT, SteadyTraffic, Tally, tally
+from tests.kafka.traffic import DRILL_REPORT, SteadyTraffic, Tally, open_transactions, tally
 from tests.runtime.helpers import MODELS, PIPELINES, ROOT, RunningWorker, compile_specs
 
 PIPELINE = "tfsimples-join"
 WARM_ANSWERS = 20
-ANSWER_DEADLINE_S = 180.0
+ANSWER_DEADLINE_S = 480.0
+"""The most a drill waits for its answers while they keep coming: on two loaded cores a
+3-replica cluster answered a median 10-12 s late, and a backlog drains slowly."""
+STALL_S = 120.0
+"""No request answered for the first time in this long: the engine stalled (the transaction
+timeout, 60 s, and three 30 s commit attempts have passed), so waiting longer proves nothing."""
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -93,16 +98,28 @@ def _drill(
     if worker is not None:
         worker.check_alive()
     assert not traffic.refused, f"Kafka refused requests: {traffic.refused[:5]}"
-    result = tally(settings, PIPELINE, set(traffic.sent), ANSWER_DEADLINE_S)
+    result = tally(settings, PIPELINE, set(traffic.sent), ANSWER_DEADLINE_S, STALL_S)
     missing = sorted(set(traffic.sent) - set(result.answers))
-    # When they were sent says which failure took them (the tail: the engine stalled).
-    first = min(traffic.sent.values())
-    sent_at = sorted(round(traffic.sent[rid] - first, 1) for rid in missing)
-    assert not missing, (
-        f"{len(missing)} of {len(traffic.sent)} requests unanswered: {missing[:10]}; sent at "
-        f"{sent_at[:5]}..{sent_at[-5:]} s (failure at {started - first:.1f} s, traffic "
-        f"until {max(traffic.sent.values()) - first:.1f} s)"
-    )
+    if missing:
+        # When they were sent says which failure took them (the tail: the engine stalled);
+        # whether answers still came tells slow from stuck; a stable offset behind the
+        # written end names a transaction left open (read_committed readers wait on it).
+        first = min(traffic.sent.values())
+        sent_at = sorted(round(traffic.sent[rid] - first, 1) for rid in missing)
+        how = (
+            f"stalled: no new answer in the last {result.quiet_for_s:.0f} s"
+            if result.quiet_for_s > STALL_S
+            else "still answering: slow, not stuck"
+        )
+        topics = settings.topics()
+        steps = [topics.step_outputs(PIPELINE, f"tfsimple{i}") for i in (1, 2, 3)]
+        open_ = open_transactions(settings, [*steps, topics.pipeline_outputs(PIPELINE)])
+        raise AssertionError(
+            f"{len(missing)} of {len(traffic.sent)} requests unanswered after reading "
+            f"{result.read_for_s:.0f} s ({how}): {missing[:10]}; sent at {sent_at[:5]}.."
+            f"{sent_at[-5:]} s (failure at {started - first:.1f} s, traffic until "
+            f"{max(traffic.sent.values()) - first:.1f} s); transactions open: {open_ or 'none'}"
+        )
     assert not result.wrong, f"wrong answers or error records for {result.wrong[:10]}"
     if exactly_once:
         twice = [rid for rid, times in result.answers.items() if len(times) > 1]
