@@ -113,12 +113,12 @@ def _drill(
         )
         topics = settings.topics()
         steps = [topics.step_outputs(PIPELINE, f"tfsimple{i}") for i in (1, 2, 3)]
-        open_ = open_transactions(settings, [*steps, topics.pipeline_outputs(PIPELINE)])
+        held_open = open_transactions(settings, [*steps, topics.pipeline_outputs(PIPELINE)])
         raise AssertionError(
             f"{len(missing)} of {len(traffic.sent)} requests unanswered after reading "
             f"{result.read_for_s:.0f} s ({how}): {missing[:10]}; sent at {sent_at[:5]}.."
             f"{sent_at[-5:]} s (failure at {started - first:.1f} s, traffic until "
-            f"{max(traffic.sent.values()) - first:.1f} s); transactions open: {open_ or 'none'}"
+            f"{max(traffic.sent.values()) - first:.1f} s); transactions open: {held_open or 'none'}"
         )
     assert not result.wrong, f"wrong answers or error records for {result.wrong[:10]}"
     if exactly_once:
