@@ -33,12 +33,13 @@ from tests.runtime.helpers import MODELS, PIPELINES, ROOT, RunningWorker, compil
 
 PIPELINE = "tfsimples-join"
 WARM_ANSWERS = 20
-ANSWER_DEADLINE_S = 480.0
+ANSWER_DEADLINE_S = 360.0
 """The most a drill waits for its answers while they keep coming: on two loaded cores a
-3-replica cluster answered a median 10-12 s late, and a backlog drains slowly."""
-STALL_S = 120.0
-"""No request answered for the first time in this long: the engine stalled (the transaction
-timeout, 60 s, and three 30 s commit attempts have passed), so waiting longer proves nothing."""
+3-replica cluster answered a median 10-20 s late, and a backlog drains slowly."""
+STALL_S = 180.0
+"""No request answered for the first time in this long (the whole wait the drills once
+had): the engine stalled, past the transaction timeout (60 s) and three 30 s commit
+attempts, so waiting longer proves nothing."""
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -255,6 +256,7 @@ def worker_process(
         process.wait(10)
 
 
+@pytest.mark.timeout(1500)  # up to three drills
 @pytest.mark.parametrize("guarantee", ["at-least-once", "exactly-once"])
 def test_worker_killed(kafka_cluster, settings, worker_process, guarantee):
     """SIGKILL mid-stream, once per guarantee. At least once, the new worker redoes what
