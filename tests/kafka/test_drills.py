@@ -140,6 +140,10 @@ def _wait_answering(settings: KafkaSettings, traffic: SteadyTraffic) -> None:
     deadline = time.monotonic() + 60
     while len(traffic.sent) < WARM_ANSWERS and time.monotonic() < deadline:
         time.sleep(0.1)
+    # Without traffic the drill would prove nothing: every check below holds for no request.
+    assert len(traffic.sent) >= WARM_ANSWERS, (
+        f"only {len(traffic.sent)} requests sent in 60 s: {traffic.unsent[-3:]} {traffic.refused[:3]}"
+    )
     early = set(list(traffic.sent)[:WARM_ANSWERS])
     result = tally(settings, PIPELINE, early, 60)
     assert early <= set(result.answers), "the pipeline never answered before the failure"
@@ -268,6 +272,15 @@ def test_worker_killed(kafka_cluster, settings, worker_process, guarantee):
     or the worker stalled under load), the kill is repeated, up to three times."""
     exactly_once = guarantee == "exactly-once"
     current = [worker_process(guarantee)]
+    # The worker process creates the pipeline's topics; traffic to an inputs topic that
+    # does not exist yet would be refused (auto-creation is off).
+    inputs = settings.topics().pipeline_inputs(PIPELINE)
+    admin = AdminClient({"bootstrap.servers": kafka_cluster.bootstrap})
+    deadline = time.monotonic() + 120
+    while inputs not in admin.list_topics(timeout=10).topics:
+        assert current[0].poll() is None, "the worker process exited"
+        assert time.monotonic() < deadline, f"the worker never created {inputs}"
+        time.sleep(0.5)
 
     def failure() -> str:
         current[0].send_signal(signal.SIGKILL)

@@ -13,7 +13,14 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 
 from engine import headers as h
 from engine.codec import decode_avro, encode_avro
@@ -39,6 +46,8 @@ class SteadyTraffic:
         self.interval_s = interval_s
         self.sent: dict[str, float] = {}
         self.refused: list[tuple[str, str]] = []
+        self.unsent: list[str] = []
+        """Why requests could not even be handed to the producer."""
         self._queued: dict[str, float] = {}
         # One request in flight: otherwise each request goes out as its own batch, a
         # broker serves one produce per connection at a time, each waiting for both
@@ -58,7 +67,14 @@ class SteadyTraffic:
             rid = f"d-{uuid.uuid4().hex[:10]}"
             message = InferenceMessage(rid, tensors(INPUT0=ROW, INPUT1=ROW), "request")
             self._queued[rid] = time.time()
-            self._producer.produce(self.topic, encode_avro(message), rid, on_delivery=self._acked)
+            try:
+                self._producer.produce(
+                    self.topic, encode_avro(message), rid, on_delivery=self._acked
+                )
+            except KafkaException as error:
+                # The inputs topic is not known yet (a worker process still creating it):
+                # this request never left, so it does not count; the next one tries again.
+                self.unsent.append(error.args[0].str())
             self._producer.poll(0)
             time.sleep(self.interval_s)
         self._producer.flush(120)
