@@ -232,11 +232,16 @@ class Delivery:
 
     def _abort(self, error: KafkaError) -> None:
         log.warning("transaction aborted (%s): consuming again from committed offsets", error.str())
-        try:
-            self._producer.abort_transaction(TRANSACTION_TIMEOUT_S)
-        except KafkaException as abort_error:
-            self._check_fatal(abort_error.args[0])
-            raise
+        for attempt in range(1, COMMIT_ATTEMPTS + 1):
+            try:
+                self._producer.abort_transaction(TRANSACTION_TIMEOUT_S)
+                break
+            except KafkaException as abort_error:
+                # The coordinator's broker died with it: its successor answers the retry.
+                self._check_fatal(abort_error.args[0])
+                if not abort_error.args[0].retriable() or attempt == COMMIT_ATTEMPTS:
+                    raise
+                log.warning("transaction abort failed (retrying): %s", abort_error.args[0].str())
         self._in_transaction = False
         self.must_rewind = True
 

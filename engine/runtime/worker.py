@@ -139,6 +139,7 @@ class Worker:
         """Partitions replaying from their committed offset: which records go to whom."""
         self._to_resume: set[tuple[str, int]] = set()
         """Assigned partitions whose committed metadata is still to be read."""
+        self._reseek = False  # a rewind: seek `_to_resume` to their committed offsets
         self._sent: dict[tuple[str, int], tuple[int, str]] = {}
         """Exactly once: the offset and metadata last committed per partition."""
         self.revoked = 0
@@ -360,28 +361,25 @@ class Worker:
         self._lag.update(self._consumer, self._assigned)
 
     def _rewind(self) -> None:
-        """Drop what the agents hold and consume again from the committed offsets."""
+        """Drop what the agents hold and consume again from the committed offsets, read at
+        the next step: a coordinator that does not answer now (its broker just died) delays
+        the redo, never ends the loop or skips records."""
         self.rewinds += 1
         assigned = sorted(self._assigned)
-        numbers = {partition for _, partition in assigned}
         for agent in self._plan.agents:
-            agent.drop_partitions(numbers)
+            agent.drop_partitions({partition for _, partition in assigned})
         self.tracker.forget(assigned)
         self._sent.clear()
         self._resume.clear()
         self._to_resume = set(assigned)
+        self._reseek = True
         self.delivery.rewound()
-        found = resume.read(self._consumer, assigned, COMMITTED_TIMEOUT_S)
-        for (topic, partition), (offset, _) in found.items():
-            position = offset if offset >= 0 else OFFSET_BEGINNING
-            self._consumer.seek(TopicPartition(topic, partition, position))
-        self.idle.active()
         log.warning("consuming %d partitions again from their committed offsets", len(assigned))
         time.sleep(REWIND_PAUSE_S)
 
     def _read_resume_points(self) -> bool:
-        """Exactly once: how each newly assigned partition replays. False: not now."""
-        if not self.exactly_once:
+        """Where assigned or rewound partitions resume; False: drop the chunk just polled."""
+        if not self.exactly_once and not self._reseek:
             self._to_resume.clear()
             return True
         partitions = sorted(self._to_resume & self._assigned)
@@ -390,16 +388,18 @@ class Worker:
         except KafkaException as error:
             # What this chunk brought must not be used without them: back to the committed.
             log.warning("committed offsets unreadable (will retry): %s", error)
-            try:
-                self._rewind()
-            except KafkaException:
-                pass  # still unreadable: the next step tries again (nothing was processed)
+            self._rewind()
             return False
-        for tp, (_, how) in found.items():
-            if how is not None:
-                self._resume[tp] = how
+        for (topic, partition), (offset, how) in found.items():
+            if self._reseek:
+                position = offset if offset >= 0 else OFFSET_BEGINNING
+                self._consumer.seek(TopicPartition(topic, partition, position))
+                self.idle.active()  # a seek: fetch now, not at the next probe
+            if how is not None and self.exactly_once:
+                self._resume[(topic, partition)] = how
         self._to_resume.clear()
-        return True
+        reseeked, self._reseek = self._reseek, False
+        return not reseeked
 
     # -- rebalancing -------------------------------------------------------------------
 

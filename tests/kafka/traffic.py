@@ -13,7 +13,14 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 
 from engine import headers as h
 from engine.codec import decode_avro, encode_avro
@@ -39,6 +46,8 @@ class SteadyTraffic:
         self.interval_s = interval_s
         self.sent: dict[str, float] = {}
         self.refused: list[tuple[str, str]] = []
+        self.unsent: list[str] = []
+        """Why requests could not even be handed to the producer."""
         self._queued: dict[str, float] = {}
         # One request in flight: otherwise each request goes out as its own batch, a
         # broker serves one produce per connection at a time, each waiting for both
@@ -58,7 +67,14 @@ class SteadyTraffic:
             rid = f"d-{uuid.uuid4().hex[:10]}"
             message = InferenceMessage(rid, tensors(INPUT0=ROW, INPUT1=ROW), "request")
             self._queued[rid] = time.time()
-            self._producer.produce(self.topic, encode_avro(message), rid, on_delivery=self._acked)
+            try:
+                self._producer.produce(
+                    self.topic, encode_avro(message), rid, on_delivery=self._acked
+                )
+            except KafkaException as error:
+                # The inputs topic is not known yet (a worker process still creating it):
+                # this request never left, so it does not count; the next one tries again.
+                self.unsent.append(error.args[0].str())
             self._producer.poll(0)
             time.sleep(self.interval_s)
         self._producer.flush(120)
@@ -84,6 +100,10 @@ class Tally:
     """Request id -> timestamps (s) of each answer it got."""
     wrong: list[str] = field(default_factory=list)
     """Request ids answered with an error record or with wrong values."""
+    read_for_s: float = 0.0
+    """How long the outputs were read."""
+    quiet_for_s: float = 0.0
+    """How long no request had been answered for the first time when reading ended."""
 
     @property
     def duplicates(self) -> int:
@@ -98,22 +118,34 @@ class Tally:
         ]
 
 
-def tally(settings: KafkaSettings, pipeline: str, sent: set[str], deadline_s: float) -> Tally:
-    """Reads the outputs topic until every sent id was answered (or the deadline),
-    then a little longer, so late duplicates are counted too."""
+def tally(
+    settings: KafkaSettings,
+    pipeline: str,
+    sent: set[str],
+    deadline_s: float,
+    stall_s: float | None = None,
+) -> Tally:
+    """Reads the outputs topic until every sent id was answered, then a little longer, so
+    late duplicates are counted too. Gives up at `deadline_s`, or once no request was
+    answered for the first time in `stall_s` (stalled: more patience would not help)."""
     topic = settings.topics().pipeline_outputs(pipeline)
     consumer = Consumer(settings.consumer_config(f"tally-{uuid.uuid4().hex[:8]}"))
     consumer.assign(
         [TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(settings.partitions)]
     )
     result = Tally()
-    deadline = time.monotonic() + deadline_s
+    started = last_new = time.monotonic()
+    deadline = started + deadline_s
     quiet_until: float | None = None
     while time.monotonic() < (quiet_until or deadline):
+        if quiet_until is None and stall_s is not None and time.monotonic() - last_new > stall_s:
+            break
         for message in consumer.consume(500, timeout=0.2):
             if message.error() is not None:
                 continue
             rid = (message.key() or b"").decode()
+            if rid not in result.answers:
+                last_new = time.monotonic()
             result.answers.setdefault(rid, []).append(message.timestamp()[1] / 1000)
             if h.is_error(message.headers() or []):
                 result.wrong.append(rid)
@@ -126,4 +158,33 @@ def tally(settings: KafkaSettings, pipeline: str, sent: set[str], deadline_s: fl
         if quiet_until is None and sent <= set(result.answers):
             quiet_until = time.monotonic() + 3.0
     consumer.close()
+    result.read_for_s = time.monotonic() - started
+    result.quiet_for_s = time.monotonic() - last_new
     return result
+
+
+def open_transactions(settings: KafkaSettings, topics: list[str]) -> list[str]:
+    """Partitions whose last stable offset trails their high watermark: a transaction
+    still open there hides everything after it from read_committed readers."""
+    found: list[str] = []
+    readers: dict[str, Consumer] = {}
+    for level in ("read_committed", "read_uncommitted"):
+        config = settings.consumer_config(f"ends-{uuid.uuid4().hex[:8]}")
+        readers[level] = Consumer({**config, "isolation.level": level})
+    try:
+        for topic in topics:
+            for p in range(settings.partitions):
+                tp = TopicPartition(topic, p)
+                ends = {
+                    level: reader.get_watermark_offsets(tp, timeout=10, cached=False)[1]
+                    for level, reader in readers.items()
+                }
+                if ends["read_committed"] < ends["read_uncommitted"]:
+                    found.append(
+                        f"{topic}[{p}]: stable to {ends['read_committed']}, "
+                        f"written to {ends['read_uncommitted']}"
+                    )
+    finally:
+        for reader in readers.values():
+            reader.close()
+    return found
