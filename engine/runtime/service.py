@@ -62,10 +62,11 @@ class WorkerService:
         self._reachable = True
         """What the loop last saw of `watch` (it acts on each change once, between chunks)."""
         self._outages_seen = 0
-        self._preparer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare")
-        self._preparing: Future[Prepared] | None = None
         """`watch.outages` when the loop last looked: one that began and ended while the
         loop was busy (a delivery flush waits up to 30 s) is recovered from all the same."""
+        self._preparer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prepare")
+        self._preparing: Future[Prepared] | None = None
+        """The control topic's latest change being made ready off the loop (`_prepare`)."""
         self.worker = Worker(
             settings,
             worker_settings=worker_settings,
@@ -117,8 +118,7 @@ class WorkerService:
     def _prepare(self) -> Prepared:
         """On the preparer's thread: what `_apply` then does quickly on the loop."""
         self.control.read_to_end()  # take a multi-resource load whole, not half of it
-        documents = {key: value.decode() for key, value in self.control.values.items()}
-        topology, failures = compile_documents(documents, self.topics)
+        documents, topology, failures = self._compiled()
         topics = topology_topics(topology, self.topics)
         try:
             self.worker.admin.ensure(topics)
@@ -128,11 +128,14 @@ class WorkerService:
         self.worker.models.preload(topology.models)
         return Prepared(documents, topology, failures, topics)
 
+    def _compiled(self) -> tuple[dict[str, str], Topology, dict[str, str]]:
+        """The control topic as read so far: its documents, their topology, what failed."""
+        documents = {key: value.decode() for key, value in self.control.values.items()}
+        return (documents, *compile_documents(documents, self.topics))
+
     def _apply(self, prepared: Prepared | None = None) -> None:
         if prepared is None:  # at start, or a model retried: compiled here, made by apply
-            documents = {key: value.decode() for key, value in self.control.values.items()}
-            topology, failures = compile_documents(documents, self.topics)
-            prepared = Prepared(documents, topology, failures, frozenset())
+            prepared = Prepared(*self._compiled(), frozenset())
         documents, topology, failures = prepared.documents, prepared.topology, prepared.failures
         statuses = self.worker.apply(topology, ensured=prepared.topics)
         known = {resource_key(s.kind, s.name) for s in statuses}

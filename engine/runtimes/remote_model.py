@@ -145,19 +145,15 @@ class RemoteModel(ModelRuntime):
         transport = self._transport
         if transport is None:
             raise ModelFailure(self.name, "the model is closed")
-        wait_s = FIRST_RETRY_S
-        for _ in range(self.options.retries):
+        retries = self.options.retries
+        for attempt in range(retries + 1):
             try:
                 return transport.infer(self.address.model, inputs, requested)
             except RemoteCallFailed as failure:
-                if not failure.connect:
+                if not failure.connect or attempt == retries:
                     raise self._error(failure) from None
-            _backoff_sleep(wait_s)
-            wait_s *= 2
-        try:
-            return transport.infer(self.address.model, inputs, requested)
-        except RemoteCallFailed as failure:
-            raise self._error(failure) from None
+            _backoff_sleep(FIRST_RETRY_S * 2**attempt)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _error(self, failure: RemoteCallFailed) -> Exception:
         """What the worker makes an error record of, naming the server and the status."""
