@@ -69,7 +69,17 @@ class WorkerSettings(BaseModel):
     )
     """librdkafka producer settings the worker uses unless the user's Kafka settings set them."""
     consumer_defaults: Mapping[str, Any] = Field(
-        default_factory=lambda: {"fetch.wait.max.ms": 10, "fetch.min.bytes": 1}
+        default_factory=lambda: {
+            "fetch.wait.max.ms": 10,
+            "fetch.min.bytes": 1,
+            # tansu holds every JoinGroup for half the session timeout, in whole seconds
+            # (1 s at least): with Kafka's 6 s each load, unload or worker joining stopped
+            # all traffic for 3 s, at 2 s it stops it for 1 s. A killed worker's share
+            # also waits out the session. librdkafka heartbeats from its own thread, so a
+            # busy interpreter does not miss them.
+            "session.timeout.ms": 2000,
+            "heartbeat.interval.ms": 500,
+        }
     )
     """librdkafka consumer settings the worker uses on tansu unless the user's Kafka
     settings set them (a longer wait there is latency: it is waited out in full)."""
