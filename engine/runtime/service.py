@@ -15,6 +15,7 @@ from engine.admin import TopicAdminError
 from engine.config import KafkaSettings
 from engine.kafka_watch import KafkaWatch
 from engine.runtime.control import compile_documents, new_worker_id
+from engine.runtime.copartition import without_unjoinable
 from engine.runtime.plan import Status, topology_topics
 from engine.runtime.reports import HEARTBEAT_S, heartbeat, resource_key
 from engine.runtime.settings import WorkerSettings
@@ -129,9 +130,20 @@ class WorkerService:
         return Prepared(documents, topology, failures, topics)
 
     def _compiled(self) -> tuple[dict[str, str], Topology, dict[str, str]]:
-        """The control topic as read so far: its documents, their topology, what failed."""
+        """The control topic as read so far: its documents, their topology, what failed
+        (pipelines whose existing topics could not join included: `copartition.py`)."""
         documents = {key: value.decode() for key, value in self.control.values.items()}
-        return (documents, *compile_documents(documents, self.topics))
+        topology, failures = compile_documents(documents, self.topics)
+        try:
+            existing = self.worker.admin.existing()
+        except TopicAdminError:
+            return documents, topology, failures  # Kafka away: its recovery compiles again
+        counts = {
+            t: existing.get(t, self.settings.partitions)
+            for t in topology_topics(topology, self.topics)
+        }
+        topology, unjoinable = without_unjoinable(topology, counts)
+        return documents, topology, {**failures, **unjoinable}
 
     def _apply(self, prepared: Prepared | None = None) -> None:
         if prepared is None:  # at start, or a model retried: compiled here, made by apply
