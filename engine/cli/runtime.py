@@ -225,6 +225,7 @@ def run_worker(args: argparse.Namespace) -> int:
 
 
 def run_up(args: argparse.Namespace) -> int:
+    from engine.runtime import gc_tuning
     from engine.runtime.service import WorkerService
 
     configure_logging(args.verbose, args.log_format)
@@ -263,6 +264,7 @@ def run_up(args: argparse.Namespace) -> int:
                 args.no_gateway = True
             else:
                 threads.append(gateway)
+        gc_tuning.settle()  # a worker (and gateway) from now on, as `tensorflux worker`
         for thread in threads:
             thread.start()
         print(
