@@ -83,7 +83,9 @@ def measure(bootstrap: str, n: int, log: Path, broker_pid: int | None = None) ->
     finally:
         plane.close()
     load.preproduce(bootstrap, inputs, "tfsimple", n)
-    receiver = load.Receiver(bootstrap, outputs, 1, start_topic)
+    # Every partition (topics have four by default): reading one, the timing never ended.
+    partitions = admin.existing()[outputs]
+    receiver = load.Receiver(bootstrap, outputs, partitions, start_topic)
     receiver.start()
     argv = [str(Path(sys.executable).parent / "tensorflux"), "worker", "--bootstrap", bootstrap]
     argv += ["--namespace", settings.namespace, "--worker-id", "replay-bench"]
@@ -99,7 +101,7 @@ def measure(bootstrap: str, n: int, log: Path, broker_pid: int | None = None) ->
         meter = CpuMeter(worker.pid, broker_pid)  # from its first step record: at work
         while receiver.count < n:
             if time.monotonic() > deadline or worker.poll() is not None:
-                raise RuntimeError(f"{receiver.count}/{n} outputs; see {log}")
+                raise RuntimeError(_why_short(receiver, n, worker, log))
             time.sleep(0.01)
         pipeline_rate = receiver.rate()
         receiver.stop.set()  # it would read the replay's answers too, on this process's GIL
@@ -121,7 +123,11 @@ def measure(bootstrap: str, n: int, log: Path, broker_pid: int | None = None) ->
     report = result.report
     assert report.diff is not None
     if report.answered != n or report.diff.same != n:
-        raise RuntimeError(f"replay answered {report.answered}, same {report.diff.same} of {n}")
+        raise RuntimeError(
+            f"replay of {n}: selected {report.selected}, sent {report.sent}, answered "
+            f"{report.answered}, errors {report.errors}, timed out {report.timed_out}, same "
+            f"{report.diff.same}, changed {report.diff.changed}; worker log {log}"
+        )
     return {
         "pipeline": pipeline_rate,
         "replay": n / elapsed,
@@ -129,6 +135,22 @@ def measure(bootstrap: str, n: int, log: Path, broker_pid: int | None = None) ->
         "stages": result.seconds,
         "cpu": {"pipeline": pipeline_cpu, "replay": replay_cpu},
     }
+
+
+def _why_short(receiver: load.Receiver, n: int, worker: subprocess.Popen, log: Path) -> str:
+    """What stopped the pipeline's timing, in words, with the worker's last log lines."""
+    code = worker.poll()
+    if code is not None:
+        cause = f"the worker exited with code {code}"
+    elif not receiver.began():
+        cause = "the worker wrote no step record (did it load the pipeline and its model?)"
+    else:
+        cause = "the outputs stopped coming before the deadline"
+    try:
+        tail = " | ".join(log.read_text(errors="replace").strip().splitlines()[-5:])
+    except OSError:
+        tail = "(no log)"
+    return f"{receiver.count}/{n} outputs: {cause}; worker log {log}: {tail}"
 
 
 def section(bootstrap: str | None, n: int, logdir: Path) -> str:
