@@ -95,7 +95,7 @@ def _measure(bootstrap: str, quick: bool, logdir: Path) -> str:
     argv += ["--namespace", ns, "--metrics-port", str(port)]
     for spec in (MODELS / "tfsimple1.yaml", PIPELINES["1step"][0], specs / "sleepy.yaml"):
         argv += ["-f", str(spec)]
-    receiver = load.Receiver(bootstrap, fast_out, 1)
+    receiver = load.Receiver(bootstrap, fast_out, settings.partitions)
     receiver.start()
     worker = _start(argv, dict(os.environ), logdir / f"overload-{ns}.log")
     rate, count = 100.0, 200 if quick else 500

@@ -59,7 +59,7 @@ def _rate(bootstrap: str, good: int, bad: int, logdir: Path) -> float:
     argv = [str(VENV_BIN / "tensorflux"), "worker", "--bootstrap", bootstrap, "--namespace", ns]
     for spec in (MODELS / "tfsimple1.yaml", PIPELINES["1step"][0]):
         argv += ["-f", str(spec)]
-    receiver = load.Receiver(bootstrap, outputs, 1)
+    receiver = load.Receiver(bootstrap, outputs, settings.partitions)
     receiver.start()
     worker = _start(argv, dict(os.environ), logdir / f"poison-{ns}.log")
     total = good + bad

@@ -183,7 +183,7 @@ def pipeline_row(
     admin = TopicAdmin(settings)
     admin.ensure([inputs, outputs, step_inputs])
     load.preproduce(bootstrap, inputs, "iris", n)
-    receiver = load.Receiver(bootstrap, outputs, 1, step_inputs)
+    receiver = load.Receiver(bootstrap, outputs, settings.partitions, step_inputs)
     receiver.start()
     argv = [str(VENV_BIN / "tensorflux"), "worker", "--bootstrap", bootstrap]
     argv += ["--namespace", ns, "-f", str(spec_file)]

@@ -242,7 +242,7 @@ def soak(args: argparse.Namespace) -> str:
     plane = ControlPlane(settings)
     plane.load([str(MODELS / f"{m}.yaml") for m in models] + [str(path)])
     plane.close()
-    receiver = load.Receiver(args.bootstrap, outputs, 1)
+    receiver = load.Receiver(args.bootstrap, outputs, settings.partitions)
     receiver.start()
     worker = _start(
         [str(VENV_BIN / "tensorflux"), "worker", "--bootstrap", args.bootstrap, "--namespace", ns],
