@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterable, Mapping
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from engine.config import KafkaSettings
 from engine.errors import TensorfluxError
@@ -48,16 +48,6 @@ class TopicAdmin:
             for name, topic in metadata.topics.items()
             if not topic.error
         }
-
-    def latest_offsets(
-        self, partitions: Iterable[TopicPartition], timeout_s: float = 5.0
-    ) -> dict[tuple[str, int], int]:
-        """Each partition's high watermark, in one ListOffsets request per broker."""
-        wanted = {TopicPartition(p.topic, p.partition): OffsetSpec.latest() for p in partitions}
-        if not wanted:
-            return {}
-        futures = self._client.list_offsets(wanted, request_timeout=timeout_s)
-        return {(tp.topic, tp.partition): f.result().offset for tp, f in futures.items()}
 
     def cluster_id(self, timeout_s: float = 10.0) -> str | None:
         """The cluster's id (tansu's start with "tansu"), or None when Kafka does not answer."""

@@ -35,7 +35,7 @@ from engine.runtime import metrics, resume
 from engine.runtime.control import new_worker_id
 from engine.runtime.delivery import Delivery, Fenced
 from engine.runtime.draining import Drain
-from engine.runtime.idling import IdlePause
+from engine.runtime.idling import IdlePause, entry_topics
 from engine.runtime.model_calls import INLINE, CallPool, InlineCalls
 from engine.runtime.models import ModelPool
 from engine.runtime.offsets import OffsetTracker
@@ -119,7 +119,7 @@ class Worker:
         self.draining = Drain(self._consumer, self.topics)
         self.idle = IdlePause(
             self._consumer,
-            self.admin.latest_offsets,
+            lambda: entry_topics(self._plan.routes, self.topics),
             idle_after_s=self.worker_settings.idle_after_s(self.broker),
             probe_every_s=self.worker_settings.idle_probe_ms / 1000,
             held=lambda: self.pauses.paused | self.draining.held,

@@ -4,16 +4,21 @@ A worker with short idle settings pauses its partitions once nothing comes;
 a request sent then is found by the probe and answered, and so is one sent
 after a hot load changed the subscription while the partitions were paused
 (librdkafka keeps a partition paused across a rebalance, so that resume is ours).
+A record on a step topic (which only probes every second ask about: another worker
+of the group may write it while this one idles) is found and answered too.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from types import SimpleNamespace
 
 import pytest
 
 from engine.config import KafkaSettings, broker_kind
+from engine.messages import InferenceMessage
+from engine.runtime.idling import entry_topics
 from engine.runtime.settings import WorkerSettings
 
 from .helpers import (
@@ -25,6 +30,7 @@ from .helpers import (
     compile_specs,
     int32,
     new_id,
+    tensors,
 )
 
 IDLE = WorkerSettings(idle_after_ms=200, idle_probe_ms=50)
@@ -70,6 +76,30 @@ def test_a_paused_worker_answers_what_comes_and_pauses_again(running_worker, kaf
     _ask_tfsimple(kafka, "tfsimples")
 
 
+def test_a_record_on_a_step_topic_wakes_a_paused_worker(running_worker, kafka):
+    # As another worker of the group would: tfsimple1's answer, written to the step
+    # topic that tfsimple2 reads. No caller-facing topic moves.
+    worker = running_worker(MORE + [MODELS / "tfsimple1.yaml"], worker_settings=IDLE)
+    worker.wait_ready("pipeline", "tfsimples")
+    if worker.worker.broker != "tansu":
+        pytest.skip("the worker pauses idle partitions on the embedded broker only")
+    step_topic = kafka.topics.step_outputs("tfsimples", "tfsimple1")
+    entry = entry_topics(worker.worker._plan.routes, kafka.topics)
+    assert step_topic in worker.worker._plan.routes and step_topic not in entry
+    assert kafka.topics.pipeline_inputs("tfsimples") in entry
+    idle = worker.worker.idle
+    _wait_until(lambda: idle.paused, "paused", worker)
+    spells = idle.pauses
+    rid = new_id()
+    doubled = int32(*(2 * v for v in ONE_TO_16), shape=(1, 16))
+    zeros = int32(*([0] * 16), shape=(1, 16))
+    answer = InferenceMessage(rid, tensors(OUTPUT0=doubled, OUTPUT1=zeros), "response")
+    kafka.send(step_topic, rid, answer)
+    got = kafka.outputs("tfsimples", [rid])[rid]
+    assert got.arrays() == {"OUTPUT0": doubled.tolist(), "OUTPUT1": doubled.tolist()}
+    _wait_until(lambda: idle.paused and idle.pauses > spells, "paused again", worker)
+
+
 def test_on_tansu_the_worker_pauses_when_idle_and_on_kafka_it_waits_longer():
     settings = WorkerSettings()
     assert settings.idle_after_s("tansu") == 1.0
@@ -86,3 +116,27 @@ def test_on_tansu_the_worker_pauses_when_idle_and_on_kafka_it_waits_longer():
         environ={"TENSORFLUX_WORKER_IDLE_AFTER_MS": "0", "TENSORFLUX_WORKER_IDLE_PROBE_MS": "20"}
     )
     assert (loaded.idle_after_s("tansu"), loaded.idle_probe_ms) == (0.0, 20)
+
+
+def test_entry_topics_are_where_callers_and_other_pipelines_write():
+    names = KafkaSettings().topics()
+
+    def read_by(pipeline: str) -> list[tuple[SimpleNamespace, int]]:
+        return [(SimpleNamespace(node=SimpleNamespace(pipeline=pipeline)), 0)]
+
+    routes = {
+        names.pipeline_inputs("a"): read_by("a"),
+        names.model_inputs("m"): read_by(""),
+        names.step_outputs("a", "s1"): read_by("a"),  # a's own step: slow probe
+        names.step_outputs("b", "s1"): read_by("a"),  # a chains on b's step
+        names.pipeline_outputs("b"): read_by("a"),  # a chains on b
+        names.model_outputs("m"): read_by("a"),
+        "someone.elses.topic": read_by("a"),
+    }
+    assert entry_topics(routes, names) == {
+        names.pipeline_inputs("a"),
+        names.model_inputs("m"),
+        names.step_outputs("b", "s1"),
+        names.pipeline_outputs("b"),
+        "someone.elses.topic",
+    }
