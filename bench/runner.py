@@ -171,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     compute_bench.ensure_models()
     extra = ""
+    alone = float("nan")
     sink = OtlpSink().__enter__()  # the traced contender's spans go here
     try:
         for contender in [] if args.gateway_only else contenders(args):
@@ -192,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"{run.cpu_us_per_req:.1f} CPU µs/req (N={n}, load {_loadavg()})",
                     flush=True,
                 )
-        extra = compute_bench.section(results, args)
+        alone = compute_bench.alone_for(results, args)
+        extra = compute_bench.section(results, args, alone)
         if not args.gateway_only and (args.overload or not args.only):
             print("  overload section ...", flush=True)
             extra += overload_bench.section(args.bootstrap, args.quick, logdir)
@@ -214,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     replays = max(1000, int(50_000 * args.scale))
     gateway += replay_bench.section(None if broker else args.bootstrap, replays, logdir)
     loads[1] = _loadavg()
-    text = report(results, args, (loads[0], loads[1])) + extra + gateway
+    text = report(results, args, (loads[0], loads[1]), alone) + extra + gateway
     Path(args.output).write_text(text)
     print_table(text)
     print(f"written to {args.output}")

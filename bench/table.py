@@ -8,10 +8,13 @@ import datetime as dt
 import os
 import platform
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from bench import load
 from bench.timing import Result
+
+NAN = float("nan")
 
 
 def _fmt_rate(value: float) -> str:
@@ -36,7 +39,13 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), Linux {platform.release()}, Python {platform.python_version()}"
 
 
-def report(results: list[Result], args: argparse.Namespace, loads: tuple[str, str]) -> str:
+def report(
+    results: list[Result],
+    args: argparse.Namespace,
+    loads: tuple[str, str],
+    ort_alone: float = float("nan"),
+) -> str:
+    """The table; `ort_alone` is onnxruntime's mlp256 rows/s alone (compute_bench)."""
     by_name = {r.contender.name: r for r in results}
 
     def rate(name: str) -> float:
@@ -77,33 +86,11 @@ def report(results: list[Result], args: argparse.Namespace, loads: tuple[str, st
             f"| {_ratio(r.median('rate'), faust)} | {_fmt(r.median('p50_ms'))} "
             f"| {_fmt(r.median('p99_ms'))} | {_fmt(rss, 0)} | {_fmt(r.median('cpu_us_per_req'))} |"
         )
-    one = rate("tf-1step-1w")
-    targets = [
-        ("1-step ≥ 25% of the ceiling", one / ceiling if ceiling else float("nan"), 0.25),
-        ("1-step ≥ 2× Quix Streams", one / quix if quix else float("nan"), 2.0),
-        ("1-step ≥ 10× faust", one / faust if faust else float("nan"), 10.0),
-        ("3-step join ≥ 40% of 1-step", rate("tf-join-1w") / one if one else float("nan"), 0.40),
-        ("conditional ≥ 40% of 1-step", rate("tf-cond-1w") / one if one else float("nan"), 0.40),
-        (
-            "2 workers ≥ 1.6× 1 worker (1-step)",
-            rate("tf-1step-2w") / one if one else float("nan"),
-            1.6,
-        ),
-    ]
-    plain_p50 = by_name["plain"].median("p50_ms") if "plain" in by_name else float("nan")
-    tf_p50 = by_name["tf-1step-1w"].median("p50_ms") if "tf-1step-1w" in by_name else float("nan")
     lines += ["", "| target | measured | verdict |", "|---|---|---|"]
-    for name, value, goal in targets:
-        verdict = "—" if value != value else ("met" if value >= goal else "MISSED")
-        lines.append(f"| {name} | {_fmt(value, 2)} | {verdict} |")
-    # Kafka hops to the receiver: plain 2 (loop, receiver); 1-step 2 as well (the step,
-    # which writes the pipeline's output itself, and the receiver).
-    hop = tf_p50 / 2 - plain_p50 / 2
-    verdict = "—" if hop != hop else ("met" if hop <= 2.0 else "MISSED")
-    lines.append(
-        f"| 1-step p50 per Kafka hop within 2 ms of the plain loop's | {_fmt(hop, 2)} ms "
-        f"({_fmt(tf_p50 / 2, 1)} vs {_fmt(plain_p50 / 2, 1)}) | {verdict} |"
-    )
+    lines += [
+        f"| {name} | {shown} | {verdict} |"
+        for name, shown, verdict in targets(by_name, rate, ort_alone)
+    ]
     lines += [
         "",
         "req/s: N requests pre-produced, contender started, timed from its first output "
@@ -112,6 +99,63 @@ def report(results: list[Result], args: argparse.Namespace, loads: tuple[str, st
         "CPU µs/req: the contender's processes' CPU time over the timed window / requests.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def targets(
+    by_name: dict[str, Result], rate: Callable[[str], float], ort_alone: float
+) -> list[tuple[str, str, str]]:
+    """Issue 17's targets, each measured in this run: (what, measured, verdict)."""
+    one = rate("tf-1step-1w")
+    rows = [
+        _at_least("1-step ≥ 40% of the ceiling", _div(one, rate("plain")), 0.40),
+        _at_least("1-step ≥ 5× Quix Streams", _div(one, rate("quix")), 5.0),
+        _at_least("1-step ≥ 10× faust", _div(one, rate("faust")), 10.0),
+        _at_least("3-step join ≥ 40% of 1-step", _div(rate("tf-join-1w"), one), 0.40),
+        _at_least("conditional ≥ 40% of 1-step", _div(rate("tf-cond-1w"), one), 0.40),
+        _at_least(
+            "mlp256 pipeline ≥ 85% of onnxruntime alone (1 worker, 1 row a request)",
+            _div(rate("tf-mlp-1w"), ort_alone),
+            0.85,
+        ),
+        _at_least(
+            "2 workers ≥ 1.7× 1 worker (mlp256, 4 partitions)",
+            _div(rate("tf-mlp-4p-2w"), rate("tf-mlp-4p-1w")),
+            1.7,
+        ),
+    ]
+    # Kafka hops to the receiver: plain 2 (loop, receiver); 1-step 2 as well (the step,
+    # which writes the pipeline's output itself, and the receiver).
+    plain_p50 = by_name["plain"].median("p50_ms") if "plain" in by_name else NAN
+    tf_p50 = by_name["tf-1step-1w"].median("p50_ms") if "tf-1step-1w" in by_name else NAN
+    hop = tf_p50 / 2 - plain_p50 / 2
+    rows.append(
+        (
+            "1-step p50 per Kafka hop within 2 ms of the plain loop's",
+            f"{_fmt(hop, 2)} ms ({_fmt(tf_p50 / 2, 1)} vs {_fmt(plain_p50 / 2, 1)})",
+            "—" if hop != hop else ("met" if hop <= 2.0 else "MISSED"),
+        )
+    )
+    # Not a target: on a small machine the embedded broker, not the worker, bounds the
+    # 1-step pipeline (the plain loop needs ~1.4 µs of its own CPU a request and is still
+    # broker-bound), so a second worker cannot show there; the mlp256 rows are the target.
+    scale = _div(rate("tf-1step-2w"), one)
+    rows.append(
+        (
+            "2 workers vs 1 worker (1-step): not a target, the broker is the bound",
+            _fmt(scale, 2),
+            "—" if scale != scale else "reported",
+        )
+    )
+    return rows
+
+
+def _div(a: float, b: float) -> float:
+    return a / b if a == a and b == b and b > 0 else NAN
+
+
+def _at_least(name: str, value: float, goal: float) -> tuple[str, str, str]:
+    verdict = "—" if value != value else ("met" if value >= goal else "MISSED")
+    return name, _fmt(value, 2), verdict
 
 
 def print_table(text: str) -> None:

@@ -8,7 +8,7 @@ tracker until their effects are written.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Container, Hashable
 
 from engine import headers as h
 from engine.codec import CodecError, encode_avro
@@ -267,16 +267,28 @@ class NodeAgent:
 
     # -- joined requests ---------------------------------------------------------------
 
-    def joined(self, result: JoinResult[Arrival], now_ms: int, out: list[Outgoing]) -> None:
+    def joined(
+        self,
+        result: JoinResult[Arrival],
+        now_ms: int,
+        out: list[Outgoing],
+        unheld: Container[int] = (),
+    ) -> None:
+        """`unheld`: ids of arrivals never held (the join lane holds only what its chunk
+        leaves in the join), which are not released either: a release would take a batch
+        window's or a call's hold of the same record under this holder."""
         held = not self.join.passes_through()
+        release = self.tracker.release
         for arrival in result.released:
-            if held:
-                self.tracker.release(arrival.record.ref)
+            if held and id(arrival) not in unheld:
+                release(arrival.record.ref)
         for emission in result.emitted:
+            arrivals = emission.inputs + emission.triggers  # before the lane decodes them
             self._emitted(emission, now_ms, out)
             if held:
-                for arrival in emission.inputs + emission.triggers:
-                    self.tracker.release(arrival.record.ref)
+                for arrival in arrivals:
+                    if id(arrival) not in unheld:
+                        release(arrival.record.ref)
         if self.reports_timeouts:
             for arrivals in result.unfinished:
                 self._timed_out(arrivals, out)

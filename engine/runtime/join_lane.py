@@ -20,6 +20,7 @@ general path at the point it reached, which writes the same bytes, only slower.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Container
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -47,8 +48,15 @@ class JoinStep(AnsweringStep, Protocol):
     def process(self, source_index: int, record: Record, now_ms: int, out: list[Outgoing]) -> None:
         """The general path, for a record the lane does not take."""
 
-    def joined(self, result: JoinResult[Any], now_ms: int, out: list[Outgoing]) -> None:
-        """Release, emit and report what the join returned."""
+    def joined(
+        self,
+        result: JoinResult[Any],
+        now_ms: int,
+        out: list[Outgoing],
+        unheld: Container[int] = (),
+    ) -> None:
+        """Release, emit and report what the join returned (`unheld`: ids of arrivals that
+        were never held)."""
 
     def queue(self, ready: Any, now_ms: int, out: list[Outgoing]) -> None:
         """A joined request to the batcher (and the model, when a batch is due)."""
@@ -164,15 +172,25 @@ class JoinLane:
         now_ms: int,
         out: list[Outgoing],
     ) -> None:
-        """Arrivals into the agent's join at once; each held (as the general path holds it)
-        until the join is done with it."""
+        """Arrivals into the agent's join at once. Those the join keeps are held until it is
+        done with them (as the general path holds every arrival); one that its chunk
+        completes or duplicates is neither held nor released (most of a join's arrivals)."""
         step = self.step
         result = step.join.process_many(joining, now_ms)
-        if not step.join.passes_through():
+        if step.join.passes_through():
+            step.joined(result, now_ms, out)
+            return
+        fresh = {id(arrival) for _, _, arrival, _ in joining}
+        used = {id(arrival) for arrival in result.released}
+        for emission in result.emitted:
+            used.update([id(arrival) for arrival in emission.inputs])
+            used.update([id(arrival) for arrival in emission.triggers])
+        if not fresh <= used:  # some stay in the join, waiting for their partners
             hold = step.tracker.hold
             for _, _, arrival, _ in joining:
-                hold(arrival.record.ref)
-        step.joined(result, now_ms, out)
+                if id(arrival) not in used:
+                    hold(arrival.record.ref)
+        step.joined(result, now_ms, out, fresh)
 
     def _take(self, source_index: int, layout: Layout) -> _Taken | None:
         """What the source takes from records of `layout`; None: the general path must."""
