@@ -52,7 +52,7 @@ def main() -> int:
         plane.load([str(MODELS / f"{m}.yaml") for m in models] + [str(path)])
         plane.close()
         load.preproduce(broker.bootstrap, inputs, workload, args.n)
-        receiver = load.Receiver(broker.bootstrap, outputs, 1, start_topic)
+        receiver = load.Receiver(broker.bootstrap, outputs, settings.partitions, start_topic)
         receiver.start()
         worker = subprocess.Popen(
             [
