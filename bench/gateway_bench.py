@@ -158,7 +158,8 @@ def round_trip_ms(bootstrap: str) -> float:
 
     settings = KafkaSettings(bootstrap=bootstrap, namespace="rtt")
     topic = f"rtt-{uuid.uuid4().hex[:8]}"
-    TopicAdmin(settings).ensure([topic])
+    # One partition: the consumer reads partition 0, and keys hash across the default four.
+    TopicAdmin(settings).ensure([topic], partitions=1)
     producer = Producer(settings.producer_config(**{"linger.ms": 0}))
     consumer = Consumer(
         settings.consumer_config(
