@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -87,6 +87,14 @@ class Row:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_ms: dict[str, float] | None = None
+    """CPU ms per request of each process (at the highest level only), from /proc."""
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds `pid` has used (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wrk(url: str, script: str, connections: int, seconds: float) -> Row:
@@ -158,7 +166,8 @@ def round_trip_ms(bootstrap: str) -> float:
 
     settings = KafkaSettings(bootstrap=bootstrap, namespace="rtt")
     topic = f"rtt-{uuid.uuid4().hex[:8]}"
-    TopicAdmin(settings).ensure([topic])
+    # One partition: the consumer reads partition 0, and keys hash across the default four.
+    TopicAdmin(settings).ensure([topic], partitions=1)
     producer = Producer(settings.producer_config(**{"linger.ms": 0}))
     consumer = Consumer(
         settings.consumer_config(
@@ -195,6 +204,7 @@ def gateway_rows(
     specs: str,
     namespace: str,
     profile: str | None = None,
+    broker_pid: int | None = None,
 ) -> list[Row]:
     examples = specs
     port = free_port()
@@ -226,7 +236,15 @@ def gateway_rows(
             spy = None
             if profile and connections == max(levels):
                 spy = py_spy(processes[1].pid, f"{profile}-{connections}.txt")
-            rows.append(wrk(url, script, connections, seconds))
+            pids = {"gateway": processes[1].pid, "worker": processes[0].pid}
+            if broker_pid is not None:
+                pids["broker"] = broker_pid
+            before = {name: cpu_s(pid) for name, pid in pids.items()}
+            row = wrk(url, script, connections, seconds)
+            if connections == max(levels) and row.requests:
+                used = {name: cpu_s(pid) - before[name] for name, pid in pids.items()}
+                row = replace(row, cpu_ms={n: 1000 * s / row.requests for n, s in used.items()})
+            rows.append(row)
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(30)
@@ -272,13 +290,14 @@ def main() -> int:
             rtt = round_trip_ms(broker.bootstrap)
             gateways = gateway_rows(
                 broker.bootstrap, lua.name, levels, args.seconds, env,
-                str(REPO / "examples"), "bench", args.profile,
+                str(REPO / "examples"), "bench", args.profile, broker.pid,
             )  # fmt: skip
             with tempfile.TemporaryDirectory() as alone:
                 _chain_base_alone(Path(alone))
                 alones = gateway_rows(
-                    broker.bootstrap, lua.name, levels, args.seconds, env, alone, "alone"
-                )
+                    broker.bootstrap, lua.name, levels, args.seconds, env, alone, "alone",
+                    broker_pid=broker.pid,
+                )  # fmt: skip
     finally:
         os.unlink(lua.name)
     print(f"POST {PATH} (1 step, INT32 [1,16] x2) with wrk -t1; {args.seconds:g} s a level")
@@ -294,6 +313,11 @@ def main() -> int:
                 f"{name:<28} {row.connections:>5} {row.rate:>9,.0f} {row.p50_ms:>8.2f} "
                 f"{row.p99_ms:>8.2f} {row.errors:>7}"
             )
+    for name, rows in (("examples/", gateways), ("chain-base alone", alones)):
+        for row in rows:
+            if row.cpu_ms:
+                split = ", ".join(f"{n} {ms:.2f}" for n, ms in row.cpu_ms.items())
+                print(f"CPU ms a request at {row.connections} connections, {name}: {split}")
     print(f"produce->consume round trip on this broker: p50 {rtt:.2f} ms (x2: {2 * rtt:.2f} ms)")
     by_level = {row.connections: row for row in gateways}
     top = {row.connections: row for row in ceilings}

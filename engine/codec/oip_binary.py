@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
+from engine.codec import json_text
 from engine.codec.errors import ContentsMismatch, InvalidJson, InvalidShape
 from engine.codec.oip_json import message_from_document, message_to_document, tensor_item
 from engine.codec.raw import array_from_raw, raw_from_array
@@ -180,7 +181,9 @@ def encode_response(message: InferenceMessage, binary: BinaryOutputs) -> tuple[b
     """The body of the answer and, when some outputs are binary, the length of its
     JSON header (the value of Inference-Header-Content-Length); None for plain JSON."""
     if not binary.any():
-        return json.dumps(message_to_document(message), separators=(",", ":")).encode(), None
+        # orjson where it writes the standard library's exact bytes (json_text.py): the
+        # stdlib encoder was ~5% of the gateway's CPU at 64 connections (py-spy).
+        return json_text.dumps(message_to_document(message)), None
     document = message_to_document(message.replace(tensors=()))
     items, raws = [], []
     for tensor in message.tensors:
@@ -191,7 +194,7 @@ def encode_response(message: InferenceMessage, binary: BinaryOutputs) -> tuple[b
         raws.append(raw)
         items.append(_binary_item(tensor, len(raw)))
     document["outputs"] = items
-    header = json.dumps(document, separators=(",", ":")).encode()
+    header = json_text.dumps(document)
     return header + b"".join(raws), len(header)
 
 
