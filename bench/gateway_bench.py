@@ -37,6 +37,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.procstat import cpu_s  # noqa: E402
 from engine.broker import EmbeddedBroker, free_port  # noqa: E402
 
 PIPELINE = "chain-base"
@@ -89,12 +90,6 @@ class Row:
     errors: int
     cpu_ms: dict[str, float] | None = None
     """CPU ms per request of each process (at the highest level only), from /proc."""
-
-
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds `pid` has used (/proc/PID/stat fields 14 and 15)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wrk(url: str, script: str, connections: int, seconds: float) -> Row:

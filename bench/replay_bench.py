@@ -29,6 +29,7 @@ import uuid
 from pathlib import Path
 
 from bench import load
+from bench.procstat import cpu_s
 from engine.admin import TopicAdmin
 from engine.broker import EmbeddedBroker
 from engine.config import KafkaSettings
@@ -40,15 +41,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PIPELINE = ROOT / "bench" / "pipelines" / "onestep.yaml"
 MODEL = ROOT / "examples" / "models" / "tfsimple1.yaml"
 TARGET = 0.5
-
-
-def cpu_s(pid: int | None) -> float:
-    """CPU seconds (user + system) process `pid` has used so far; 0 where unknown."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except (OSError, TypeError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class CpuMeter:
