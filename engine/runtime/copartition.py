@@ -43,14 +43,11 @@ def without_unjoinable(
 ) -> tuple[Topology, dict[str, str]]:
     """`topology` less the pipelines `mismatch` refuses (and experiments over them), and
     each refused resource's reason, keyed as the status topic keys them."""
-    failures: dict[str, str] = {}
-    for name, graph in topology.pipelines.items():
-        reason = mismatch(graph, counts)
-        if reason is not None:
-            failures[resource_key("pipeline", name)] = reason
-    if not failures:
+    reasons = {name: mismatch(graph, counts) for name, graph in topology.pipelines.items()}
+    dropped = {name for name, reason in reasons.items() if reason is not None}
+    if not dropped:
         return topology, {}
-    dropped = {key.split("/", 1)[1] for key in failures}
+    failures = {resource_key("pipeline", name): str(reasons[name]) for name in dropped}
     pipelines = {n: g for n, g in topology.pipelines.items() if n not in dropped}
     experiments = {}
     for name, spec in topology.experiments.items():
