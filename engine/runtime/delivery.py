@@ -282,7 +282,15 @@ class Delivery:
             self.topics.pipeline_outputs(pipeline) if pipeline else self.topics.model_outputs(step)
         )
         for out in error_outgoing(record, item.headers, self._errors_topic, failure_topic):
-            self._producer.produce(out.topic, out.value, out.key, headers=out.headers)
+            try:
+                self._producer.produce(out.topic, out.value, out.key, headers=out.headers)
+            except KafkaException as refusal:
+                # The error record itself is refused on the spot (librdkafka already
+                # knows its topic is unknown): as when its delivery fails later, commits
+                # stop and the work is redone, rather than the worker crashing.
+                log.error("error record for %s not written: %s", out.topic, refusal)
+                self.lost += 1
+                self.must_rewind = True
 
     def _owner(self, topic: str) -> tuple[str, str]:
         """The pipeline and step (or model) a topic belongs to, "" where it names none."""

@@ -59,6 +59,29 @@ def test_a_lost_error_record_stops_commits(kafka_settings, kafka: Kafka):
         worker.close()
 
 
+def test_an_error_record_refused_on_the_spot_stops_commits_too(kafka_settings, kafka: Kafka):
+    # Once librdkafka has learnt that a topic is unknown, it refuses records for it in
+    # produce() itself: the error record is then lost on the spot, not in a delivery
+    # report, and the worker must stop committing just the same instead of crashing.
+    worker = Worker(kafka_settings)
+    try:
+        refused_topic = kafka.topics.pipeline_outputs(INVALID)
+        error_record = Outgoing(refused_topic, "r", b"error record", [(h.ERROR, b"internal")])
+        worker.delivery.produce([error_record])
+        worker.commit(force=True)  # the broker's refusal teaches librdkafka the topic
+        assert worker.delivery.lost == 1
+        worker.delivery.rewound()
+        worker.delivery.produce([error_record])
+        worker.tracker.consumed("some-topic", 0, 41)
+        worker._assigned.add(("some-topic", 0))
+        worker.commit(force=True)
+        assert worker.delivery.lost == 1
+        assert worker.delivery.must_rewind
+        assert worker.tracker.committable() == {("some-topic", 0): 42}
+    finally:
+        worker.close()
+
+
 def test_a_record_refused_on_the_spot_names_its_writer_from_its_topic(kafka_settings, kafka: Kafka):
     # Over message.max.bytes: librdkafka refuses it in produce() itself, before any
     # delivery report; without headers, the error must still say whose record it was.
