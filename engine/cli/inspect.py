@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import re
+import threading
 import time
 from typing import TYPE_CHECKING
 
@@ -230,6 +231,9 @@ def run_inspect(args: argparse.Namespace) -> int:
     from engine.topic_reader import RangeReader
 
     settings = settings_from(args)
+    # A follower stops on SIGTERM from its first moment: a signal that came while the
+    # backlog was still being read (and printed) would otherwise kill it with -15.
+    stop = stop_on_signals() if args.follow else None
     topics = settings.topics()
     targets = resolve_ref(args.ref, topics, TopicAdmin(settings).existing())
     from_ms = parse_time(args.from_time) if args.from_time else None
@@ -249,18 +253,22 @@ def run_inspect(args: argparse.Namespace) -> int:
         if args.follow:
             for row in rows:
                 show.line(row)
-            _follow(reader, targets, show, args.request_id)
+            assert stop is not None  # made above for every follower
+            _follow(reader, targets, show, args.request_id, stop)
         else:
             show.all(rows, args.ref)
     return 0
 
 
 def _follow(
-    reader: RangeReader, targets: list[Target], show: RowPrinter, request_id: str | None
+    reader: RangeReader,
+    targets: list[Target],
+    show: RowPrinter,
+    request_id: str | None,
+    stop: threading.Event,
 ) -> None:
     """Print what arrives until Ctrl-C or SIGTERM (then exit 0, as `tail -f` users expect)."""
     by_topic = {t.topic: t for t in targets}
-    stop = stop_on_signals()
     for message in reader.follow(stop):
         target = by_topic.get(message.topic())
         row = decode_row(target, message, None, request_id) if target else None
