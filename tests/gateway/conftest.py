@@ -108,7 +108,9 @@ def write_boom_specs(directory: Path) -> None:
     (directory / "echo.yaml").write_text(ECHO_SPECS)
 
 
-def wait_ready(url: str, timeout_s: float = 30.0) -> None:
+def wait_ready(url: str, timeout_s: float = 90.0) -> None:
+    # Generous: at load average ~20 (CI beside other work) two gateway processes
+    # starting at once were seen to need over 30 s. A ready gateway returns at once.
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
