@@ -255,23 +255,28 @@ class TopologyTestDriver:
         while pending or first_turn:
             first_turn = False
             chunk, pending = pending[: self._chunk], pending[self._chunk :]
-            by_topic: dict[str, list[Record]] = {}
-            for item in chunk:
-                record = self._write(item)
-                written.append(record)
-                if item.topic in self._plan.routes:
-                    self.tracker.consumed(item.topic, 0, record.offset)
-                    by_topic.setdefault(item.topic, []).append(
-                        Record(item.topic, 0, record.offset, item.key, item.value, item.headers)
-                    )
-            out: list[Outgoing] = []
-            for topic, records in by_topic.items():
-                for agent, index in self._plan.routes[topic]:
-                    agent.process_chunk(index, records, self.now_ms, out)
-            for agent in self._plan.agents:
-                agent.tick(self.now_ms, out, end_of_chunk=True)
-            pending += out
+            pending += self._turn(chunk, written)
         return written
+
+    def _turn(self, chunk: list[Outgoing], written: list[TopicRecord]) -> list[Outgoing]:
+        """One turn of the worker's loop: `chunk` written (appended to `written`) and consumed
+        by the agents that read its topics, then every agent's tick; what they wrote."""
+        by_topic: dict[str, list[Record]] = {}
+        for item in chunk:
+            record = self._write(item)
+            written.append(record)
+            if item.topic in self._plan.routes:
+                self.tracker.consumed(item.topic, 0, record.offset)
+                by_topic.setdefault(item.topic, []).append(
+                    Record(item.topic, 0, record.offset, item.key, item.value, item.headers)
+                )
+        out: list[Outgoing] = []
+        for topic, records in by_topic.items():
+            for agent, index in self._plan.routes[topic]:
+                agent.process_chunk(index, records, self.now_ms, out)
+        for agent in self._plan.agents:
+            agent.tick(self.now_ms, out, end_of_chunk=True)
+        return out
 
     def _write(self, item: Outgoing) -> TopicRecord:
         log = self._topics[item.topic]

@@ -27,7 +27,7 @@ from engine.messages import InferenceMessage, Tensor
 from engine.runtime import plan as planner
 from engine.runtime.join_lane import JoinLane, fits_join_lane
 from engine.runtime.model_calls import CallPool
-from engine.runtime.records import Outgoing, Record
+from engine.runtime.records import Outgoing
 from engine.runtimes import ModelRuntime, load_model
 from engine.testing import TopicRecord, TopologyTestDriver
 from engine.topology import TopicNames, Topology, compile_topology, load_files
@@ -156,21 +156,7 @@ class PooledDriver(TopologyTestDriver):
             assert time.monotonic() < deadline, "a model call was never answered"
             first_turn = False
             chunk, pending = pending[: self._chunk], pending[self._chunk :]
-            by_topic: dict[str, list[Record]] = {}
-            for item in chunk:
-                record = self._write(item)
-                written.append(record)
-                if item.topic in self._plan.routes:
-                    self.tracker.consumed(item.topic, 0, record.offset)
-                    by_topic.setdefault(item.topic, []).append(
-                        Record(item.topic, 0, record.offset, item.key, item.value, item.headers)
-                    )
-            out: list[Outgoing] = []
-            for topic, records in by_topic.items():
-                for agent, index in self._plan.routes[topic]:
-                    agent.process_chunk(index, records, self.now_ms, out)
-            for agent in self._plan.agents:
-                agent.tick(self.now_ms, out, end_of_chunk=True)
+            out = self._turn(chunk, written)
             self.pool.turn(out)
             if not out and not pending and self.pool.in_flight():
                 time.sleep(0.001)
