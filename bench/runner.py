@@ -11,6 +11,7 @@
     .venv/bin/python -m bench --only tf-mlp-1w,tf-mlp-4p-1w,tf-mlp-4p-2w --overload
                                          # real model compute and the overload section
     .venv/bin/python -m bench.remote_bench --quick  # the remote-model section alone (MLServer)
+    .venv/bin/python -m bench.cli_latency   # control commands' wall time on an idle engine
 
 Every contender runs on the same broker: the requests are produced to its
 input topic before it starts, then it is started (a subprocess) and timed from
