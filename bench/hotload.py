@@ -10,6 +10,10 @@ stops (SIGTERM), it joins again, it is killed (SIGKILL). For each event the tabl
 gives the longest time without an answer after it, the worst latency of a request
 sent around it, and the requests never answered. With nothing happening, the
 longest gap is about 1/rate. Issue 13 asks for no stop longer than one hop's latency.
+The last column gives, per partition of the answers, the longest gap between their
+record timestamps (when the worker produced them): a stop of the worker itself,
+partition by partition, free of this reader's fetches. `--unloads N` runs only
+load-then-unload, N times (`--unload-after` s apart), to reproduce the unload stall.
 
 On Apache Kafka 4.x the workers' group uses KIP-848 (`engine/group_protocol.py`):
 only the partitions that move stop. The embedded broker speaks only the classic
