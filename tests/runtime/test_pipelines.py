@@ -461,6 +461,8 @@ def test_keyless_requests_and_reused_request_ids_are_each_answered(kafka: Kafka)
                     continue
                 key = (record.key() or b"").decode()
                 if key == rid or key.startswith(f"{inputs}:"):
+                    # The id it was given travels in x-request-id, as the key does.
+                    assert h.header_value(record.headers(), h.REQUEST_ID) == key, key
                     reply = decode_payload(record.value(), record.headers() or [], "response")
                     first = reply.as_arrays()["OUTPUT0"].tolist()[0]
                     answers.setdefault(key, []).append(first[0])
