@@ -116,6 +116,8 @@ class IdlePause:
         """The probes' requests, built once a quiet spell (offset -1: the latest)."""
         self._resume_assignment = False
         """An assignment came: resume it at the next poll (its callback is too early)."""
+        self._wake_after_poll = False
+        """An incremental assignment came: wake the fetchers once more after the poll."""
         self.paused = False
         self.pauses = 0
         """Quiet spells so far (tests read it)."""
@@ -153,12 +155,16 @@ class IdlePause:
             self._consumer.incremental_assign(list(partitions))  # resumes the kept ones
             time.sleep(RESUME_APPLIED_S)
             wake_fetchers(self._consumer)
+            self._wake_after_poll = True  # again, should the resume have come later
 
     def after_poll(self, got_records: bool) -> None:
         """Called after every poll: counts the quiet, pauses, probes."""
         if self._resume_assignment:
             self._resume_assignment = False
             self._resume()
+        if self._wake_after_poll:
+            self._wake_after_poll = False
+            wake_fetchers(self._consumer)
         if got_records:
             self.active()
             return
