@@ -10,6 +10,10 @@ stops (SIGTERM), it joins again, it is killed (SIGKILL). For each event the tabl
 gives the longest time without an answer after it, the worst latency of a request
 sent around it, and the requests never answered. With nothing happening, the
 longest gap is about 1/rate. Issue 13 asks for no stop longer than one hop's latency.
+The last column gives, per partition of the answers, the longest gap between their
+record timestamps (when the worker produced them): a stop of the worker itself,
+partition by partition, free of this reader's fetches. `--unloads N` runs only
+load-then-unload, N times (`--unload-after` s apart), to reproduce the unload stall.
 
 On Apache Kafka 4.x the workers' group uses KIP-848 (`engine/group_protocol.py`):
 only the partitions that move stop. The embedded broker speaks only the classic
@@ -50,6 +54,48 @@ class Event:
     """Worst latency of a request sent in the window."""
     p50_ms: float
     unanswered: int
+    partition_gaps_ms: tuple[float, ...] = ()
+    """Per partition of the answers, the longest time between two answers' record
+    timestamps (when the worker produced them) in the window: the worker's own stop,
+    free of the receiver's fetches. The smallest of them is how long a partition that
+    did not move stopped."""
+
+
+class StampedReceiver(load.Receiver):
+    """A `load.Receiver` that also keeps each answer's partition and record timestamp."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
+        super().__init__(bootstrap, topic, partitions)
+        self.stamps: list[tuple[int, float]] = []
+        """(partition, record timestamp in s) of every answer, as they came."""
+
+    def run(self) -> None:
+        consume, poll = self.consumer.consume, self.consumer.poll
+        while not self.stop.is_set():
+            first = poll(0.05)
+            if first is None:
+                continue
+            messages = [first, *consume(10000, timeout=0)]
+            now = time.perf_counter()
+            with self.lock:
+                for message in messages:
+                    if message.error() is None:
+                        self.arrivals[(message.key() or b"").decode()] = now
+                        stamp = message.timestamp()[1] / 1000
+                        self.stamps.append((message.partition(), stamp))
+        self.consumer.close()
+
+    def partition_gaps_ms(self, since: float, until: float) -> tuple[float, ...]:
+        """Per partition, the longest gap between answer timestamps in [since, until]
+        (wall-clock seconds), the window's ends included."""
+        with self.lock:
+            stamps = list(self.stamps)
+        gaps = []
+        for partition in sorted({p for p, _ in stamps}):
+            times = sorted(t for p, t in stamps if p == partition and since <= t <= until)
+            times = [since, *times, until]
+            gaps.append(max(b - a for a, b in zip(times, times[1:], strict=False)) * 1000)
+        return tuple(gaps)
 
 
 class Traffic(threading.Thread):
@@ -76,7 +122,18 @@ class Traffic(threading.Thread):
         self.producer.flush(10)
 
 
-def measure(bootstrap: str, logdir: Path, rate: float, settle_s: float) -> list[Event]:
+def measure(
+    bootstrap: str,
+    logdir: Path,
+    rate: float,
+    settle_s: float,
+    *,
+    unloads: int = 0,
+    unload_after_s: float = 4.0,
+    worker_env: dict[str, str] | None = None,
+) -> list[Event]:
+    """The events' table; with `unloads`, only load-then-unload, that many times, the
+    unload `unload_after_s` after its load (the Kafka unload stall's repro)."""
     ns = f"hot{uuid.uuid4().hex[:6]}"
     settings = KafkaSettings(bootstrap=bootstrap, namespace=ns, partitions=PARTITIONS)
     topics = settings.topics()
@@ -84,7 +141,7 @@ def measure(bootstrap: str, logdir: Path, rate: float, settle_s: float) -> list[
     TopicAdmin(settings).ensure([inputs, outputs])
     plane = ControlPlane(settings)
     plane.load([str(MODELS), str(SERVED)])
-    receiver = load.Receiver(bootstrap, outputs, PARTITIONS)
+    receiver = StampedReceiver(bootstrap, outputs, PARTITIONS)
     receiver.start()
     traffic = Traffic(bootstrap, inputs, rate)
     workers: list[subprocess.Popen[bytes]] = []
@@ -94,7 +151,10 @@ def measure(bootstrap: str, logdir: Path, rate: float, settle_s: float) -> list[
         argv += ["--namespace", ns, "--partitions", str(PARTITIONS), "--model-root", str(MODELS)]
         argv += ["--worker-id", f"{ns}-{number}"]
         log = (logdir / f"hotload-{ns}-{number}.log").open("ab")
-        workers.append(subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT))
+        env = {**os.environ, **(worker_env or {})}
+        workers.append(
+            subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+        )
 
     def answers_since(at: float) -> list[float]:
         with receiver.lock:
@@ -102,11 +162,11 @@ def measure(bootstrap: str, logdir: Path, rate: float, settle_s: float) -> list[
 
     events: list[Event] = []
 
-    def window(name: str, change) -> None:
-        at = time.perf_counter()
+    def window(name: str, change, watch_s: float = settle_s) -> None:
+        at, wall_at = time.perf_counter(), time.time()
         change()
-        time.sleep(settle_s)
-        end = time.perf_counter()
+        time.sleep(watch_s)
+        end, wall_end = time.perf_counter(), time.time()
         arrivals = [at, *[t for t in answers_since(at) if t <= end], end]
         gap = max(b - a for a, b in zip(arrivals, arrivals[1:], strict=False))
         sent = {k: t for k, t in list(traffic.sent.items()) if at - 1 <= t <= end - 2}
@@ -114,7 +174,8 @@ def measure(bootstrap: str, logdir: Path, rate: float, settle_s: float) -> list[
             latencies = [(receiver.arrivals[k] - t) * 1000 for k, t in sent.items()
                          if k in receiver.arrivals]  # fmt: skip
         events.append(Event(name, gap * 1000, max(latencies, default=float("nan")),
-                            load.percentile(latencies, 50), len(sent) - len(latencies)))  # fmt: skip
+                            load.percentile(latencies, 50), len(sent) - len(latencies),
+                            receiver.partition_gaps_ms(wall_at, wall_end)))  # fmt: skip
 
     try:
         start_worker(1)
@@ -126,6 +187,12 @@ def measure(bootstrap: str, logdir: Path, rate: float, settle_s: float) -> list[
             time.sleep(0.1)
         time.sleep(settle_s)
         window("nothing happens", lambda: None)
+        for n in range(unloads):
+            window(f"load {n + 1}", lambda: plane.load([str(LOADED)]), unload_after_s)
+            unload = lambda: plane.unload("pipeline", "conditional-routing")  # noqa: E731
+            window(f"unload {n + 1} ({unload_after_s:g} s after)", unload)
+        if unloads:
+            return events
         window("another pipeline loaded", lambda: plane.load([str(LOADED)]))
         window("that pipeline unloaded", lambda: plane.unload("pipeline", "conditional-routing"))
         window("a second worker joins", lambda: start_worker(2))
@@ -157,13 +224,14 @@ def section(events: list[Event], broker: str, rate: float) -> str:
     lines = [
         f"### Hot changes under traffic ({broker}, {rate:g} requests/s to tfsimples)",
         "",
-        "| event | longest gap ms | worst latency ms | p50 ms | unanswered |",
-        "|---|---|---|---|---|",
+        "| event | longest gap ms | worst latency ms | p50 ms | unanswered "
+        "| per-partition gap ms (answer timestamps) |",
+        "|---|---|---|---|---|---|",
     ]
     for e in events:
         lines.append(
             f"| {e.name} | {e.longest_gap_ms:,.0f} | {e.worst_ms:,.0f} | {e.p50_ms:,.1f} "
-            f"| {e.unanswered} |"
+            f"| {e.unanswered} | {' / '.join(f'{g:,.0f}' for g in e.partition_gaps_ms)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -174,14 +242,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kafka", action="store_true", help="start a local Apache Kafka node")
     parser.add_argument("--rate", type=float, default=100.0, help="requests/s to tfsimples")
     parser.add_argument("--settle", type=float, default=10.0, help="seconds watched per event")
+    parser.add_argument(
+        "--unloads",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only load and unload another pipeline, N times (the unload stall's repro)",
+    )
+    parser.add_argument(
+        "--unload-after", type=float, default=4.0, metavar="S", help="with --unloads: S s"
+    )
+    parser.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="environment of the workers (repeatable), e.g. TENSORFLUX_KAFKA_DEBUG=fetch",
+    )
     args = parser.parse_args(argv)
+    worker_env = dict(item.split("=", 1) for item in args.worker_env)
     logdir = RESULTS / "logs"
     logdir.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         bootstrap, broker = args.bootstrap, "given Kafka"
         if bootstrap is None:
             bootstrap, broker = _start_broker(stack, args.kafka)
-        events = measure(bootstrap, logdir, args.rate, args.settle)
+        events = measure(
+            bootstrap,
+            logdir,
+            args.rate,
+            args.settle,
+            unloads=args.unloads,
+            unload_after_s=args.unload_after,
+            worker_env=worker_env,
+        )
     text = section(events, broker, args.rate) + f"\nload average: {os.getloadavg()}\n"
     (RESULTS / "hotload.md").write_text(text)
     print(text)

@@ -8,7 +8,8 @@ and the last occurrence wins, as Kafka's `Headers.lastHeader` does.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import re
+from collections.abc import Collection, Iterable, Sequence
 from typing import Final
 
 Headers = Sequence[tuple[str, bytes | None]] | None
@@ -109,3 +110,22 @@ def with_headers(headers: Headers, **values: str | bytes | None) -> list[tuple[s
         if value is not None:
             out.append((key, value if isinstance(value, bytes) else value.encode("utf-8")))
     return out
+
+
+_SELDON_VERSION = re.compile(r"_[0-9]+$")
+
+
+def route_candidate(value: str | None, candidates: Collection[str]) -> str | None:
+    """The candidate of `candidates` an `x-seldon-route` value names, or None. tensorflux
+    writes the bare name (`mul10`); Seldon Core 2 writes `:mul10_1:` (the model's name
+    and version between colons, one such segment per model a request went through,
+    `NAME.pipeline` for a pipeline), and a Seldon client sends it back to stay on it."""
+    if not value:
+        return None
+    if value in candidates:
+        return value
+    for segment in filter(None, value.split(":")):
+        for name in (segment, segment.removesuffix(".pipeline"), _SELDON_VERSION.sub("", segment)):
+            if name in candidates:
+                return name
+    return None

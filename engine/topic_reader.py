@@ -2,7 +2,8 @@
 
 Two readers share one idea of "the end". The embedded broker's high watermark
 is approximate (PRODUCT.md), so the end is where every partition reported EOF
-and nothing more came for a moment (`IDLE_END_S`).
+and nothing more came for a moment (`IDLE_END_S`; not waited on Kafka by a reader
+that reads once).
 
 - `TopicReader` keeps the latest value per key of a compacted one-partition
   topic (the control and status topics), read from the start, then followed.
@@ -21,7 +22,7 @@ from collections.abc import Iterator
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
 
 from engine.admin import TopicAdmin
-from engine.config import KafkaSettings
+from engine.config import KafkaSettings, broker_kind
 from engine.errors import TensorfluxError
 
 COMPACTED = {"cleanup.policy": "compact"}
@@ -59,9 +60,16 @@ class TopicReader:
         )
         # Metadata first: assigned before it knows the leader, librdkafka retries the
         # offset lookup only after 500 ms.
-        self._consumer.list_topics(topic, timeout=READ_TIMEOUT_S)
+        metadata = self._consumer.list_topics(topic, timeout=READ_TIMEOUT_S)
         self._consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
         self._at_end = False
+        self._quiet_s = IDLE_END_S
+        self._poll_s = 0.02 if one_shot else 0.1
+        """consume() waits out its timeout unless 1000 records come: short for the CLI."""
+        if one_shot and broker_kind(metadata.cluster_id) == "kafka":
+            # Kafka's end of partition is exact: a reader that reads once needs no quiet
+            # moment after it (a following reader keeps it, to take a load whole).
+            self._quiet_s = 0.0
 
     def poll(self, timeout: float = 0.0) -> bool:
         """Apply what arrived; True when anything changed."""
@@ -87,10 +95,10 @@ class TopicReader:
         while not self._at_end:
             if time.monotonic() > deadline:
                 raise ReadTimeout(self.topic, READ_TIMEOUT_S)
-            self.poll(timeout=0.1)
+            self.poll(timeout=self._poll_s)
         quiet_since = time.monotonic()
-        while time.monotonic() - quiet_since < IDLE_END_S:
-            if self.poll(timeout=0.1):
+        while time.monotonic() - quiet_since < self._quiet_s:
+            if self.poll(timeout=self._poll_s):
                 quiet_since = time.monotonic()
         return self.values
 

@@ -1,6 +1,8 @@
 """`tensorflux validate` and `tensorflux describe`: check specs and show the compiled graph.
 
-Nothing here touches Kafka. Topic names follow `--topic-prefix`/`--namespace`
+Nothing here touches Kafka, unless asked: `validate --bootstrap` checks the partition
+counts of the topics joins read (`copartition_check.py`), `describe` without files
+reads the running engine's resources. Topic names follow `--topic-prefix`/`--namespace`
 (or `TENSORFLUX_TOPIC_PREFIX`/`TENSORFLUX_NAMESPACE`, as for the other commands).
 """
 
@@ -28,6 +30,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     validate.add_argument("files", nargs="+", metavar="FILE", help="YAML files or directories")
     _topic_options(validate)
+    kafka = validate.add_argument_group("Kafka (optional)")
+    kafka.add_argument(
+        "--bootstrap",
+        "--kafka-broker",
+        dest="bootstrap",
+        metavar="HOST:PORT",
+        help="also check, on this Kafka, that the topics each join reads have one partition "
+        "count, as the worker does at load (without it nothing touches Kafka)",
+    )
+    kafka.add_argument(
+        "--partitions",
+        type=int,
+        help="with --bootstrap: the count the worker makes missing topics with "
+        "(its --partitions; default: TENSORFLUX_PARTITIONS, else 4)",
+    )
+    kafka.add_argument(
+        "--kafka-config", metavar="FILE", help="librdkafka properties file (key=value lines)"
+    )
     validate.set_defaults(handler=run_validate)
 
     describe = subparsers.add_parser(
@@ -85,8 +105,14 @@ def run_validate(args: argparse.Namespace) -> int:
 
     specs = read_files(args.files)
     signatures = _onnx_signatures(specs.models)
-    _, problems, warnings = compile_collecting(specs, _topics(args), signatures=signatures)
+    topics = _topics(args)
+    topology, problems, warnings = compile_collecting(specs, topics, signatures=signatures)
     _print_warnings(warnings)
+    if args.bootstrap:
+        from engine.cli.copartition_check import copartition_problems
+        from engine.cli.options import settings_from
+
+        problems = [*problems, *copartition_problems(specs, topology, topics, settings_from(args))]
     failed = {problem.resource for problem in problems}
     for kind, name in specs.resources():
         resource = f"{kind.lower()} '{name}'"

@@ -14,28 +14,58 @@ silently answering nothing.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
 from engine.runtime.reports import resource_key
 from engine.topology.graph import PipelineGraph, Topology
 
 
-def mismatch(graph: PipelineGraph, counts: Mapping[str, int]) -> str | None:
-    """Why `graph`'s joins cannot meet with these partition counts, or None."""
+@dataclasses.dataclass(frozen=True)
+class Unjoinable:
+    """A joining step whose topics have unequal partition counts: `counts` names each."""
+
+    step: str
+    counts: Mapping[str, int]
+
+    @property
+    def problem(self) -> str:
+        """What is wrong and how to fix it, the step left out (for a message naming it apart)."""
+        listed = ", ".join(f"{topic} has {n}" for topic, n in self.counts.items())
+        return (
+            f"joins topics with different partition counts ({listed}): "
+            "a request's parts would land in different partitions and never meet; "
+            "recreate those topics with one count (the worker's --partitions)"
+        )
+
+    def __str__(self) -> str:
+        return f"step '{self.step}' {self.problem}"
+
+
+def partition_counts(
+    topics: Iterable[str], existing: Mapping[str, int], default: int
+) -> dict[str, int]:
+    """Each of `topics`' partition count once the worker has made it: as `existing` has
+    it, else `default` (the count the worker creates missing topics with)."""
+    return {topic: existing.get(topic, default) for topic in topics}
+
+
+def unjoinable(graph: PipelineGraph, counts: Mapping[str, int]) -> Unjoinable | None:
+    """The first step of `graph` whose joins cannot meet with these counts, or None."""
     for node in graph.nodes():
         topics = sorted({source.topic for source in node.sources()})
         if len(topics) < 2:
             continue  # one topic: nothing to meet
         found = {topic: counts[topic] for topic in topics if topic in counts}
         if len(set(found.values())) > 1:
-            listed = ", ".join(f"{topic} has {n}" for topic, n in found.items())
-            return (
-                f"step '{node.name}' joins topics with different partition counts ({listed}): "
-                "a request's parts would land in different partitions and never meet; "
-                "recreate those topics with one count (the worker's --partitions)"
-            )
+            return Unjoinable(node.name, MappingProxyType(found))
     return None
+
+
+def mismatch(graph: PipelineGraph, counts: Mapping[str, int]) -> str | None:
+    """Why `graph`'s joins cannot meet with these partition counts, or None."""
+    found = unjoinable(graph, counts)
+    return None if found is None else str(found)
 
 
 def without_unjoinable(

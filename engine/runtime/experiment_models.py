@@ -69,7 +69,8 @@ class ExperimentModel(ModelRuntime):
         )
 
     def choose(self, request_id: str, headers: list[tuple[str, bytes]]) -> Candidate:
-        sticky = h.header_value(headers, h.SELDON_ROUTE)
+        names = {candidate.name for candidate in self.candidates}
+        sticky = h.route_candidate(h.header_value(headers, h.SELDON_ROUTE), names)
         for candidate in self.candidates:
             if candidate.name == sticky and candidate.weight > 0:
                 return candidate

@@ -32,7 +32,8 @@ from engine.topology.topics import TopicNames
 
 def choose(spec: ExperimentSpec, record: Record) -> str:
     """The candidate `record` goes to (the weights, the request id, a sticky route)."""
-    sticky = h.header_value(record.headers, h.SELDON_ROUTE)
+    names = {candidate.name for candidate in spec.candidates}
+    sticky = h.route_candidate(h.header_value(record.headers, h.SELDON_ROUTE), names)
     for candidate in spec.candidates:
         if candidate.name == sticky and candidate.weight > 0:
             return sticky

@@ -15,7 +15,7 @@ from engine.admin import TopicAdminError
 from engine.config import KafkaSettings
 from engine.kafka_watch import KafkaWatch
 from engine.runtime.control import compile_documents, new_worker_id
-from engine.runtime.copartition import without_unjoinable
+from engine.runtime.copartition import partition_counts, without_unjoinable
 from engine.runtime.plan import Status, topology_topics
 from engine.runtime.reports import HEARTBEAT_S, heartbeat, resource_key
 from engine.runtime.settings import WorkerSettings
@@ -138,10 +138,9 @@ class WorkerService:
             existing = self.worker.admin.existing()
         except TopicAdminError:
             return documents, topology, failures  # Kafka away: its recovery compiles again
-        counts = {
-            t: existing.get(t, self.settings.partitions)
-            for t in topology_topics(topology, self.topics)
-        }
+        counts = partition_counts(
+            topology_topics(topology, self.topics), existing, self.settings.partitions
+        )
         topology, unjoinable = without_unjoinable(topology, counts)
         return documents, topology, {**failures, **unjoinable}
 

@@ -123,6 +123,7 @@ class Worker:
             idle_after_s=self.worker_settings.idle_after_s(self.broker),
             probe_every_s=self.worker_settings.idle_probe_ms / 1000,
             held=lambda: self.pauses.paused | self.draining.held,
+            cooperative=self.group_protocol == "consumer",
         )
         self._chunk = self.worker_settings.chunk
         self._max_wait_s = self.worker_settings.max_wait_ms / 1000
@@ -406,7 +407,7 @@ class Worker:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned |= {(p.topic, p.partition) for p in partitions}
         self._to_resume |= {(p.topic, p.partition) for p in partitions}
-        self.idle.assigned()  # librdkafka keeps partitions paused across a rebalance
+        self.idle.assigned(partitions)  # librdkafka keeps partitions paused across a rebalance
         if not self._ready_announced:
             self._ready_announced = True
             statuses = self._plan.ready()

@@ -125,3 +125,13 @@ def test_random_error_record_bytes_raise_only_codec_errors(payload):
         decode_error(payload)
     except CodecError:
         pass
+
+
+def test_a_route_in_seldons_spelling_names_the_candidate() -> None:
+    names = {"iris", "iris2", "adds"}
+    assert h.route_candidate("iris2", names) == "iris2"  # tensorflux's own
+    assert h.route_candidate(":iris2_1:", names) == "iris2"  # Seldon Core 2's, versioned
+    assert h.route_candidate(":prep_1::iris_12:", names) == "iris"  # several models
+    assert h.route_candidate(":adds.pipeline:", names) == "adds"
+    assert h.route_candidate(":other_1:", names) is None
+    assert h.route_candidate(None, names) is None and h.route_candidate("", names) is None

@@ -95,6 +95,15 @@ def test_the_default_model_splits_its_kafka_inputs_and_answers_on_its_outputs(dr
     )
     pinned = driver.records(TOPICS.model_outputs("add10"))[-1]
     assert pinned.key == "pinned" and pinned.message().tensors[0].data.tolist() == ADDED
+    # So is one in Seldon Core 2's spelling, as a Seldon client sends back what it got.
+    seldon = [rid for rid in ids if routes[rid] == "add10"][:2]
+    for rid in seldon:
+        route = b":mul10_1:" if rid == seldon[0] else b":tfsimple1_1::mul10_3:"
+        driver.send(TOPICS.model_inputs("add10"), rid, _request(rid), [(h.SELDON_ROUTE, route)])
+    again = {r.key: r for r in driver.records(TOPICS.model_outputs("add10"))[-2:]}
+    for rid in seldon:
+        assert h.header_value(again[rid].headers, h.SELDON_ROUTE) == "mul10"
+        assert again[rid].message().tensors[0].data.tolist() == MULTIPLIED, rid
     # The mirror got a copy of each on its own inputs topic (percent 100).
     mirrored = {r.key for r in driver.records(TOPICS.model_inputs("tfsimple1"))}
     assert set(ids) | {"pinned"} <= mirrored

@@ -461,6 +461,8 @@ def test_keyless_requests_and_reused_request_ids_are_each_answered(kafka: Kafka)
                     continue
                 key = (record.key() or b"").decode()
                 if key == rid or key.startswith(f"{inputs}:"):
+                    # The id it was given travels in x-request-id, as the key does.
+                    assert h.header_value(record.headers(), h.REQUEST_ID) == key, key
                     reply = decode_payload(record.value(), record.headers() or [], "response")
                     first = reply.as_arrays()["OUTPUT0"].tolist()[0]
                     answers.setdefault(key, []).append(first[0])
@@ -481,3 +483,17 @@ def test_an_upstream_failure_reaches_a_chained_pipelines_caller(kafka: Kafka) ->
     assert answer.is_error
     error = answer.error()
     assert (error.pipeline, error.step, error.kind) == ("chain-base", "tfsimple1", "bad-input")
+
+
+def test_an_inner_join_that_expires_answers_its_caller_with_a_timeout(kafka: Kafka) -> None:
+    # tfsimple3 joins tfsimple1's and tfsimple2's answers within 5000 ms; here only
+    # tfsimple1's comes (as when the other branch's step lost the request).
+    rid = new_id("half")
+    row = int32(*[1] * 16, shape=(1, 16))
+    half = InferenceMessage(rid, tensors(OUTPUT0=row, OUTPUT1=row), "response")
+    kafka.send(kafka.topics.step_outputs("tfsimples-join", "tfsimple1"), rid, half)
+    answer = kafka.outputs("tfsimples-join", [rid])[rid]
+    assert answer.is_error, answer
+    error = answer.error()
+    assert (error.kind, error.pipeline, error.request_id) == ("timeout", "tfsimples-join", rid)
+    assert "tfsimple2.outputs" in error.reason, error.reason
