@@ -46,10 +46,12 @@ def choose_candidate(
 ) -> str:
     """A candidate drawn with probability weight / sum of weights.
 
-    `sticky` is the x-seldon-route a caller sent back: while it names a candidate
-    with traffic, the caller stays on it (Seldon's sticky sessions).
+    `sticky` is the x-seldon-route a caller sent back, in tensorflux's spelling (`mul10`)
+    or Seldon's (`:mul10_1:`): while it names a candidate with traffic, the caller stays
+    on it (Seldon's sticky sessions).
     """
     weights = dict(experiment.candidates)
+    sticky = h.route_candidate(sticky, weights)
     if sticky and weights.get(sticky, 0) > 0:
         return sticky
     point = rng.randrange(sum(weights.values()))

@@ -41,6 +41,9 @@ def test_a_sticky_route_wins_unless_it_has_no_traffic() -> None:
     assert choose_candidate(AB, random_at(0), sticky="nope") == "a"
     stopped = ExperimentInfo("e", "model", (("a", 0), ("b", 1)))
     assert choose_candidate(stopped, random_at(0), sticky="a") == "b"
+    # Seldon's spelling of the same route: `:a_1:` (name and version between colons).
+    assert choose_candidate(AB, random_at(3), sticky=":a_1:") == "a"
+    assert choose_candidate(AB, random_at(0), sticky=":nope_1:") == "a"
 
 
 def test_mirror_takes_its_percent() -> None:

@@ -160,6 +160,24 @@ def test_a_mirror_gets_a_copy_with_the_same_request_id(
     assert request_id in keys_on(stack_settings, topic, request_id)
 
 
+@pytest.mark.parametrize(
+    ("path", "sent_back", "expected"),
+    [
+        ("/v2/models/copy-split/infer", ":mul10_1:", MULTIPLIED),
+        ("/v2/models/copy-split/infer", ":add10-copy_3:", ADDED),
+        ("/v2/pipelines/adds/infer", ":muls.pipeline:", MULTIPLIED),
+    ],
+)
+def test_a_route_sent_back_in_seldons_spelling_keeps_its_candidate(
+    gateway_url, path, sent_back, expected
+) -> None:
+    # Seldon Core 2 answers `x-seldon-route: :mul10_1:` (name_version between colons,
+    # NAME.pipeline for a pipeline), and its clients send that back to stay sticky. On a
+    # 50/50 split, eight requests all on one side happen by chance once in 128.
+    for _ in range(8):
+        assert output(infer(gateway_url, path, headers={ROUTE: sent_back})) == expected
+
+
 def test_a_pipeline_step_naming_an_experiment_calls_its_candidate(gateway_url) -> None:
     reply = infer(gateway_url, "/v2/pipelines/calls-to-mul/infer")
     assert output(reply) == MULTIPLIED  # to-mul sends everything to mul10
