@@ -102,16 +102,16 @@ def per_request(
     after: dict[str, dict[str, Counter[str]]],
     requests: int,
 ) -> dict[str, dict[str, float]]:
-    """What each client sent between the two readings, per HTTP request (`fetching`, the
-    partitions its fetches name, as it is at the end)."""
+    """What each client sent between the two readings, per HTTP request (`assigned`,
+    a consumer's partitions, as it is at the end)."""
     out = {}
     for process, clients in after.items():
         for client, counts in clients.items():
             grew = counts - before.get(process, {}).get(client, Counter())
             if grew:
-                sent = {k: v / requests for k, v in sorted(grew.items()) if k != "fetching"}
-                if "fetching" in counts:
-                    sent["fetching"] = counts["fetching"]
+                sent = {k: v / requests for k, v in sorted(grew.items()) if k != "assigned"}
+                if "assigned" in counts:
+                    sent["assigned"] = counts["assigned"]
                 out[f"{process} {client}"] = sent
     return out
 

@@ -54,8 +54,8 @@ def _stats_cb(label: str, out: Path):
         if stats.get("type") == "producer":
             batches += sum(t["batchcnt"]["cnt"] for t in stats.get("topics", {}).values())
             requests["batches"] = batches
-        else:  # how many partitions its fetches name (as of now)
-            requests["fetching"] = sum(
+        else:  # partitions assigned now (paused ones too: the statistics do not say)
+            requests["assigned"] = sum(
                 1
                 for topic in stats.get("topics", {}).values()
                 for number, part in topic.get("partitions", {}).items()
