@@ -18,6 +18,7 @@ wrk (a C load generator, one thread) drives each at 1, 8 and 64 connections.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -29,6 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -37,6 +39,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench import kafka_requests  # noqa: E402
 from bench.procstat import cpu_s  # noqa: E402
 from engine.broker import EmbeddedBroker, free_port  # noqa: E402
 
@@ -90,6 +93,27 @@ class Row:
     errors: int
     cpu_ms: dict[str, float] | None = None
     """CPU ms per request of each process (at the highest level only), from /proc."""
+    sent: dict[str, dict[str, float]] | None = None
+    """Kafka requests per HTTP request, by client and request type (--count-requests)."""
+
+
+def per_request(
+    before: dict[str, dict[str, Counter[str]]],
+    after: dict[str, dict[str, Counter[str]]],
+    requests: int,
+) -> dict[str, dict[str, float]]:
+    """What each client sent between the two readings, per HTTP request (`assigned`,
+    a consumer's partitions, as it is at the end)."""
+    out = {}
+    for process, clients in after.items():
+        for client, counts in clients.items():
+            grew = counts - before.get(process, {}).get(client, Counter())
+            if grew:
+                sent = {k: v / requests for k, v in sorted(grew.items()) if k != "assigned"}
+                if "assigned" in counts:
+                    sent["assigned"] = counts["assigned"]
+                out[f"{process} {client}"] = sent
+    return out
 
 
 def wrk(url: str, script: str, connections: int, seconds: float) -> Row:
@@ -200,17 +224,22 @@ def gateway_rows(
     namespace: str,
     profile: str | None = None,
     broker_pid: int | None = None,
+    counts: Path | None = None,
 ) -> list[Row]:
     examples = specs
     port = free_port()
+    worker = [sys.executable, "-c", WORKER, bootstrap, namespace, examples]
+    gateway = [sys.executable, "-m", "engine.gateway", "--port", str(port), "-f", examples]
+    gateway += ["--bootstrap", bootstrap, "--namespace", namespace]
+    stats = {}
+    if counts is not None:  # each process under bench/kafka_requests.py, counting
+        stats = {name: counts / f"{namespace}-{name}.json" for name in ("worker", "gateway")}
+        counter = [sys.executable, str(REPO / "bench" / "kafka_requests.py")]
+        worker = [*counter, str(stats["worker"]), *worker[1:]]
+        gateway = [*counter, str(stats["gateway"]), *gateway[1:]]
     processes = [
-        subprocess.Popen([sys.executable, "-c", WORKER, bootstrap, namespace, examples], env=env),
-        subprocess.Popen(
-            [sys.executable, "-m", "engine.gateway", "--port", str(port), "-f", examples]
-            + ["--bootstrap", bootstrap, "--namespace", namespace],
-            env=env,
-            stdout=subprocess.DEVNULL,
-        ),
+        subprocess.Popen(worker, env=env),
+        subprocess.Popen(gateway, env=env, stdout=subprocess.DEVNULL),
     ]
     try:
         wait_for_port(port, processes[1], "the gateway")
@@ -235,10 +264,15 @@ def gateway_rows(
             if broker_pid is not None:
                 pids["broker"] = broker_pid
             before = {name: cpu_s(pid) for name, pid in pids.items()}
+            sent_before = {name: kafka_requests.read(path) for name, path in stats.items()}
             row = wrk(url, script, connections, seconds)
             if connections == max(levels) and row.requests:
                 used = {name: cpu_s(pid) - before[name] for name, pid in pids.items()}
                 row = replace(row, cpu_ms={n: 1000 * s / row.requests for n, s in used.items()})
+                if stats:
+                    time.sleep(2 * kafka_requests.INTERVAL_MS / 1000)  # the last figures
+                    sent = {n: kafka_requests.read(path) for n, path in stats.items()}
+                    row = replace(row, sent=per_request(sent_before, sent, row.requests))
             rows.append(row)
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
@@ -270,6 +304,29 @@ def main() -> int:
         metavar="PREFIX",
         help="py-spy the gateway at the highest level into PREFIX-<conns>.txt (collapsed stacks)",
     )
+    parser.add_argument(
+        "--only",
+        choices=("examples", "alone"),
+        help="run one of the two gateway settings (default both)",
+    )
+    parser.add_argument(
+        "--count-requests",
+        action="store_true",
+        help="print the Kafka requests each client sent per HTTP request at the highest level",
+    )
+    parser.add_argument(
+        "--bootstrap",
+        metavar="HOST:PORT",
+        help="a running broker (a Kafka node: `tensorflux broker --kafka`) instead of the "
+        "embedded one; its CPU is not counted",
+    )
+    parser.add_argument(
+        "--specs",
+        metavar="DIR",
+        default=str(REPO / "examples"),
+        help="the specs of the 'examples/' setting (default examples/; it must hold chain-base)",
+    )
+    parser.add_argument("--no-ceiling", action="store_true", help="skip the bare ASGI app")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("not measured: wrk is not installed (apt-get install -y wrk)")
@@ -279,23 +336,41 @@ def main() -> int:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as lua:
         lua.write(WRK_SCRIPT % BODY)
+    counts = Path(tempfile.mkdtemp(prefix="gw-counts-")) if args.count_requests else None
+    gateways: list[Row] = []
+    alones: list[Row] = []
     try:
-        ceilings = ceiling(lua.name, levels, args.seconds, env)
-        with EmbeddedBroker() as broker:
-            rtt = round_trip_ms(broker.bootstrap)
-            gateways = gateway_rows(
-                broker.bootstrap, lua.name, levels, args.seconds, env,
-                str(REPO / "examples"), "bench", args.profile, broker.pid,
-            )  # fmt: skip
-            with tempfile.TemporaryDirectory() as alone:
+        ceilings = [] if args.no_ceiling else ceiling(lua.name, levels, args.seconds, env)
+        with contextlib.ExitStack() as stack:
+            if args.bootstrap:
+                bootstrap, broker_pid = args.bootstrap, None
+                # Each run its own namespace: topics of an earlier run hold records.
+                run = uuid.uuid4().hex[:6]
+                namespaces = (f"bench-{run}", f"alone-{run}")
+            else:
+                broker = stack.enter_context(EmbeddedBroker())
+                bootstrap, broker_pid = broker.bootstrap, broker.pid
+                namespaces = ("bench", "alone")
+            rtt = round_trip_ms(bootstrap)
+            if args.only in (None, "examples"):
+                gateways = gateway_rows(
+                    bootstrap, lua.name, levels, args.seconds, env, args.specs,
+                    namespaces[0], args.profile, broker_pid, counts,
+                )  # fmt: skip
+            if args.only in (None, "alone"):
+                alone = stack.enter_context(tempfile.TemporaryDirectory())
                 _chain_base_alone(Path(alone))
                 alones = gateway_rows(
-                    broker.bootstrap, lua.name, levels, args.seconds, env, alone, "alone",
-                    broker_pid=broker.pid,
+                    bootstrap, lua.name, levels, args.seconds, env, alone, namespaces[1],
+                    broker_pid=broker_pid, counts=counts,
                 )  # fmt: skip
     finally:
         os.unlink(lua.name)
+        if counts is not None:
+            shutil.rmtree(counts, ignore_errors=True)
+    where = args.bootstrap or "the embedded broker"
     print(f"POST {PATH} (1 step, INT32 [1,16] x2) with wrk -t1; {args.seconds:g} s a level")
+    print(f"broker: {where}")
     print(f"load average before / after: {load_before} / {_loadavg()}")
     print(f"{'server':<28} {'conns':>5} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for name, rows in (
@@ -313,6 +388,9 @@ def main() -> int:
             if row.cpu_ms:
                 split = ", ".join(f"{n} {ms:.2f}" for n, ms in row.cpu_ms.items())
                 print(f"CPU ms a request at {row.connections} connections, {name}: {split}")
+            for client, sent in (row.sent or {}).items():
+                split = ", ".join(f"{kind} {n:.3f}" for kind, n in sent.items())
+                print(f"Kafka requests an HTTP request, {name}, {client}: {split}")
     print(f"produce->consume round trip on this broker: p50 {rtt:.2f} ms (x2: {2 * rtt:.2f} ms)")
     by_level = {row.connections: row for row in gateways}
     top = {row.connections: row for row in ceilings}

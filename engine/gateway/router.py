@@ -33,14 +33,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from confluent_kafka import (
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
-    Producer,
-    TopicPartition,
-)
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from engine.admin import TopicAdmin, watermark_offsets
 from engine.config import KafkaSettings
@@ -50,6 +43,7 @@ from engine.gateway.errors import (
     GatewayError,
     RequestInFlight,
 )
+from engine.gateway.producing import RequestProducer
 from engine.kafka_watch import KafkaWatch
 from engine.runtime.idling import resume_now
 
@@ -88,11 +82,8 @@ class ReplyRouter:
         )
         """Never joined (partitions are assigned by hand, nothing is committed)."""
         self._admin = TopicAdmin(settings)
-        # No linger, one produce request in flight: a lone request goes at once, and
-        # requests arriving while one is in flight wait and go as one batch (the
-        # embedded broker's cost grows with the batches it holds, not the records).
-        # Delivery reports come only for failures (the router thread runs them).
-        self._producer = self._new_producer()
+        self._producer = RequestProducer(settings)
+        """At once while few callers wait, lingering for bigger batches when many do."""
         self._consumer = Consumer(
             settings.consumer_config(
                 self.group_id,
@@ -119,13 +110,6 @@ class ReplyRouter:
         self._executor = concurrent.futures.ThreadPoolExecutor(2, "gateway-listen")
         self._watch = KafkaWatch(settings, self._on_kafka)
 
-    def _new_producer(self) -> Producer:
-        return Producer(
-            self.settings.producer_config(
-                **{"linger.ms": 0, "max.in.flight": 1, "delivery.report.only.error": True}
-            )
-        )
-
     # -- lifecycle ---------------------------------------------------------------------
 
     def start(self) -> ReplyRouter:
@@ -137,6 +121,11 @@ class ReplyRouter:
     def fetching(self) -> bool:
         """False while its partitions are paused (no caller waited for a while)."""
         return not self._paused
+
+    @property
+    def batched(self) -> int:
+        """Requests sent through the lingering producer so far (producing.py)."""
+        return self._producer.batched
 
     def alive(self) -> bool:
         return self._thread.is_alive() and not self._stop.is_set()
@@ -159,12 +148,10 @@ class ReplyRouter:
             self.abandon(self._unreachable())
             # Sent later, they would make a broker that kept nothing create their
             # topics itself, with its own partition count, before we can.
-            self._producer.purge(in_queue=True, in_flight=True)
+            self._producer.purge()
             return
         log.warning("Kafka at %s reachable again after %.0fs", self.settings.bootstrap, after_s)
-        # A broker that kept nothing no longer knows the idempotent producer's id: the
-        # old producer's next produce would fail it for good.
-        self._producer = self._new_producer()
+        self._producer.renew()
         with self._lock:
             self._listening.clear()  # each outputs topic is listened to anew (ensured)
         self._assignments.put(None)
@@ -279,7 +266,7 @@ class ReplyRouter:
                 log.warning("copy for %s not delivered: %s", topic, error)
 
         try:
-            self._producer.produce(topic, value, key, headers=headers, on_delivery=delivered)
+            self._producer.produce(topic, key, value, headers, delivered)
         except (BufferError, KafkaException) as error:
             log.warning("copy for %s dropped: %s", topic, error)
 
@@ -291,10 +278,9 @@ class ReplyRouter:
                 _settle(waiter, DeliveryFailed(f"Kafka refused the request for {topic}: {error}"))
 
         try:
-            self._producer.produce(topic, value, key, headers=headers, on_delivery=delivered)
-        except BufferError:
-            self._producer.poll(0.1)
-            self._producer.produce(topic, value, key, headers=headers, on_delivery=delivered)
+            self._producer.produce(
+                topic, key, value, headers, delivered, waiting=len(self._waiting)
+            )
         except KafkaException as error:
             raise DeliveryFailed(
                 f"Kafka refused the request for {topic}: {error.args[0].str()}"
@@ -307,7 +293,7 @@ class ReplyRouter:
         while not self._stop.is_set():
             try:
                 self._take_assignments()
-                self._producer.poll(0)
+                self._producer.poll()
                 if not self._assigned:
                     self._stop.wait(0.01)
                     continue

@@ -15,8 +15,9 @@ tansu), which is why the split: with four partitions a topic, asking all of
 `examples/` ten times a second cost the engine and tansu ~8% of a core.
 
 Any news, an assignment or a seek resumes everything. Nothing is skipped: a paused
-partition keeps its position, and resuming fetches from it. Under traffic nothing
-is ever paused.
+partition keeps its position, and resuming fetches from it. Under traffic only the
+partitions quiet for `cold_after_s` are paused (`cold.py`: a busy consumer fetches as
+fast as tansu answers, and each fetch costs it per partition named).
 
 librdkafka keeps a partition paused across a rebalance, so an assignment must call
 `assigned()`. One thread calls everything here (the one that polls the consumer).
@@ -27,11 +28,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, KafkaException, Message, TopicPartition
 
+from engine.runtime.cold import ColdPartitions
 from engine.topology.topics import TopicNames
 
 log = logging.getLogger("tensorflux.worker")
@@ -89,6 +91,7 @@ class IdlePause:
         *,
         idle_after_s: float,
         probe_every_s: float,
+        cold_after_s: float = 0.0,
         held: Callable[[], Collection[tuple[str, int]]] = tuple,
         latest: LatestOffsets | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -121,20 +124,40 @@ class IdlePause:
         self.paused = False
         self.pauses = 0
         """Quiet spells so far (tests read it)."""
+        self.cold = ColdPartitions(
+            consumer,
+            cold_after_s=cold_after_s,
+            probe_every_s=probe_every_s,
+            held=held,
+            latest=self._latest,
+            read_up_to=self._read_up_to,
+            resume=resume_now,
+            clock=clock,
+        )
+        """Partitions paused while others are busy (`cold.py`)."""
 
     def active(self) -> None:
-        """Records came, or something that may bring them happened (an assignment, a
-        seek, a new subscription): fetch at once and for good."""
+        """Something that may bring records or move positions happened (an assignment,
+        a seek, a new subscription): fetch everything at once and for good."""
+        if not self._busy():
+            self.cold.warm()
+
+    def _busy(self) -> bool:
+        """Records came: fetch at once; True if that ended a quiet spell."""
         self._last_activity = self._clock()
-        if self.paused:
-            self.paused = False
-            self._seen = {}
-            self._resume()
+        if not self.paused:
+            return False
+        self.paused = False
+        self._seen = {}
+        self._resume()
+        self.cold.forget()  # resumed with the rest
+        return True
 
     def never_pause(self) -> None:
         """From now on fetch for good (a draining worker: its last answers must be read
         back at once, not at the next probe)."""
         self._idle_after_s = 0.0
+        self.cold.disable()
         self.active()
 
     def assigned(self, partitions: Collection[TopicPartition] = ()) -> None:
@@ -147,7 +170,8 @@ class IdlePause:
         the application handles one, and its resume does not wake the broker thread
         (see `resume_now`), so the partitions a change did not touch stopped for up to
         a second (0.3-0.8 s measured on Kafka at each unload)."""
-        self._resume_assignment = self.pauses > 0
+        self._resume_assignment = self.pauses > 0 or self.cold.spells > 0
+        self.cold.forget()
         self.paused = False
         self._seen = {}
         self._last_activity = self._clock()
@@ -157,20 +181,25 @@ class IdlePause:
             wake_fetchers(self._consumer)
             self._wake_after_poll = True  # again, should the resume have come later
 
-    def after_poll(self, got_records: bool) -> None:
-        """Called after every poll: counts the quiet, pauses, probes."""
+    def after_poll(self, records: Sequence[Message]) -> None:
+        """Called after every poll with what it brought: counts the quiet, pauses, probes."""
         if self._resume_assignment:
             self._resume_assignment = False
             self._resume()
         if self._wake_after_poll:
             self._wake_after_poll = False
             wake_fetchers(self._consumer)
-        if got_records:
-            self.active()
-            return
-        if self._idle_after_s <= 0:
+        if records:
+            self._busy()
+            now = self._last_activity
+            self.cold.saw(records, now)
+            self.cold.tick(now)
             return
         now = self._clock()
+        if not self.paused:
+            self.cold.tick(now)
+        if self._idle_after_s <= 0:
+            return
         if self.paused:
             if now >= self._next_probe:
                 self._next_probe = now + self._probe_every_s
@@ -202,6 +231,7 @@ class IdlePause:
             self._consumer.pause(partitions)
         except KafkaException:
             return  # mid-rebalance: the assignment that follows starts the count again
+        self.cold.forget()  # paused with the rest
         self._seen = seen
         entry = self._entry()
         self._all_probe = [TopicPartition(t, p, OFFSET_END) for t, p in seen]

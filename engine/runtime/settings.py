@@ -3,7 +3,7 @@
 One frozen object per worker, so two workers in one process may differ.
 `WorkerSettings.load()` reads `TENSORFLUX_WORKER_CHUNK`,
 `TENSORFLUX_WORKER_MAX_WAIT_MS`, `TENSORFLUX_WORKER_COMMIT_INTERVAL_MS`,
-`TENSORFLUX_WORKER_IDLE_AFTER_MS`, `TENSORFLUX_WORKER_IDLE_PROBE_MS`,
+`TENSORFLUX_WORKER_IDLE_AFTER_MS`, `TENSORFLUX_WORKER_IDLE_PROBE_MS`, `TENSORFLUX_WORKER_COLD_AFTER_MS`,
 `TENSORFLUX_WORKER_MODEL_THREADS`, `TENSORFLUX_WORKER_MODEL_MAX_IN_FLIGHT` and
 `TENSORFLUX_PROCESSING_GUARANTEE` from an injectable environment (never at import). The client defaults were chosen with
 `make bench BENCH_ARGS=--sweep` (README "Performance"); a librdkafka setting the
@@ -33,6 +33,7 @@ ENV_FIELDS = (
     "commit_interval_ms",
     "idle_after_ms",
     "idle_probe_ms",
+    "cold_after_ms",
     "model_threads",
     "model_max_in_flight",
 )
@@ -92,6 +93,12 @@ class WorkerSettings(BaseModel):
     idle_probe_ms: int = Field(default=100, ge=1)
     """While paused: how often one ListOffsets request asks whether anything came (the
     longest the first record after a quiet spell waits)."""
+    cold_after_ms: int = Field(default=5000, ge=0)
+    """On tansu: pause a partition that brought nothing for this long while others are
+    busy (runtime/cold.py; 0: never). Its next record waits up to `idle_probe_ms`, and
+    then every such partition is fetched again. A busy consumer fetches as fast as tansu
+    answers and each fetch costs it per partition named: with `examples/` loaded and one
+    pipeline busy, the partitions nobody writes cost the broker more than the traffic."""
 
     @classmethod
     def load(cls, *, environ: Mapping[str, str] | None = None, **overrides: Any) -> WorkerSettings:
@@ -148,6 +155,15 @@ class WorkerSettings(BaseModel):
         """When to pause an idle consumer on this broker (0: never; Kafka's idle fetches
         are cheap to it)."""
         return self.idle_after_ms / 1000 if broker == "tansu" else 0.0
+
+    def idle_timings(self, broker: BrokerKind) -> dict[str, float]:
+        """`IdlePause`'s timings on this broker (on Kafka it never pauses anything)."""
+        cold = self.cold_after_ms / 1000 if broker == "tansu" else 0.0
+        return {
+            "idle_after_s": self.idle_after_s(broker),
+            "probe_every_s": self.idle_probe_ms / 1000,
+            "cold_after_s": cold,
+        }
 
 
 def _env_name(field: str) -> str:

@@ -120,8 +120,7 @@ class Worker:
         self.idle = IdlePause(
             self._consumer,
             lambda: entry_topics(self._plan.routes, self.topics),
-            idle_after_s=self.worker_settings.idle_after_s(self.broker),
-            probe_every_s=self.worker_settings.idle_probe_ms / 1000,
+            **self.worker_settings.idle_timings(self.broker),
             held=lambda: self.pauses.paused | self.draining.held,
             cooperative=self.group_protocol == "consumer",
         )
@@ -273,7 +272,7 @@ class Worker:
             messages = []
         else:
             messages = [first, *self._consumer.consume(self._chunk - 1, timeout=0)]
-        self.idle.after_poll(bool(messages))
+        self.idle.after_poll(messages)
         if self._to_resume and not self._read_resume_points():
             return 0  # the chunk is consumed again once the coordinator answers
         now_ms = _now_ms()

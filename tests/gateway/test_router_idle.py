@@ -1,5 +1,6 @@
 """The reply router stops fetching while no caller waits, and a later request still
-gets its reply (issue 17: an idle gateway costs the embedded broker nothing).
+gets its reply (issue 17: an idle gateway costs the embedded broker nothing). Many
+callers at once go through the lingering producer, a lone one does not (issue 14).
 
 A thread stands in for the worker: it answers every request record on the
 request topic with a record of the same key on the reply topic.
@@ -15,6 +16,7 @@ import uuid
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from engine.config import KafkaSettings
+from engine.gateway.producing import BATCH_WHEN_WAITING
 from engine.gateway.router import IDLE_AFTER_S, ReplyRouter
 
 DEADLINE_S = 30.0
@@ -51,6 +53,37 @@ def test_an_idle_router_pauses_and_still_routes_the_next_reply(kafka_settings, t
             time.sleep(0.05)
         assert asyncio.run(ask("second")) == b"answer:second"
         assert router.fetching
+    finally:
+        router.close()
+        stop.set()
+        echo.join(10)
+
+
+def test_many_callers_at_once_are_batched_and_a_lone_one_goes_at_once(
+    kafka_settings, topic_factory
+):
+    topic, reply_topic = topic_factory(), topic_factory()
+    stop = threading.Event()
+    echo = threading.Thread(target=_echo, args=(kafka_settings, topic, reply_topic, stop))
+    echo.start()
+    router = ReplyRouter(kafka_settings).start()
+    try:
+
+        async def ask(key: str) -> bytes:
+            reply = await router.request(topic, reply_topic, key, key.encode(), [], DEADLINE_S)
+            return reply.value
+
+        async def ask_many(keys: list[str]) -> list[bytes]:
+            return await asyncio.gather(*(ask(key) for key in keys))
+
+        assert asyncio.run(ask("lone")) == b"answer:lone"
+        assert router.batched == 0
+        keys = [f"many-{i}" for i in range(3 * BATCH_WHEN_WAITING)]
+        assert asyncio.run(ask_many(keys)) == [b"answer:" + key.encode() for key in keys]
+        # Each caller waits before it produces: from the BATCH_WHEN_WAITING-th on, they linger.
+        assert router.batched == len(keys) - BATCH_WHEN_WAITING + 1
+        assert asyncio.run(ask("lone again")) == b"answer:lone again"
+        assert router.batched == len(keys) - BATCH_WHEN_WAITING + 1
     finally:
         router.close()
         stop.set()

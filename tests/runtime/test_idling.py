@@ -5,7 +5,9 @@ a request sent then is found by the probe and answered, and so is one sent
 after a hot load changed the subscription while the partitions were paused
 (librdkafka keeps a partition paused across a rebalance, so that resume is ours).
 A record on a step topic (which only probes every second ask about: another worker
-of the group may write it while this one idles) is found and answered too.
+of the group may write it while this one idles) is found and answered too. While one
+pipeline is busy, another's quiet partitions stop being fetched, and its next request
+is still found and answered (issue 14).
 """
 
 from __future__ import annotations
@@ -100,6 +102,30 @@ def test_a_record_on_a_step_topic_wakes_a_paused_worker(running_worker, kafka):
     _wait_until(lambda: idle.paused and idle.pauses > spells, "paused again", worker)
 
 
+def test_a_busy_worker_stops_fetching_a_quiet_pipeline_and_still_answers_it(running_worker, kafka):
+    # Never idle as a whole: only the quiet partitions' probe can find the next request.
+    quick = WorkerSettings(cold_after_ms=300, idle_probe_ms=50, idle_after_ms=600_000)
+    worker = running_worker(BASE + MORE, worker_settings=quick)
+    worker.wait_ready("pipeline", "tfsimples")
+    if worker.worker.broker != "tansu":
+        pytest.skip("the worker pauses quiet partitions on the embedded broker only")
+    cold = worker.worker.idle.cold
+    busy_inputs = kafka.topics.pipeline_inputs("chain-base")
+    quiet_inputs = kafka.topics.pipeline_inputs("tfsimples")
+    row = int32(*ONE_TO_16, shape=(1, 16))
+
+    def quiet_one_is_cold() -> bool:
+        kafka.infer("chain-base", new_id(), INPUT0=row, INPUT1=row)  # keeps it busy
+        now = cold.cold
+        return any(t == quiet_inputs for t, _ in now) and all(t != busy_inputs for t, _ in now)
+
+    _wait_until(quiet_one_is_cold, "paused the quiet pipeline's partitions", worker)
+    spells = cold.spells
+    _ask_tfsimple(kafka, "tfsimples")  # found by a probe: its partitions fetched again
+    again = lambda: quiet_one_is_cold() and cold.spells > spells  # noqa: E731
+    _wait_until(again, "paused the quiet partitions again", worker)
+
+
 def test_on_tansu_the_worker_pauses_when_idle_and_on_kafka_it_waits_longer():
     settings = WorkerSettings()
     assert settings.idle_after_s("tansu") == 1.0
@@ -116,6 +142,10 @@ def test_on_tansu_the_worker_pauses_when_idle_and_on_kafka_it_waits_longer():
         environ={"TENSORFLUX_WORKER_IDLE_AFTER_MS": "0", "TENSORFLUX_WORKER_IDLE_PROBE_MS": "20"}
     )
     assert (loaded.idle_after_s("tansu"), loaded.idle_probe_ms) == (0.0, 20)
+    assert settings.idle_timings("tansu")["cold_after_s"] == 5.0
+    assert settings.idle_timings("kafka")["cold_after_s"] == 0.0
+    never = WorkerSettings.load(environ={"TENSORFLUX_WORKER_COLD_AFTER_MS": "0"})
+    assert never.idle_timings("tansu")["cold_after_s"] == 0.0
 
 
 def test_entry_topics_are_where_callers_and_other_pipelines_write():
