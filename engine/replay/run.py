@@ -32,7 +32,7 @@ from engine.replay.reading import (
 from engine.replay.report import Report, dry_run_summary
 from engine.replay.requests import RequestMaker, new_request_id
 from engine.replay.selection import Selection, original_id, partition_ranges, select
-from engine.replay.sending import AnswerCollector, Pace, send_all, wait_answers
+from engine.replay.sending import AnswerCollector, Pace, Sender, send_all, wait_answers
 from engine.runtime.control import compile_documents
 from engine.topology import TopicNames, Topology
 
@@ -130,6 +130,8 @@ def _replay(
 ) -> ReplayResult:
     selection = request.selection
     clock = Stages()
+    # Made first: its producer id comes while the bounds and the selection are read.
+    sender = None if request.dry_run else Sender(settings)
     partitions = existing[source.requests]
     # The control topic is read while the source's bounds are found (each takes a moment).
     loading = Background(lambda: loaded_topology(settings))
@@ -199,8 +201,9 @@ def _replay(
         maker = RequestMaker(run, target.name if target.kind == "pipeline" else None)
         with ReplayProgress(len(records), enabled=progress) as bar:
             bar.update(sent=len(done), answered=collector.count())
+            assert sender is not None  # not a dry run
             outcome = send_all(
-                settings,
+                sender,
                 target.requests,
                 pending,
                 maker.make,
