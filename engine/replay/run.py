@@ -131,7 +131,7 @@ def _replay(
     selection = request.selection
     clock = Stages()
     # Made first: its producer id comes while the bounds and the selection are read.
-    sender = None if request.dry_run else Sender(settings)
+    sender = None if request.dry_run else Sender(settings, request.pace)
     partitions = existing[source.requests]
     # The control topic is read while the source's bounds are found (each takes a moment).
     loading = Background(lambda: loaded_topology(settings))
@@ -149,9 +149,10 @@ def _replay(
         records = _selected(reader, source, ranges, selection, warnings, notice)
         report = Report(run, source.spelled, target.spelled, len(records), warnings=warnings)
         return ReplayResult(report, dry_run=dry_run_summary(records))
-    admin = TopicAdmin(settings)
-    admin.ensure([target.requests, target.answers])
-    existing = admin.existing()
+    if target.requests not in existing or target.answers not in existing:
+        admin = TopicAdmin(settings)  # a client of its own costs ~50 ms: only when needed
+        admin.ensure([target.requests, target.answers])
+        existing = admin.existing()
     requests_from, answers_from = (
         (manifest.requests_from, manifest.answers_from)
         if manifest is not None
@@ -230,7 +231,7 @@ def _replay(
         collector.close()
     for new_id, reason in outcome.refused.items():
         notice(f"warning: Kafka refused replayed request {new_id}: {reason}")
-    _count(report, records, ids, sent_ids, outcome.refused, collector.answers)
+    _count(report, ids, sent_ids, outcome.refused, collector.answers, collector.errors)
     if outcome.interrupted or stop.is_set():
         return ReplayResult(report, interrupted=True)
     if originals is not None and request.diff is not None:
@@ -238,7 +239,7 @@ def _replay(
         clock.done("originals")
         report.diff = _diff(
             reader, request.diff, source, target, topology, existing, records, ids,
-            collector.answers, recorded, manifest, settings.topics(),
+            collector.answers, collector.errors, recorded, manifest, settings.topics(),
             now_ms=time.time_ns() // 1_000_000,
         )  # fmt: skip
         clock.done("diff")
@@ -272,11 +273,11 @@ def _selected(
 
 def _count(
     report: Report,
-    records: list[Recorded],
     ids: list[str],
     sent: set[str],
     refused: dict[str, str],
     answers: dict[str, Recorded],
+    errors: set[str],
 ) -> None:
     for new_id in ids:
         if new_id not in sent:
@@ -287,7 +288,7 @@ def _count(
             report.errors += 1
         elif answer is None:
             report.timed_out += 1
-        elif is_error_record(answer.headers):
+        elif new_id in errors:
             report.errors += 1
         else:
             report.answered += 1
@@ -324,6 +325,7 @@ def _diff(
     records: list[Recorded],
     ids: list[str],
     answers: dict[str, Recorded],
+    errors: set[str],
     originals: dict[tuple[str, str], list[Recorded]],
     manifest: runs.Manifest,
     topics: TopicNames,
@@ -335,17 +337,18 @@ def _diff(
     changed: dict[str, tuple[str, int]] = {}
     for new_id, record in zip(ids, records, strict=True):
         answer = answers.get(new_id)
-        if answer is None or is_error_record(answer.headers):
+        if answer is None or new_id in errors:
             continue
-        recorded = originals.get((source.originals, original_id(record)))
+        asked = original_id(record)
+        recorded = originals.get((source.originals, asked))
         first = None if recorded is None else answer_for(recorded, record.timestamp_ms)
         original = None if first is None or is_error_record(first.headers) else first
         if diff.add(
-            original_id(record),
+            asked,
             (answer.value, answer.headers),
             None if original is None else (original.value, original.headers),
         ):
-            changed[new_id] = (original_id(record), record.timestamp_ms)
+            changed[new_id] = (asked, record.timestamp_ms)
     pairs = step_pairs(source, target, topology, topics, existing)
     diff.first_divergent_step = first_divergent_steps(
         reader,

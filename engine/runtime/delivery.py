@@ -333,7 +333,7 @@ class Delivery:
         # Delivery reports carry no headers: who wrote the record follows from its topic,
         # a replayed request's lineage was kept aside when it was produced.
         headers = [
-            *self._lineage.pop(topic, key),
+            *self._lineage.lineage(key),
             (h.PIPELINE, pipeline.encode()),
             (h.STEP, step.encode()),
         ]

@@ -26,26 +26,27 @@ def may_be_replayed(key: str) -> bool:
 
 
 class InFlightLineage:
-    """(topic, key) → the lineage headers of a record produced and not yet known delivered."""
+    """Key → the headers of a replayed request's record produced and not yet known
+    delivered (every record of one request carries the same lineage)."""
 
     def __init__(self) -> None:
-        self._by_record: dict[tuple[str, str], Headers] = {}
+        self._by_key: dict[str, Headers] = {}
 
     def note(self, out: list[Outgoing]) -> None:
+        by_key = self._by_key
         for item in out:
             key = item.key
             if key[:1] == "r" and key[9:10] == "-":  # may_be_replayed, inlined: every record
-                lineage = [pair for pair in item.headers if pair[0] in _LINEAGE]
-                if lineage:
-                    self._by_record[(item.topic, key)] = lineage
+                by_key[key] = item.headers  # the list itself: looked into only on a refusal
 
-    def pop(self, topic: str, key: str) -> Headers:
-        """The lineage of a refused record ([] for live traffic)."""
-        return self._by_record.pop((topic, key), [])
+    def lineage(self, key: str) -> Headers:
+        """The lineage headers of a refused record of request `key` ([] for live traffic)."""
+        headers = self._by_key.get(key)
+        return [pair for pair in headers if pair[0] in _LINEAGE] if headers else []
 
     def clear(self) -> None:
         """Everything produced so far is delivered (or reported refused): nothing to keep."""
-        self._by_record.clear()
+        self._by_key.clear()
 
     def __len__(self) -> int:
-        return len(self._by_record)
+        return len(self._by_key)

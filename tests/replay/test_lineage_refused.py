@@ -69,7 +69,7 @@ def test_an_error_record_from_a_delivery_report_carries_the_replay_headers(
             assert got[h.ORIGINAL_TIMESTAMP] == b"1700000000123"
             assert (got[h.PIPELINE], got[h.STEP]) == (PIPELINE.encode(), REFUSED_STEP.encode())
             assert not {k for k, _ in live.headers} & set(h.REPLAY_HEADERS)
-        assert len(worker.delivery._lineage) == 0  # nothing kept once delivered or reported
+        assert len(worker.delivery._lineage) == 0  # nothing kept once flushed
     finally:
         worker.close()
         kafka.close()
