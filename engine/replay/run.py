@@ -15,18 +15,17 @@ from typing import Any
 from engine.admin import TopicAdmin
 from engine.config import KafkaSettings
 from engine.replay import runs
-from engine.replay.diff import Diff, Tolerance
+from engine.replay.diff import Tolerance
+from engine.replay.diffing import RunningDiff
 from engine.replay.divergence import first_divergent_steps
 from engine.replay.driving import Background, Stages, without_cyclic_gc
-from engine.replay.endpoints import Source, Target, parse_source, resolve_target, step_pairs
+from engine.replay.endpoints import Source, parse_source, resolve_target, step_pairs
 from engine.replay.errors import BadInvocation
 from engine.replay.progress import ReplayProgress
 from engine.replay.reading import (
     RangeReader,
     Recorded,
-    answer_for,
     by_key,
-    is_error_record,
     latest_values,
 )
 from engine.replay.report import Report, dry_run_summary
@@ -34,7 +33,7 @@ from engine.replay.requests import RequestMaker, new_request_id
 from engine.replay.selection import Selection, original_id, partition_ranges, select
 from engine.replay.sending import AnswerCollector, Pace, Sender, send_all, wait_answers
 from engine.runtime.control import compile_documents
-from engine.topology import TopicNames, Topology
+from engine.topology import Topology
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,8 @@ class ReplayResult:
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall seconds of each stage, in order (what the bench reports): `select` (the
     bounds and the selection read), `send`, `wait` (the last answers), `originals`
-    (waited for past the answers), `diff`."""
+    (waited for past the answers), `diff` (what the waits left to compare, and the
+    first divergent steps: engine.replay.diffing)."""
 
 
 def loaded_topology(settings: KafkaSettings) -> Topology:
@@ -200,6 +200,25 @@ def _replay(
         ids = [new_request_id(run, record) for record in records]
         pending = [r for r in records if r.coordinates not in done] if done else records
         maker = RequestMaker(run, target.name if target.kind == "pipeline" else None)
+        running = (
+            RunningDiff(
+                request.diff,
+                source.originals,
+                ids,
+                records,
+                collector.answers,
+                collector.errors,
+                originals,
+            )
+            if originals is not None and request.diff is not None
+            else None
+        )
+        compare = running.advance if running is not None else lambda: None
+
+        def waited() -> None:
+            bar.update(answered=collector.count())
+            compare()
+
         with ReplayProgress(len(records), enabled=progress) as bar:
             bar.update(sent=len(done), answered=collector.count())
             assert sender is not None  # not a dry run
@@ -215,6 +234,7 @@ def _replay(
                 on_progress=lambda sent: bar.update(
                     sent=len(done) + sent, answered=collector.count()
                 ),
+                on_wait=compare,
             )
             sent_ids = set(done.values()) | set(outcome.sent)
             clock.done("send")
@@ -224,7 +244,7 @@ def _replay(
                     [i for i in ids if i in sent_ids],
                     request.timeout_s,
                     stop,
-                    on_progress=lambda: bar.update(answered=collector.count()),
+                    on_progress=waited,
                 )
             clock.done("wait")
     finally:
@@ -234,14 +254,20 @@ def _replay(
     _count(report, ids, sent_ids, outcome.refused, collector.answers, collector.errors)
     if outcome.interrupted or stop.is_set():
         return ReplayResult(report, interrupted=True)
-    if originals is not None and request.diff is not None:
-        recorded = originals.result()
+    if originals is not None and running is not None and request.diff is not None:
+        originals.result()
         clock.done("originals")
-        report.diff = _diff(
-            reader, request.diff, source, target, topology, existing, records, ids,
-            collector.answers, collector.errors, recorded, manifest, settings.topics(),
+        report.diff = running.finish()
+        report.diff.first_divergent_step = first_divergent_steps(
+            reader,
+            step_pairs(source, target, topology, settings.topics(), existing),
+            running.changed,
+            existing,
+            request.diff,
+            originals_since_ms=min(r.timestamp_ms for r in records),
+            replays_since_ms=manifest.started_ms,
             now_ms=time.time_ns() // 1_000_000,
-        )  # fmt: skip
+        )
         clock.done("diff")
     return ReplayResult(report, seconds=clock.seconds)
 
@@ -313,54 +339,6 @@ def _originals(
         )
     finally:
         reader.close()
-
-
-def _diff(
-    reader: RangeReader,
-    tolerance: Tolerance,
-    source: Source,
-    target: Target,
-    topology: Topology,
-    existing: dict[str, int],
-    records: list[Recorded],
-    ids: list[str],
-    answers: dict[str, Recorded],
-    errors: set[str],
-    originals: dict[tuple[str, str], list[Recorded]],
-    manifest: runs.Manifest,
-    topics: TopicNames,
-    *,
-    now_ms: int,
-) -> Diff:
-    diff = Diff(tolerance)
-    originals_since = min(r.timestamp_ms for r in records)
-    changed: dict[str, tuple[str, int]] = {}
-    for new_id, record in zip(ids, records, strict=True):
-        answer = answers.get(new_id)
-        if answer is None or new_id in errors:
-            continue
-        asked = original_id(record)
-        recorded = originals.get((source.originals, asked))
-        first = None if recorded is None else answer_for(recorded, record.timestamp_ms)
-        original = None if first is None or is_error_record(first.headers) else first
-        if diff.add(
-            asked,
-            (answer.value, answer.headers),
-            None if original is None else (original.value, original.headers),
-        ):
-            changed[new_id] = (asked, record.timestamp_ms)
-    pairs = step_pairs(source, target, topology, topics, existing)
-    diff.first_divergent_step = first_divergent_steps(
-        reader,
-        pairs,
-        changed,
-        existing,
-        tolerance,
-        originals_since_ms=originals_since,
-        replays_since_ms=manifest.started_ms,
-        now_ms=now_ms,
-    )
-    return diff
 
 
 def _what(selection: Selection) -> str:

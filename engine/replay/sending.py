@@ -148,9 +148,11 @@ def send_all(
     stop: threading.Event,
     timeout_s: float,
     on_progress: Callable[[int], None] = lambda sent: None,
+    on_wait: Callable[[], None] = lambda: None,
 ) -> Outcome:
     """Produce the replay of every record (`make` makes it, as it is sent: the target
-    is at work meanwhile), unless stopped, keeping the window or the pace."""
+    is at work meanwhile), unless stopped, keeping the window or the pace; `on_wait`
+    is called (briefly) while the window is full."""
     outcome, producer = sender.outcome, sender.producer
     deadlines: deque[tuple[float, str]] = deque()
     started = time.monotonic()
@@ -164,7 +166,7 @@ def send_all(
             if due is not None:
                 _sleep_until(started + due, stop, producer)
             else:
-                _keep_window(collector, deadlines, stop, producer)
+                _keep_window(collector, deadlines, stop, producer, on_wait)
             if stop.is_set():
                 outcome.interrupted = True
                 break
@@ -191,6 +193,7 @@ def _keep_window(
     deadlines: deque[tuple[float, str]],
     stop: threading.Event,
     producer: Producer,
+    on_wait: Callable[[], None],
 ) -> None:
     """Wait while the window is full; requests past their deadline leave it."""
     while len(deadlines) >= WINDOW and not stop.is_set():
@@ -201,6 +204,7 @@ def _keep_window(
         if len(deadlines) < WINDOW:
             return
         producer.poll(0)
+        on_wait()
         with collector.changed:
             collector.changed.wait(0.05)
 
