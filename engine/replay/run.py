@@ -186,7 +186,7 @@ def _replay(
                 requests_from=requests_from,
                 answers_from=answers_from,
             )
-            runs.save(settings, manifest)
+            runs.save(settings, manifest, existing)
             done: dict[str, str] = {}
         else:
             done = runs.already_sent(
