@@ -56,6 +56,10 @@ class Background:
         self._thread = threading.Thread(target=run, name="replay-background", daemon=True)
         self._thread.start()
 
+    def succeeded(self) -> bool:
+        """Returned a value (without waiting: False while it runs)."""
+        return not self._thread.is_alive() and self._error is None
+
     def result(self) -> Any:
         self._thread.join()
         if self._error is not None:

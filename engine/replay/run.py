@@ -15,26 +15,25 @@ from typing import Any
 from engine.admin import TopicAdmin
 from engine.config import KafkaSettings
 from engine.replay import runs
-from engine.replay.diff import Diff, Tolerance
+from engine.replay.diff import Tolerance
+from engine.replay.diffing import RunningDiff
 from engine.replay.divergence import first_divergent_steps
 from engine.replay.driving import Background, Stages, without_cyclic_gc
-from engine.replay.endpoints import Source, Target, parse_source, resolve_target, step_pairs
+from engine.replay.endpoints import Source, parse_source, resolve_target, step_pairs
 from engine.replay.errors import BadInvocation
 from engine.replay.progress import ReplayProgress
 from engine.replay.reading import (
     RangeReader,
     Recorded,
-    answer_for,
     by_key,
-    is_error_record,
     latest_values,
 )
 from engine.replay.report import Report, dry_run_summary
 from engine.replay.requests import RequestMaker, new_request_id
 from engine.replay.selection import Selection, original_id, partition_ranges, select
-from engine.replay.sending import AnswerCollector, Pace, send_all, wait_answers
+from engine.replay.sending import AnswerCollector, Pace, Sender, send_all, wait_answers
 from engine.runtime.control import compile_documents
-from engine.topology import TopicNames, Topology
+from engine.topology import Topology
 
 
 @dataclass(frozen=True)
@@ -62,7 +61,8 @@ class ReplayResult:
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall seconds of each stage, in order (what the bench reports): `select` (the
     bounds and the selection read), `send`, `wait` (the last answers), `originals`
-    (waited for past the answers), `diff`."""
+    (waited for past the answers), `diff` (what the waits left to compare, and the
+    first divergent steps: engine.replay.diffing)."""
 
 
 def loaded_topology(settings: KafkaSettings) -> Topology:
@@ -130,6 +130,8 @@ def _replay(
 ) -> ReplayResult:
     selection = request.selection
     clock = Stages()
+    # Made first: its producer id comes while the bounds and the selection are read.
+    sender = None if request.dry_run else Sender(settings, request.pace)
     partitions = existing[source.requests]
     # The control topic is read while the source's bounds are found (each takes a moment).
     loading = Background(lambda: loaded_topology(settings))
@@ -147,9 +149,10 @@ def _replay(
         records = _selected(reader, source, ranges, selection, warnings, notice)
         report = Report(run, source.spelled, target.spelled, len(records), warnings=warnings)
         return ReplayResult(report, dry_run=dry_run_summary(records))
-    admin = TopicAdmin(settings)
-    admin.ensure([target.requests, target.answers])
-    existing = admin.existing()
+    if target.requests not in existing or target.answers not in existing:
+        admin = TopicAdmin(settings)  # a client of its own costs ~50 ms: only when needed
+        admin.ensure([target.requests, target.answers])
+        existing = admin.existing()
     requests_from, answers_from = (
         (manifest.requests_from, manifest.answers_from)
         if manifest is not None
@@ -183,7 +186,7 @@ def _replay(
                 requests_from=requests_from,
                 answers_from=answers_from,
             )
-            runs.save(settings, manifest)
+            runs.save(settings, manifest, existing)
             done: dict[str, str] = {}
         else:
             done = runs.already_sent(
@@ -197,10 +200,30 @@ def _replay(
         ids = [new_request_id(run, record) for record in records]
         pending = [r for r in records if r.coordinates not in done] if done else records
         maker = RequestMaker(run, target.name if target.kind == "pipeline" else None)
+        running = (
+            RunningDiff(
+                request.diff,
+                source.originals,
+                ids,
+                records,
+                collector.answers,
+                collector.errors,
+                originals,
+            )
+            if originals is not None and request.diff is not None
+            else None
+        )
+        compare = running.advance if running is not None else lambda: None
+
+        def waited() -> None:
+            bar.update(answered=collector.count())
+            compare()
+
         with ReplayProgress(len(records), enabled=progress) as bar:
             bar.update(sent=len(done), answered=collector.count())
+            assert sender is not None  # not a dry run
             outcome = send_all(
-                settings,
+                sender,
                 target.requests,
                 pending,
                 maker.make,
@@ -211,6 +234,7 @@ def _replay(
                 on_progress=lambda sent: bar.update(
                     sent=len(done) + sent, answered=collector.count()
                 ),
+                on_wait=compare,
             )
             sent_ids = set(done.values()) | set(outcome.sent)
             clock.done("send")
@@ -220,24 +244,30 @@ def _replay(
                     [i for i in ids if i in sent_ids],
                     request.timeout_s,
                     stop,
-                    on_progress=lambda: bar.update(answered=collector.count()),
+                    on_progress=waited,
                 )
             clock.done("wait")
     finally:
         collector.close()
     for new_id, reason in outcome.refused.items():
         notice(f"warning: Kafka refused replayed request {new_id}: {reason}")
-    _count(report, records, ids, sent_ids, outcome.refused, collector.answers)
+    _count(report, ids, sent_ids, outcome.refused, collector.answers, collector.errors)
     if outcome.interrupted or stop.is_set():
         return ReplayResult(report, interrupted=True)
-    if originals is not None and request.diff is not None:
-        recorded = originals.result()
+    if originals is not None and running is not None and request.diff is not None:
+        originals.result()
         clock.done("originals")
-        report.diff = _diff(
-            reader, request.diff, source, target, topology, existing, records, ids,
-            collector.answers, recorded, manifest, settings.topics(),
+        report.diff = running.finish()
+        report.diff.first_divergent_step = first_divergent_steps(
+            reader,
+            step_pairs(source, target, topology, settings.topics(), existing),
+            running.changed,
+            existing,
+            request.diff,
+            originals_since_ms=min(r.timestamp_ms for r in records),
+            replays_since_ms=manifest.started_ms,
             now_ms=time.time_ns() // 1_000_000,
-        )  # fmt: skip
+        )
         clock.done("diff")
     return ReplayResult(report, seconds=clock.seconds)
 
@@ -269,11 +299,11 @@ def _selected(
 
 def _count(
     report: Report,
-    records: list[Recorded],
     ids: list[str],
     sent: set[str],
     refused: dict[str, str],
     answers: dict[str, Recorded],
+    errors: set[str],
 ) -> None:
     for new_id in ids:
         if new_id not in sent:
@@ -284,7 +314,7 @@ def _count(
             report.errors += 1
         elif answer is None:
             report.timed_out += 1
-        elif is_error_record(answer.headers):
+        elif new_id in errors:
             report.errors += 1
         else:
             report.answered += 1
@@ -309,52 +339,6 @@ def _originals(
         )
     finally:
         reader.close()
-
-
-def _diff(
-    reader: RangeReader,
-    tolerance: Tolerance,
-    source: Source,
-    target: Target,
-    topology: Topology,
-    existing: dict[str, int],
-    records: list[Recorded],
-    ids: list[str],
-    answers: dict[str, Recorded],
-    originals: dict[tuple[str, str], list[Recorded]],
-    manifest: runs.Manifest,
-    topics: TopicNames,
-    *,
-    now_ms: int,
-) -> Diff:
-    diff = Diff(tolerance)
-    originals_since = min(r.timestamp_ms for r in records)
-    changed: dict[str, tuple[str, int]] = {}
-    for new_id, record in zip(ids, records, strict=True):
-        answer = answers.get(new_id)
-        if answer is None or is_error_record(answer.headers):
-            continue
-        recorded = originals.get((source.originals, original_id(record)))
-        first = None if recorded is None else answer_for(recorded, record.timestamp_ms)
-        original = None if first is None or is_error_record(first.headers) else first
-        if diff.add(
-            original_id(record),
-            (answer.value, answer.headers),
-            None if original is None else (original.value, original.headers),
-        ):
-            changed[new_id] = (original_id(record), record.timestamp_ms)
-    pairs = step_pairs(source, target, topology, topics, existing)
-    diff.first_divergent_step = first_divergent_steps(
-        reader,
-        pairs,
-        changed,
-        existing,
-        tolerance,
-        originals_since_ms=originals_since,
-        replays_since_ms=manifest.started_ms,
-        now_ms=now_ms,
-    )
-    return diff
 
 
 def _what(selection: Selection) -> str:

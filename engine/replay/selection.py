@@ -172,9 +172,9 @@ def select(
         if from_ms is not None and timestamp < from_ms:
             continue
         headers = message.headers() or []
-        if any(key in _NOT_REQUESTS for key, _ in headers):
+        if headers and not _NOT_REQUESTS.isdisjoint([key for key, _ in headers]):
             continue
-        record = Recorded.of(message)
+        record = Recorded.of(message, headers)
         if wanted is not None:
             request_id = record.key or h.header_value(headers, h.REQUEST_ID) or ""
             if request_id not in wanted:

@@ -19,15 +19,20 @@ from dataclasses import dataclass, field
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from engine.config import KafkaSettings
-from engine.replay.reading import Recorded
+from engine.replay.reading import Recorded, is_error_record
 
 WINDOW = 5000
 """Requests sent and not yet answered, at most (without --rate/--speed)."""
 PRODUCER = {
-    "linger.ms": 5,
+    # Bigger batches, fewer produce requests: the broker's CPU a replayed request went
+    # from ~33 to ~27 us (bench/replay_bench.py); the window (a quarter second of
+    # answers at 20k/s) hides the wait.
+    "linger.ms": 50,
     "batch.num.messages": 10000,
     "delivery.report.only.error": True,  # a callback per delivered request costs ~15 us
 }
+PACED_LINGER_MS = 5
+"""With --rate or --speed."""
 
 
 @dataclass(frozen=True)
@@ -55,12 +60,20 @@ class AnswerCollector:
     ) -> None:
         self._prefix = prefix.encode()
         self.answers: dict[str, Recorded] = {}
+        self.errors: set[str] = set()
+        """The keys whose first record is an error record (looked at once, here)."""
         self.changed = threading.Condition()
         self._stop = threading.Event()
         self._consumer = Consumer(
             settings.consumer_config(
                 f"{settings.topic_prefix}.{settings.namespace}.replay.{uuid.uuid4().hex[:8]}",
-                **{"enable.auto.commit": False, "fetch.wait.max.ms": 10},
+                **{
+                    # Fewer, fuller fetches (tansu answers one below its minimum when its
+                    # wait ends): the window needs answers by the thousand, not at once.
+                    "enable.auto.commit": False,
+                    "fetch.wait.max.ms": 50,
+                    "fetch.min.bytes": 256 * 1024,
+                },
             )
         )
         self._consumer.assign([TopicPartition(topic, p, o) for p, o in starts.items()])
@@ -79,8 +92,12 @@ class AnswerCollector:
                         found.append(Recorded.of(message))
                 if found:
                     with self.changed:
+                        answers = self.answers
                         for record in found:
-                            self.answers.setdefault(record.key, record)
+                            if record.key not in answers:
+                                answers[record.key] = record
+                                if is_error_record(record.headers):
+                                    self.errors.add(record.key)
                         self.changed.notify_all()
         finally:
             self._consumer.close()
@@ -102,8 +119,26 @@ class Outcome:
     interrupted: bool = False
 
 
+class Sender:
+    """The run's producer, made when the run starts: an idempotent producer's first
+    record waits for its producer id (~0.5 s on the embedded broker), which it asks
+    for as soon as it is made, so that wait overlaps the selection read."""
+
+    def __init__(self, settings: KafkaSettings, pace: Pace) -> None:
+        self.outcome = Outcome()
+        # Paced requests leave when due, not a linger later.
+        paced = {"linger.ms": PACED_LINGER_MS} if pace.rate or pace.speed else {}
+        config = {**PRODUCER, **paced, "on_delivery": self._delivered}
+        self.producer = Producer(settings.producer_config(**config))
+
+    def _delivered(self, error: KafkaError | None, message: object) -> None:
+        if error is not None:
+            key = (message.key() or b"").decode()  # type: ignore[attr-defined]
+            self.outcome.refused[key] = error.str()
+
+
 def send_all(
-    settings: KafkaSettings,
+    sender: Sender,
     topic: str,
     records: list[Recorded],
     make: Callable[[Recorded], tuple[str, bytes, list[tuple[str, bytes]]]],
@@ -113,17 +148,12 @@ def send_all(
     stop: threading.Event,
     timeout_s: float,
     on_progress: Callable[[int], None] = lambda sent: None,
+    on_wait: Callable[[], None] = lambda: None,
 ) -> Outcome:
     """Produce the replay of every record (`make` makes it, as it is sent: the target
-    is at work meanwhile), unless stopped, keeping the window or the pace."""
-    outcome = Outcome()
-
-    def delivered(error: KafkaError | None, message: object) -> None:
-        if error is not None:
-            key = (message.key() or b"").decode()  # type: ignore[attr-defined]
-            outcome.refused[key] = error.str()
-
-    producer = Producer(settings.producer_config(**PRODUCER, on_delivery=delivered))
+    is at work meanwhile), unless stopped, keeping the window or the pace; `on_wait`
+    is called (briefly) while the window is full."""
+    outcome, producer = sender.outcome, sender.producer
     deadlines: deque[tuple[float, str]] = deque()
     started = time.monotonic()
     first_ms = records[0].timestamp_ms if records else 0
@@ -136,7 +166,7 @@ def send_all(
             if due is not None:
                 _sleep_until(started + due, stop, producer)
             else:
-                _keep_window(collector, deadlines, stop, producer)
+                _keep_window(collector, deadlines, stop, producer, on_wait)
             if stop.is_set():
                 outcome.interrupted = True
                 break
@@ -163,6 +193,7 @@ def _keep_window(
     deadlines: deque[tuple[float, str]],
     stop: threading.Event,
     producer: Producer,
+    on_wait: Callable[[], None],
 ) -> None:
     """Wait while the window is full; requests past their deadline leave it."""
     while len(deadlines) >= WINDOW and not stop.is_set():
@@ -173,6 +204,7 @@ def _keep_window(
         if len(deadlines) < WINDOW:
             return
         producer.poll(0)
+        on_wait()
         with collector.changed:
             collector.changed.wait(0.05)
 

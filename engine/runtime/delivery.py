@@ -33,6 +33,7 @@ from engine.config import KafkaSettings
 from engine.errors import TensorfluxError
 from engine.messages import ErrorRecord
 from engine.runtime import metrics
+from engine.runtime.lineage import InFlightLineage
 from engine.runtime.records import Outgoing, error_outgoing
 from engine.runtime.settings import WorkerSettings
 from engine.topology.topics import TopicNames
@@ -65,6 +66,8 @@ class Delivery:
         self.topics = topics
         self._errors_topic = topics.errors()
         self._refused: list[tuple[Outgoing, KafkaError]] = []
+        self._lineage = InFlightLineage()
+        """At least once: replayed records' lineage, for error records from delivery reports."""
         self._refusals: dict[tuple[str, str], KafkaError] = {}
         """Exactly once: records refused for good, by (topic, key): the redo writes error records."""
         self.lost = 0
@@ -101,6 +104,8 @@ class Delivery:
         if self.exactly_once and not self._in_transaction:
             self._producer.begin_transaction()
             self._in_transaction = True
+        elif not self.exactly_once:
+            self._lineage.note(out)  # before any poll can report one of these refused
         producer = self._producer
         produce = producer.produce
         refusals = self._refusals
@@ -150,6 +155,8 @@ class Delivery:
             for item, error in refused:
                 self._refused_now(item, KafkaException(error))
             remaining = self._producer.flush(FLUSH_TIMEOUT_S)
+        if not remaining:
+            self._lineage.clear()
         if self._fatal is not None:
             # The idempotent producer cannot go on (a gap it cannot close): a new one
             # redoes the work from the committed offsets.
@@ -188,6 +195,7 @@ class Delivery:
         self.lost = 0
         self.must_rewind = False
         self._refused = []
+        self._lineage.clear()
 
     def close(self) -> None:
         if self.exactly_once:
@@ -322,7 +330,12 @@ class Delivery:
             self.lost += 1
             self.must_rewind = True
             return
-        # Delivery reports carry no headers: who wrote the record follows from its topic.
-        headers = [(h.PIPELINE, pipeline.encode()), (h.STEP, step.encode())]
+        # Delivery reports carry no headers: who wrote the record follows from its topic,
+        # a replayed request's lineage was kept aside when it was produced.
+        headers = [
+            *self._lineage.lineage(key),
+            (h.PIPELINE, pipeline.encode()),
+            (h.STEP, step.encode()),
+        ]
         value = message.value() or b""  # type: ignore[attr-defined]
         self._refused.append((Outgoing(topic, key, value, headers), error))
