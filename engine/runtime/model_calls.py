@@ -159,8 +159,7 @@ class CallPool:
     def submit(self, agent: object, model: str, work: Work, out: list[Outgoing]) -> None:
         tracker = self.tracker
         work.holder = tracker.holder
-        for ref in work.refs:
-            tracker.hold(ref)
+        tracker.hold_all(work.refs)
         key = id(agent)
         queued = self._agents.get(key)
         if queued is None:
@@ -295,9 +294,7 @@ class CallPool:
                     state.threads.observe(work)
                 tracker.holder = work.holder
                 dropped = work.dropped
-                for ref in work.refs:
-                    if ref[1] not in dropped:
-                        tracker.release(ref)
+                tracker.release_all(work.refs, dropped)
                 if dropped and all(ref[1] in dropped for ref in work.refs):
                     continue  # every request it answers is another worker's (or redone) now
                 work.finish(work.outcome, frozenset(dropped), out)

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
+from collections.abc import Container, Iterable
 
 from engine.runtime.records import RecordRef
 
 TopicPartition = tuple[str, int]
+_NONE: frozenset[int] = frozenset()
 
 
 class OffsetTracker:
@@ -33,27 +35,40 @@ class OffsetTracker:
         self._next[(topic, partition)] = offset + 1
 
     def hold(self, ref: RecordRef) -> None:
-        topic, partition, offset = ref
-        held = self._held[(topic, partition)]
-        holders = held.get(offset)
-        if holders is None:
-            heapq.heappush(self._heaps[(topic, partition)], offset)
-            held[offset] = {self.holder: 1}
-        else:
-            holders[self.holder] = holders.get(self.holder, 0) + 1
+        self.hold_all((ref,))
+
+    def hold_all(self, refs: Iterable[RecordRef]) -> None:
+        """`hold` for each of `refs` (a model call's records: a chunk's worth at a time)."""
+        holder, held_by_partition, heaps = self.holder, self._held, self._heaps
+        for topic, partition, offset in refs:
+            held = held_by_partition[(topic, partition)]
+            holders = held.get(offset)
+            if holders is None:
+                heapq.heappush(heaps[(topic, partition)], offset)
+                held[offset] = {holder: 1}
+            else:
+                holders[holder] = holders.get(holder, 0) + 1
+
+    def release_all(self, refs: Iterable[RecordRef], skipped: Container[int]) -> None:
+        """`release` for each of `refs` but those of the partitions in `skipped` (revoked
+        while the call ran: `forget` dropped their holds)."""
+        holder, held_by_partition = self.holder, self._held
+        for topic, partition, offset in refs:
+            if partition in skipped:
+                continue
+            held = held_by_partition.get((topic, partition))
+            holders = held.get(offset) if held is not None else None
+            if holders is None or holder not in holders:
+                continue
+            if holders[holder] <= 1:
+                del holders[holder]
+                if not holders:
+                    del held[offset]
+            else:
+                holders[holder] -= 1
 
     def release(self, ref: RecordRef) -> None:
-        topic, partition, offset = ref
-        held = self._held.get((topic, partition))
-        holders = held.get(offset) if held is not None else None
-        if holders is None or self.holder not in holders:
-            return
-        if holders[self.holder] <= 1:
-            del holders[self.holder]
-            if not holders:
-                del held[offset]
-        else:
-            holders[self.holder] -= 1
+        self.release_all((ref,), _NONE)
 
     def held_past(self, tp: TopicPartition, offset: int) -> dict[str, list[int]]:
         """Holder -> the offsets at or past `offset` it holds in `tp`, ascending."""

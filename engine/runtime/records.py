@@ -35,7 +35,8 @@ class Record:
     key: str
     value: bytes
     headers: list[tuple[str, bytes]]
-    _decoded: dict[str, InferenceMessage] = field(default_factory=dict)
+    _decoded: dict[str, InferenceMessage] | None = field(default=None, compare=False)
+    """Made on the first decode: most records on the fast lane are never decoded."""
 
     @property
     def ref(self) -> RecordRef:
@@ -49,10 +50,13 @@ class Record:
 
     def message(self, kind: MessageKind) -> InferenceMessage:
         """The record's value decoded as `kind` (cached); raises CodecError."""
-        message = self._decoded.get(kind)
+        decoded = self._decoded
+        if decoded is None:
+            decoded = self._decoded = {}
+        message = decoded.get(kind)
         if message is None:
             message = decode_payload(self.value, self.headers, kind, default_id=self.request_id)
-            self._decoded[kind] = message
+            decoded[kind] = message
         return message
 
     @property

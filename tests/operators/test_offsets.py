@@ -94,3 +94,21 @@ def test_rewind_makes_nothing_past_the_offset_committable() -> None:
     assert tracker.committable() == {("t", 0): 4}
     tracker.consumed("t", 0, 4)
     assert tracker.committable() == {("t", 0): 5}
+
+
+def test_a_model_call_holds_its_records_at_once_and_releases_all_but_revoked_ones() -> None:
+    # The fast lane's call holds a chunk's records together; a partition revoked while
+    # the model ran was forgotten (and may be reassigned): its holds are not released
+    # again, and the kept partition's records stop capping its commits.
+    tracker = OffsetTracker()
+    refs = [(T, partition, offset) for offset in range(3) for partition in (0, 1)]
+    for topic, partition, offset in refs:
+        tracker.consumed(topic, partition, offset)
+    tracker.hold((T, 1, 1))  # another agent's hold of a record the call also holds
+    tracker.hold_all(refs)
+    assert tracker.committable() == {(T, 0): 0, (T, 1): 0}
+    tracker.release_all(refs, {1})
+    assert tracker.committable() == {(T, 0): 3, (T, 1): 0}
+    tracker.release_all(refs, set())
+    assert tracker.committable() == {(T, 0): 3, (T, 1): 1}
+    assert tracker.held_count() == 1
