@@ -65,6 +65,7 @@ def test_an_error_record_refused_on_the_spot_stops_commits_too(kafka_settings, k
     # report, and the worker must stop committing just the same instead of crashing.
     worker = Worker(kafka_settings)
     try:
+        worker.admin.ensure([kafka.topics.errors()])  # Kafka makes no topic on a produce
         refused_topic = kafka.topics.pipeline_outputs(INVALID)
         error_record = Outgoing(refused_topic, "r", b"error record", [(h.ERROR, b"internal")])
         worker.delivery.produce([error_record])
