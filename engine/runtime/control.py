@@ -140,7 +140,12 @@ class ControlPlane:
         TopicAdmin(settings).ensure(
             [self.topics.control(), self.topics.status()], partitions=1, config=COMPACTED
         )
-        self._producer = Producer(settings.producer_config())
+        # Not idempotent: on the embedded broker an idempotent producer's flush waited
+        # ~0.5 s about one time in two (its producer id), which was half of a `load` or
+        # `unload`. Nothing is lost by it: a publish writes each key once and is flushed
+        # before the command ends, so a retry's duplicate is the same record again, and
+        # the control topic is compacted and read to its end by key.
+        self._producer = Producer(settings.producer_config(**{"enable.idempotence": False}))
 
     def loaded(self) -> dict[str, str]:
         reader = TopicReader(self.settings, self.topics.control(), one_shot=True)
