@@ -149,11 +149,12 @@ class RangeReader:
                     del pending[tp]
                 if not pending:
                     break
-                # consume(n, timeout) waits out its timeout unless n records come, so the
-                # last turn of every read waited 0.1 s: poll returns at the first record
-                # (or EOF), then consume(timeout=0) takes what is buffered.
-                first = self.consumer.poll(0.1)
-                messages = [] if first is None else [first, *self.consumer.consume(999, timeout=0)]
+                # Not poll-then-drain (tried, 2 Dec): a read that returned at its first
+                # chance left EOF events of its partitions queued, and the next read of
+                # the same partitions took a stale EOF for its own end and read nothing
+                # ("nothing to replay" with records there; seen once in CI). consume's
+                # full wait lets the last events of a read arrive within it.
+                messages = self.consumer.consume(1000, timeout=0.1)
                 if messages:
                     last_progress = time.monotonic()
                 elif time.monotonic() - last_progress > STALL_S:
