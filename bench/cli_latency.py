@@ -23,8 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.idle import ROOT, SETTLE_S, _wait_ready
-from engine.broker import free_port
+from bench.idle import ROOT, SETTLE_S, examples_engine
 
 TARGET_S = 1.0
 PIPELINE = "tfsimples"
@@ -61,40 +60,26 @@ def _time(argv: list[str]) -> float:
 
 
 def measure(repeat: int, log_path: Path) -> list[Timed]:
-    http_port = free_port()
-    argv = [TENSORFLUX, "up", "-f", str(ROOT / "examples"), "--broker-port", "0"]
-    argv += ["--http-port", str(http_port)]
-    with log_path.open("wb") as log:
-        engine = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        _wait_ready(engine, http_port, log_path)
+    commands = {
+        "--help (the floor)": ["--help"],
+        "pipeline status": ["pipeline", "status"],
+        "pipeline list": ["pipeline", "list"],
+        "model list": ["model", "list"],
+        f"pipeline status {PIPELINE}": ["pipeline", "status", PIPELINE],
+        f"model status {MODEL}": ["model", "status", MODEL],
+        f"pipeline unload {PIPELINE}": ["pipeline", "unload", PIPELINE],
+        f"pipeline load -f {PIPELINE}.yaml": ["pipeline", "load", "-f", str(PIPELINE_FILE)],
+    }
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    with examples_engine(log_path) as (engine, _):
         time.sleep(SETTLE_S)
         kafka = ["--bootstrap", _bootstrap_from(log_path)]
-        commands = {
-            "--help (the floor)": [["--help"]],
-            "pipeline status": [["pipeline", "status"]],
-            "pipeline list": [["pipeline", "list"]],
-            "model list": [["model", "list"]],
-            f"pipeline status {PIPELINE}": [["pipeline", "status", PIPELINE]],
-            f"model status {MODEL}": [["model", "status", MODEL]],
-            f"pipeline unload {PIPELINE}": [["pipeline", "unload", PIPELINE]],
-            f"pipeline load -f {PIPELINE}.yaml": [["pipeline", "load", "-f", str(PIPELINE_FILE)]],
-        }
-        times: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(repeat):
-            for name, runs in commands.items():
-                for args in runs:
-                    extra = [] if args == ["--help"] else kafka
-                    times[name].append(_time([TENSORFLUX, *args, *extra]))
+            for name, args in commands.items():
+                extra = [] if args == ["--help"] else kafka
+                times[name].append(_time([TENSORFLUX, *args, *extra]))
         if engine.poll() is not None:
             raise RuntimeError(f"tensorflux up exited during the run (see {log_path})")
-    finally:
-        engine.terminate()
-        try:
-            engine.wait(40)
-        except subprocess.TimeoutExpired:
-            engine.kill()
-            engine.wait()
     return [Timed(name, seconds) for name, seconds in times.items()]
 
 

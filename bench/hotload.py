@@ -62,28 +62,10 @@ class Event:
 
 
 class StampedReceiver(load.Receiver):
-    """A `load.Receiver` that also keeps each answer's partition and record timestamp."""
+    """A `load.Receiver` that keeps each answer's partition and record timestamp."""
 
     def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
-        super().__init__(bootstrap, topic, partitions)
-        self.stamps: list[tuple[int, float]] = []
-        """(partition, record timestamp in s) of every answer, as they came."""
-
-    def run(self) -> None:
-        consume, poll = self.consumer.consume, self.consumer.poll
-        while not self.stop.is_set():
-            first = poll(0.05)
-            if first is None:
-                continue
-            messages = [first, *consume(10000, timeout=0)]
-            now = time.perf_counter()
-            with self.lock:
-                for message in messages:
-                    if message.error() is None:
-                        self.arrivals[(message.key() or b"").decode()] = now
-                        stamp = message.timestamp()[1] / 1000
-                        self.stamps.append((message.partition(), stamp))
-        self.consumer.close()
+        super().__init__(bootstrap, topic, partitions, keep_stamps=True)
 
     def partition_gaps_ms(self, since: float, until: float) -> tuple[float, ...]:
         """Per partition, the longest gap between answer timestamps in [since, until]

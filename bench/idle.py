@@ -12,11 +12,13 @@ too, since they say which client is still fetching.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,7 +75,10 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def measure(seconds: float, log_path: Path) -> IdleCost:
+@contextlib.contextmanager
+def examples_engine(log_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """`tensorflux up -f examples/` (its own embedded broker on a free port, its output in
+    `log_path`), once its gateway says ready: the process and its HTTP port; stopped after."""
     http_port = free_port()
     argv = [
         str(Path(sys.executable).parent / "tensorflux"),
@@ -89,6 +94,18 @@ def measure(seconds: float, log_path: Path) -> IdleCost:
         engine = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
         _wait_ready(engine, http_port, log_path)
+        yield engine, http_port
+    finally:
+        engine.terminate()
+        try:
+            engine.wait(40)
+        except subprocess.TimeoutExpired:
+            engine.kill()
+            engine.wait()
+
+
+def measure(seconds: float, log_path: Path) -> IdleCost:
+    with examples_engine(log_path) as (engine, http_port):
         _infer_once(http_port)
         time.sleep(SETTLE_S)
         brokers = _children(engine.pid)
@@ -110,13 +127,6 @@ def measure(seconds: float, log_path: Path) -> IdleCost:
         elapsed = time.monotonic() - start
         if engine.poll() is not None:
             raise RuntimeError(f"tensorflux up exited during the window (see {log_path})")
-    finally:
-        engine.terminate()
-        try:
-            engine.wait(40)
-        except subprocess.TimeoutExpired:
-            engine.kill()
-            engine.wait()
 
     def percent(ticks: int) -> float:
         return 100.0 * ticks / TICKS_PER_S / elapsed

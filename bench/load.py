@@ -87,8 +87,15 @@ class Receiver(threading.Thread):
     """Reads an output topic from its beginning; times throughput and per-request latency."""
 
     def __init__(
-        self, bootstrap: str, topic: str, partitions: int, start_topic: str | None = None
+        self,
+        bootstrap: str,
+        topic: str,
+        partitions: int,
+        start_topic: str | None = None,
+        *,
+        keep_stamps: bool = False,
     ) -> None:
+        """`keep_stamps`: also keep each answer's partition and record timestamp (`stamps`)."""
         super().__init__(daemon=True, name=f"receiver-{topic}")
         self.consumer = Consumer(
             {
@@ -118,9 +125,13 @@ class Receiver(threading.Thread):
         self.last_at: float | None = None
         self.arrivals: dict[str, float] = {}
         """Latency phase: key -> perf_counter at receipt."""
+        self.keep_stamps = keep_stamps
+        self.stamps: list[tuple[int, float]] = []
+        """With keep_stamps: (partition, record timestamp in s) of every answer, as they came."""
 
     def run(self) -> None:
         consume, poll = self.consumer.consume, self.consumer.poll
+        keep_stamps, stamps = self.keep_stamps, self.stamps
         while not self.stop.is_set():
             # poll() returns at the first record; consume(n, timeout) would wait for n of them.
             first = poll(0.05)
@@ -148,6 +159,8 @@ class Receiver(threading.Thread):
                         self.last_at = now
                     else:
                         self.arrivals[key.decode()] = now
+                    if keep_stamps:
+                        stamps.append((message.partition(), message.timestamp()[1] / 1000))
         self.consumer.close()
 
     def began(self) -> bool:
