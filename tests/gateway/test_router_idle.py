@@ -12,7 +12,10 @@ import asyncio
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 
+import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from engine.config import KafkaSettings
@@ -34,57 +37,58 @@ def _echo(settings: KafkaSettings, topic: str, reply_topic: str, stop: threading
     consumer.close()
 
 
-def test_an_idle_router_pauses_and_still_routes_the_next_reply(kafka_settings, topic_factory):
+@dataclass
+class Echoed:
+    """A started reply router, and a stand-in worker answering on `reply_topic`."""
+
+    router: ReplyRouter
+    topic: str
+    reply_topic: str
+
+    async def ask(self, key: str) -> bytes:
+        reply = await self.router.request(
+            self.topic, self.reply_topic, key, key.encode(), [], DEADLINE_S
+        )
+        return reply.value
+
+
+@pytest.fixture
+def echoed(kafka_settings, topic_factory) -> Iterator[Echoed]:
     topic, reply_topic = topic_factory(), topic_factory()
     stop = threading.Event()
     echo = threading.Thread(target=_echo, args=(kafka_settings, topic, reply_topic, stop))
     echo.start()
     router = ReplyRouter(kafka_settings).start()
     try:
-
-        async def ask(key: str) -> bytes:
-            reply = await router.request(topic, reply_topic, key, key.encode(), [], DEADLINE_S)
-            return reply.value
-
-        assert asyncio.run(ask("first")) == b"answer:first"
-        deadline = time.monotonic() + DEADLINE_S + IDLE_AFTER_S
-        while router.fetching:
-            assert time.monotonic() < deadline, "the router never paused"
-            time.sleep(0.05)
-        assert asyncio.run(ask("second")) == b"answer:second"
-        assert router.fetching
+        yield Echoed(router, topic, reply_topic)
     finally:
         router.close()
         stop.set()
         echo.join(10)
 
 
-def test_many_callers_at_once_are_batched_and_a_lone_one_goes_at_once(
-    kafka_settings, topic_factory
-):
-    topic, reply_topic = topic_factory(), topic_factory()
-    stop = threading.Event()
-    echo = threading.Thread(target=_echo, args=(kafka_settings, topic, reply_topic, stop))
-    echo.start()
-    router = ReplyRouter(kafka_settings).start()
-    try:
+def test_an_idle_router_pauses_and_still_routes_the_next_reply(echoed: Echoed):
+    router = echoed.router
+    assert asyncio.run(echoed.ask("first")) == b"answer:first"
+    deadline = time.monotonic() + DEADLINE_S + IDLE_AFTER_S
+    while router.fetching:
+        assert time.monotonic() < deadline, "the router never paused"
+        time.sleep(0.05)
+    assert asyncio.run(echoed.ask("second")) == b"answer:second"
+    assert router.fetching
 
-        async def ask(key: str) -> bytes:
-            reply = await router.request(topic, reply_topic, key, key.encode(), [], DEADLINE_S)
-            return reply.value
 
-        async def ask_many(keys: list[str]) -> list[bytes]:
-            return await asyncio.gather(*(ask(key) for key in keys))
+def test_many_callers_at_once_are_batched_and_a_lone_one_goes_at_once(echoed: Echoed):
+    router, ask = echoed.router, echoed.ask
 
-        assert asyncio.run(ask("lone")) == b"answer:lone"
-        assert router.batched == 0
-        keys = [f"many-{i}" for i in range(3 * BATCH_WHEN_WAITING)]
-        assert asyncio.run(ask_many(keys)) == [b"answer:" + key.encode() for key in keys]
-        # Each caller waits before it produces: from the BATCH_WHEN_WAITING-th on, they linger.
-        assert router.batched == len(keys) - BATCH_WHEN_WAITING + 1
-        assert asyncio.run(ask("lone again")) == b"answer:lone again"
-        assert router.batched == len(keys) - BATCH_WHEN_WAITING + 1
-    finally:
-        router.close()
-        stop.set()
-        echo.join(10)
+    async def ask_many(keys: list[str]) -> list[bytes]:
+        return await asyncio.gather(*(ask(key) for key in keys))
+
+    assert asyncio.run(ask("lone")) == b"answer:lone"
+    assert router.batched == 0
+    keys = [f"many-{i}" for i in range(3 * BATCH_WHEN_WAITING)]
+    assert asyncio.run(ask_many(keys)) == [b"answer:" + key.encode() for key in keys]
+    # Each caller waits before it produces: from the BATCH_WHEN_WAITING-th on, they linger.
+    assert router.batched == len(keys) - BATCH_WHEN_WAITING + 1
+    assert asyncio.run(ask("lone again")) == b"answer:lone again"
+    assert router.batched == len(keys) - BATCH_WHEN_WAITING + 1
