@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from engine import headers as h
 from engine.admin import TopicAdmin
@@ -39,6 +39,8 @@ class Recorded:
     key: str
     value: bytes
     headers: list[tuple[str, bytes]]
+    size: int = -1
+    """The value's length once it is let go (engine.replay.fetching); -1: it is held."""
 
     @staticmethod
     def of(message: Message, headers: list[tuple[str, bytes]] | None = None) -> Recorded:
@@ -53,6 +55,10 @@ class Recorded:
             message.value() or b"",
             headers if headers is not None else message.headers() or [],
         )
+
+    @property
+    def value_size(self) -> int:
+        return len(self.value) if self.size < 0 else self.size
 
     @property
     def coordinates(self) -> str:
@@ -131,7 +137,16 @@ class RangeReader:
 
     def read(self, ranges: Mapping[TP, tuple[int, int | None]]) -> Iterator[Message]:
         """The records of each partition from its start up to its end (exclusive;
-        None: to the partition's EOF), partitions interleaved, offsets in order."""
+        None: to the partition's EOF), partitions interleaved, offsets in order.
+
+        A read returns at its first chance (no wait on the last consume), so events of
+        its partitions may still be on their way when the next read of them starts
+        (its EOF, records past its end). An event counts for a partition once a record
+        of this read came for it: the queue is in order, so a stale event comes before
+        those. An end (an EOF, or a record at or past the range's end) before any
+        record may be stale: the partition is read once more from its start (a seek:
+        a new fetch, a new EOF), and the next end counts. A range with nothing in it
+        pays that one round trip."""
         self._finished = set()
         pending: dict[TP, tuple[int, int | None]] = {}
         for tp, (start, end) in ranges.items():
@@ -139,6 +154,10 @@ class RangeReader:
                 pending[tp] = (start, end)
         if not pending:
             return
+        seen: set[TP] = set()
+        """Partitions a record of this read came for (their events are this read's)."""
+        checked: set[TP] = set()
+        """Partitions read again from their start after an end that came first."""
         self.consumer.assign(
             [TopicPartition(t, p, start) for (t, p), (start, _) in pending.items()]
         )
@@ -149,12 +168,11 @@ class RangeReader:
                     del pending[tp]
                 if not pending:
                     break
-                # Not poll-then-drain (tried, 2 Dec): a read that returned at its first
-                # chance left EOF events of its partitions queued, and the next read of
-                # the same partitions took a stale EOF for its own end and read nothing
-                # ("nothing to replay" with records there; seen once in CI). consume's
-                # full wait lets the last events of a read arrive within it.
-                messages = self.consumer.consume(1000, timeout=0.1)
+                # poll returns at the first event; consume(timeout=0) takes what is
+                # buffered (consume(n, timeout) waits out its timeout unless n come:
+                # 0.1 s at the end of every read, the bounds step 110 -> 22 ms).
+                first = self.consumer.poll(0.1)
+                messages = [] if first is None else [first, *self.consumer.consume(999, timeout=0)]
                 if messages:
                     last_progress = time.monotonic()
                 elif time.monotonic() - last_progress > STALL_S:
@@ -167,22 +185,43 @@ class RangeReader:
                         continue
                     start, end = bounds
                     error = message.error()
-                    if error is not None:
-                        if error.code() == KafkaError._PARTITION_EOF:
-                            if end is None or message.offset() >= end:
-                                del pending[tp]
-                        continue
                     offset = message.offset()
-                    if offset < start:
+                    if error is not None:
+                        if error.code() == KafkaError._PARTITION_EOF and (
+                            end is None or offset >= end
+                        ):
+                            self._ended(tp, start, pending, seen, checked)
                         continue
                     if end is not None and offset >= end:
-                        del pending[tp]
+                        self._ended(tp, start, pending, seen, checked)
                         continue
+                    if offset < start:
+                        continue
+                    seen.add(tp)
                     yield message
                     if end is not None and offset >= end - 1:
                         pending.pop(tp, None)
         finally:
             self.consumer.unassign()
+
+    def _ended(
+        self,
+        tp: TP,
+        start: int,
+        pending: dict[TP, tuple[int, int | None]],
+        seen: set[TP],
+        checked: set[TP],
+    ) -> None:
+        """The end of `tp` in this read; one that came before any record of this read
+        may be an earlier read's: read again from `start` first (see `read`)."""
+        if tp in seen or tp in checked:
+            del pending[tp]
+            return
+        checked.add(tp)
+        try:
+            self.consumer.seek(TopicPartition(tp[0], tp[1], start))
+        except KafkaException:  # not fetching yet: then it is no earlier read's end
+            del pending[tp]
 
     def close(self) -> None:
         self.consumer.close()

@@ -155,13 +155,13 @@ def dry_run_summary(records: list[Recorded]) -> dict[str, Any]:
             },
         )
         entry["requests"] += 1
-        entry["bytes"] += len(record.value)
+        entry["bytes"] += record.value_size
         entry["first_offset"] = min(entry["first_offset"], record.offset)
         entry["last_offset"] = max(entry["last_offset"], record.offset)
     stamps = [r.timestamp_ms for r in records]
     return {
         "requests": len(records),
-        "bytes": sum(len(r.value) for r in records),
+        "bytes": sum(r.value_size for r in records),
         "first_timestamp_ms": min(stamps) if stamps else None,
         "last_timestamp_ms": max(stamps) if stamps else None,
         "partitions": {str(p): partitions[p] for p in sorted(partitions)},

@@ -21,6 +21,7 @@ from engine.replay.divergence import first_divergent_steps
 from engine.replay.driving import Background, Stages, without_cyclic_gc
 from engine.replay.endpoints import Source, parse_source, resolve_target, step_pairs
 from engine.replay.errors import BadInvocation
+from engine.replay.fetching import VALUE_BUDGET, Stopped, ValueBudget, ValueFetcher
 from engine.replay.progress import ReplayProgress
 from engine.replay.reading import (
     RangeReader,
@@ -50,6 +51,8 @@ class ReplayRequest:
     resume: str | None = None
     diff: Tolerance | None = None
     """None: no diff (unless the resumed run had one)."""
+    value_budget: int = VALUE_BUDGET
+    """Bytes of selected values held at most (engine.replay.fetching)."""
 
 
 @dataclass
@@ -63,6 +66,8 @@ class ReplayResult:
     bounds and the selection read), `send`, `wait` (the last answers), `originals`
     (waited for past the answers), `diff` (what the waits left to compare, and the
     first divergent steps: engine.replay.diffing)."""
+    values_held_peak: int = 0
+    """The most bytes of selected values held at once (within `value_budget`)."""
 
 
 def loaded_topology(settings: KafkaSettings) -> Topology:
@@ -129,6 +134,7 @@ def _replay(
     progress: bool | None,
 ) -> ReplayResult:
     selection = request.selection
+    budget = ValueBudget(request.value_budget)
     clock = Stages()
     # Made first: its producer id comes while the bounds and the selection are read.
     sender = None if request.dry_run else Sender(settings, request.pace)
@@ -146,9 +152,9 @@ def _replay(
     )
     run = manifest.run if manifest is not None else runs.new_run_id(now_ms)
     if request.dry_run:
-        records = _selected(reader, source, ranges, selection, warnings, notice)
+        records = _selected(reader, source, ranges, selection, warnings, notice, budget)
         report = Report(run, source.spelled, target.spelled, len(records), warnings=warnings)
-        return ReplayResult(report, dry_run=dry_run_summary(records))
+        return ReplayResult(report, dry_run=dry_run_summary(records), values_held_peak=budget.peak)
     if target.requests not in existing or target.answers not in existing:
         admin = TopicAdmin(settings)  # a client of its own costs ~50 ms: only when needed
         admin.ensure([target.requests, target.answers])
@@ -164,7 +170,7 @@ def _replay(
     # Listening from before anything is sent (and while the selection is read).
     collector = AnswerCollector(settings, target.answers, answers_from, f"{run}-")
     try:
-        records = _selected(reader, source, ranges, selection, warnings, notice)
+        records = _selected(reader, source, ranges, selection, warnings, notice, budget)
         clock.done("select")
         report = Report(run, source.spelled, target.spelled, len(records), warnings=warnings)
         # The recorded answers are read while the target answers (its own work bounds that).
@@ -200,6 +206,7 @@ def _replay(
         ids = [new_request_id(run, record) for record in records]
         pending = [r for r in records if r.coordinates not in done] if done else records
         maker = RequestMaker(run, target.name if target.kind == "pipeline" else None)
+        values = ValueFetcher(settings, records, pending, budget, stop)
         running = (
             RunningDiff(
                 request.diff,
@@ -222,20 +229,26 @@ def _replay(
         with ReplayProgress(len(records), enabled=progress) as bar:
             bar.update(sent=len(done), answered=collector.count())
             assert sender is not None  # not a dry run
-            outcome = send_all(
-                sender,
-                target.requests,
-                pending,
-                maker.make,
-                collector,
-                request.pace,
-                stop=stop,
-                timeout_s=request.timeout_s,
-                on_progress=lambda sent: bar.update(
-                    sent=len(done) + sent, answered=collector.count()
-                ),
-                on_wait=compare,
-            )
+            try:
+                outcome = send_all(
+                    sender,
+                    target.requests,
+                    pending,
+                    values.make(maker.make),
+                    collector,
+                    request.pace,
+                    stop=stop,
+                    timeout_s=request.timeout_s,
+                    on_progress=lambda sent: bar.update(
+                        sent=len(done) + sent, answered=collector.count()
+                    ),
+                    on_wait=compare,
+                )
+            except Stopped:  # Ctrl-C while the values to send were still being read
+                outcome = sender.outcome
+                outcome.interrupted = True
+            finally:
+                values.close()
             sent_ids = set(done.values()) | set(outcome.sent)
             clock.done("send")
             if not outcome.interrupted:
@@ -253,7 +266,7 @@ def _replay(
         notice(f"warning: Kafka refused replayed request {new_id}: {reason}")
     _count(report, ids, sent_ids, outcome.refused, collector.answers, collector.errors)
     if outcome.interrupted or stop.is_set():
-        return ReplayResult(report, interrupted=True)
+        return ReplayResult(report, interrupted=True, values_held_peak=budget.peak)
     if originals is not None and running is not None and request.diff is not None:
         originals.result()
         clock.done("originals")
@@ -269,7 +282,7 @@ def _replay(
             now_ms=time.time_ns() // 1_000_000,
         )
         clock.done("diff")
-    return ReplayResult(report, seconds=clock.seconds)
+    return ReplayResult(report, seconds=clock.seconds, values_held_peak=budget.peak)
 
 
 def _selected(
@@ -279,9 +292,10 @@ def _selected(
     selection: Selection,
     warnings: list[str],
     notice: Callable[[str], None],
+    budget: ValueBudget,
 ) -> list[Recorded]:
     """The records to replay; BadInvocation when there are none."""
-    records = select(reader, source.requests, ranges, selection)
+    records = select(reader, source.requests, ranges, selection, budget)
     if selection.request_ids is not None:
         found = {original_id(r) for r in records}
         missing = [i for i in selection.request_ids if i not in found]

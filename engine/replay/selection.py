@@ -19,6 +19,7 @@ from typing import Any
 
 from engine import headers as h
 from engine.replay.errors import BadInvocation
+from engine.replay.fetching import ValueBudget
 from engine.replay.reading import RangeReader, Recorded
 
 _NOT_REQUESTS = frozenset({h.ERROR, h.REPLAY_RUN})
@@ -156,9 +157,11 @@ def select(
     topic: str,
     ranges: dict[int, tuple[int, int]],
     selection: Selection,
+    budget: ValueBudget | None = None,
 ) -> list[Recorded]:
     """The requests in the ranges that the selection keeps, in time order (then
-    partition and offset), cut to --limit."""
+    partition and offset), cut to --limit; with a budget, only the values that fit
+    it are kept (engine.replay.fetching)."""
     wanted = set(selection.request_ids) if selection.request_ids is not None else None
     from_ms, to_ms = selection.from_ms, selection.to_ms
     chosen: list[Recorded] = []
@@ -179,9 +182,14 @@ def select(
             request_id = record.key or h.header_value(headers, h.REQUEST_ID) or ""
             if request_id not in wanted:
                 continue
+        if budget is not None:
+            budget.keep(record)
         chosen.append(record)
     chosen.sort(key=lambda r: (r.timestamp_ms, r.partition, r.offset))
     if selection.limit is not None:
+        if budget is not None:
+            for record in chosen[selection.limit :]:
+                budget.release(record)
         del chosen[selection.limit :]
     return chosen
 
