@@ -81,5 +81,7 @@ class RunningDiff:
                     None if original is None else (original.value, original.headers),
                 ):
                     self.changed[new_id] = (asked, record.timestamp_ms)
+                # Compared: the run needs no more of the answer than that it came.
+                answer.value, answer.headers = b"", []
         finally:
             self._next = index

@@ -2,12 +2,13 @@
 
 The selection read keeps each selected record's value while the values held fit
 the budget (`VALUE_BUDGET`, `ReplayRequest.value_budget`); past it a record keeps
-only its place, time, original id and size. Values are let go as their requests
-are sent. When some were not kept, the records to send are split where the first
-one without its value is (in sending order): the values before it are sent as
-they are, and a reader thread of its own (one consumer for the whole run) reads
-the rest back a chunk at a time, each chunk waiting until the budget has room for
-it, so the sender finds them read when it gets there.
+only its place, time, original id and size. When all of them fit (the common
+case), they are held until the run ends, as before, at no cost. When some were
+not kept, the records to send are split where the first one without its value is
+(in sending order): the values before it are sent as they are, and a reader
+thread of its own (one consumer for the whole run) reads the rest back a chunk at
+a time, each chunk waiting until the budget has room for it, so the sender finds
+them read when it gets there; each value is let go once its request is made.
 """
 
 from __future__ import annotations
@@ -120,6 +121,9 @@ class ValueFetcher:
             self._thread.start()
 
     def make(self, maker: Callable[[Recorded], T]) -> Callable[[Recorded], T]:
+        if not self._later:  # all held (the common case): sent as before, at no cost
+            return maker
+
         def made(record: Recorded) -> T:
             later = self._made - self._first
             self._made += 1

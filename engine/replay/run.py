@@ -168,7 +168,9 @@ def _replay(
         )
     )
     # Listening from before anything is sent (and while the selection is read).
-    collector = AnswerCollector(settings, target.answers, answers_from, f"{run}-")
+    collector = AnswerCollector(
+        settings, target.answers, answers_from, f"{run}-", keep_values=request.diff is not None
+    )
     try:
         records = _selected(reader, source, ranges, selection, warnings, notice, budget)
         clock.done("select")

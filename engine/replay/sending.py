@@ -53,12 +53,20 @@ class Pace:
 
 class AnswerCollector:
     """Reads one topic from given positions, keeping the first record of each key that
-    starts with `prefix` (a run's new ids all start with the run id)."""
+    starts with `prefix` (a run's new ids all start with the run id); without
+    `keep_values`, only its place and key (a run without --diff needs no answer's
+    tensors: an hour of answers is not held)."""
 
     def __init__(
-        self, settings: KafkaSettings, topic: str, starts: Mapping[int, int], prefix: str
+        self,
+        settings: KafkaSettings,
+        topic: str,
+        starts: Mapping[int, int],
+        prefix: str,
+        keep_values: bool = True,
     ) -> None:
         self._prefix = prefix.encode()
+        self._keep_values = keep_values
         self.answers: dict[str, Recorded] = {}
         self.errors: set[str] = set()
         """The keys whose first record is an error record (looked at once, here)."""
@@ -98,6 +106,8 @@ class AnswerCollector:
                                 answers[record.key] = record
                                 if is_error_record(record.headers):
                                     self.errors.add(record.key)
+                                if not self._keep_values:
+                                    record.value, record.headers = b"", []
                         self.changed.notify_all()
         finally:
             self._consumer.close()
