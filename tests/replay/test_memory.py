@@ -6,9 +6,15 @@ from __future__ import annotations
 import threading
 import time
 
+from confluent_kafka import Producer
+
+from engine.admin import TopicAdmin
+from engine.config import KafkaSettings
 from engine.replay.diff import Tolerance
+from engine.replay.fetching import ValueBudget, ValueFetcher
+from engine.replay.reading import RangeReader
 from engine.replay.run import ReplayRequest, ReplayResult, replay
-from engine.replay.selection import Selection
+from engine.replay.selection import Selection, partition_ranges, select
 from engine.replay.sending import Pace
 
 from .conftest import STEP_MS, Engine, good_id, of_run, request
@@ -95,3 +101,33 @@ def test_stopped_then_resumed_with_a_tiny_budget_replays_every_request_once(engi
     assert resumed.report.selected == resumed.report.sent == resumed.report.answered == 300
     assert resumed.values_held_peak <= TINY
     assert _replayed(engine, first.report.run) == [good_id(i) for i in range(100, 400)]
+
+
+def test_values_of_several_partitions_come_back_in_sending_order(kafka_settings: KafkaSettings):
+    # Three partitions, stamps interleaved across them: the sending order (by time) is
+    # not any partition's order, and the values kept while reading are not its first.
+    topic = kafka_settings.topics().pipeline_inputs("spread")
+    TopicAdmin(kafka_settings).ensure([topic], partitions=3)
+    producer = Producer(kafka_settings.producer_config(**{"linger.ms": 20}))
+    t0 = time.time_ns() // 1_000_000 - 60_000
+    values = {}
+    for i in range(300):
+        values[f"r-{i}"] = request(f"r-{i}", float(i))
+        producer.produce(topic, values[f"r-{i}"], f"r-{i}", partition=i % 3, timestamp=t0 + i)
+    assert producer.flush(30) == 0
+    reader = RangeReader(kafka_settings)
+    budget = ValueBudget(TINY)
+    stop = threading.Event()
+    try:
+        ranges, _ = partition_ranges(reader, topic, 3, Selection(), time.time_ns() // 1_000_000)
+        records = select(reader, topic, ranges, Selection(), budget)
+        assert [r.key for r in records] == [f"r-{i}" for i in range(300)]
+        fetcher = ValueFetcher(kafka_settings, records, records, budget, stop)
+        made = fetcher.make(lambda record: (record.key, record.value))
+        try:
+            assert [made(record) for record in records] == list(values.items())
+        finally:
+            fetcher.close()
+    finally:
+        reader.close()
+    assert budget.peak <= TINY and budget.held == 0
