@@ -146,8 +146,8 @@ class ValueFetcher:
 
     def _run(self, settings: KafkaSettings) -> None:
         chunk_bytes = max(1, self.budget.limit // 4)
-        # A fetch about a chunk long: tansu encodes all of a fetch, and a chunk's read
-        # stops at its last record (8 MB fetches: twice the broker's CPU at a 1 MB budget).
+        # A fetch about a chunk long: a chunk's read stops at its last record, and what
+        # a fetch brought past it is read again by the next chunk.
         reader = RangeReader(settings, fetch_bytes=min(8 << 20, max(64 << 10, chunk_bytes)))
         try:
             start = 0
