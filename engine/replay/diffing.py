@@ -73,7 +73,14 @@ class RunningDiff:
                 record = records[index - 1]
                 asked = original_id(record)
                 recorded = originals.get((topic, asked))
-                first = None if recorded is None else answer_for(recorded, record.timestamp_ms)
+                if recorded is None:
+                    first = None
+                else:  # one record of the id: the common case, answer_for's without its call
+                    first = (
+                        recorded[0]
+                        if len(recorded) == 1
+                        else answer_for(recorded, record.timestamp_ms)
+                    )
                 original = None if first is None or is_error_record(first.headers) else first
                 if diff.add(
                     asked,

@@ -92,6 +92,19 @@ def test_answers_laid_out_alike_are_compared_by_their_bytes_after_the_id():
     assert report["tensors"]["B"]["max_abs_diff"] == pytest.approx(1e-7, rel=0.5)
 
 
+def test_unchanged_answers_after_a_change_keep_its_tally_and_long_ids_compare_alike():
+    diff = Diff(Tolerance())
+    a = _t([1, 2], "INT32", "A")
+    assert diff.add("r0", _answer("run-0-0", _t([1, 9], "INT32", "A")), _answer("r0", a))
+    long_id = "x" * 100  # its Avro length takes two bytes
+    for i in range(1, 4):  # unchanged, laid out alike: only the first touches the tally
+        assert not diff.add(long_id, _answer(f"run-0-{i}", a), _answer(long_id, a))
+    assert diff.add("r4", _answer("run-0-4", _t([1, 3], "INT32", "A")), _answer("r4", a))
+    report = diff.to_json()
+    assert (report["same"], report["changed"], report["changed_ids"]) == (3, 2, ["r0", "r4"])
+    assert report["tensors"] == {"A": {"changed": 2, "max_abs_diff": 7.0}}
+
+
 def test_a_replayed_request_has_a_new_id_and_the_same_tensor_bytes():
     tensors = (_t(np.arange(6, dtype=np.float32).reshape(2, 3), name="X"), _t([b"x"], "BYTES"))
     message = InferenceMessage("original-id", tensors, "request", model_name="m")
