@@ -94,9 +94,11 @@ def _rows_of(workload: str, count: int) -> np.ndarray:
     return np.concatenate(arrays)
 
 
-def ort_alone(path: Path, workload: str, batch: int, seconds: float = 1.0) -> float:
-    """Requests per second of onnxruntime calling the model in a loop, `batch` requests of
-    `workload` a call, with the engine's session options (the best of ROUNDS timings)."""
+def ort_alone(path: Path, workload: str, batch: int, seconds: float = 1.0) -> tuple[float, float]:
+    """(requests per second, CPU µs a request) of onnxruntime calling the model in a loop,
+    `batch` requests of `workload` a call, with the engine's session options: the best rate
+    of ROUNDS timings, and the calling thread's CPU over all of them (the load moves the
+    first far more than the second)."""
     import onnxruntime as ort
 
     from engine.runtimes.onnx_model import session_options
@@ -111,12 +113,14 @@ def ort_alone(path: Path, workload: str, batch: int, seconds: float = 1.0) -> fl
     each = max(1e-6, time.perf_counter() - started)
     calls = max(3, int(seconds / each))
     rates = []
+    cpu = time.thread_time()
     for _ in range(ROUNDS):
         started = time.perf_counter()
         for _ in range(calls):
             session.run(None, inputs)
         rates.append(calls * batch / (time.perf_counter() - started))
-    return max(rates)
+    cpu_us = (time.thread_time() - cpu) / (ROUNDS * calls * batch) * 1e6
+    return max(rates), cpu_us
 
 
 def batch_of(result: Result) -> int:
@@ -125,14 +129,16 @@ def batch_of(result: Result) -> int:
     return max(1, round(statistics.median(sizes))) if sizes else 0
 
 
-def alone_after(contender: Contender, run: Run, args: argparse.Namespace) -> float:
-    """onnxruntime alone's req/s at the requests a call `run` made (NaN: not a compute row
-    compared with onnxruntime alone), timed right after the run, at the load it ran at."""
+def alone_after(contender: Contender, run: Run, args: argparse.Namespace) -> None:
+    """Set `run.alone` and `run.alone_cpu_us`: onnxruntime alone at the requests a call
+    `run` made, timed right after the run, at the load it ran at (left NaN: not a compute
+    row compared with onnxruntime alone)."""
     compute = next((c for c in COMPUTE if contender.name in c.pipeline_rows), None)
     if compute is None or run.calls.calls <= 0:
-        return float("nan")
+        return
     batch = max(1, round(run.calls.per_call()))
-    return ort_alone(compute.path, contender.workload, batch, 0.3 if args.quick else 1.0)
+    seconds = 0.3 if args.quick else 1.0
+    run.alone, run.alone_cpu_us = ort_alone(compute.path, contender.workload, batch, seconds)
 
 
 def describe(run: Run) -> str:
@@ -142,7 +148,10 @@ def describe(run: Run) -> str:
         return ""
     text = f", model: {calls.per_call():.0f} req/call, busy {_busy_of(run):.2f}"
     if run.alone == run.alone:
-        text += f", onnxruntime alone {run.alone:,.0f} req/s ({run.rate / run.alone:.2f}×)"
+        text += (
+            f", onnxruntime alone {run.alone:,.0f} req/s ({run.rate / run.alone:.2f}×), "
+            f"{run.alone_cpu_us:.1f} CPU µs/req"
+        )
     return text
 
 
@@ -186,9 +195,9 @@ def _model_section(compute: Compute, by_name: dict[str, Result], alone: dict[str
         "",
         f"## Real model compute ({compute.description}; {goal})",
         "",
-        "| measured | req/s | requests a call | model busy | × onnxruntime alone | goal "
-        "| verdict |",
-        "|---|---|---|---|---|---|---|",
+        "| measured | req/s | requests a call | model busy | CPU µs/req | × onnxruntime alone "
+        "| goal | verdict |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for name in compute.pipeline_rows:
         result = by_name.get(name)
@@ -197,9 +206,21 @@ def _model_section(compute: Compute, by_name: dict[str, Result], alone: dict[str
         batch, ort = batch_of(result), alone.get(name, float("nan"))
         label = result.contender.label or name
         shown = "—" if ort != ort else f"{ort:,.0f}"
-        lines.append(f"| onnxruntime alone, same batches as below | {shown} | {batch} | | | | |")
+        cpu = _cpu(result)
         lines.append(
-            _row(label, rate(name), batch, _busy(result), rate(name) / ort, 0.85, compute.target)
+            f"| onnxruntime alone, same batches as below | {shown} | {batch} | | {cpu} | | | |"
+        )
+        lines.append(
+            _row(
+                label,
+                rate(name),
+                batch,
+                _busy(result),
+                rate(name) / ort,
+                0.85,
+                compute.target,
+                _fmt(result.median("cpu_us_per_req")),
+            )
         )
     one, two = compute.scale_out
     if one in by_name and two in by_name:
@@ -213,11 +234,22 @@ def _model_section(compute: Compute, by_name: dict[str, Result], alone: dict[str
                 ratio,
                 1.7,
                 compute.target,
+                _fmt(by_name[two].median("cpu_us_per_req")),
                 f"{rate(one):,.0f} → ",
                 " (2w/1w)",
             )
         )
     return "\n".join(lines) + "\n"
+
+
+def _cpu(result: Result) -> str:
+    """onnxruntime alone's CPU µs a request (median over the row's runs)."""
+    values = [run.alone_cpu_us for run in result.runs if run.alone_cpu_us == run.alone_cpu_us]
+    return _fmt(statistics.median(values)) if values else "—"
+
+
+def _fmt(value: float) -> str:
+    return "—" if value != value else f"{value:.1f}"
 
 
 def _busy(result: Result) -> float:
@@ -239,6 +271,7 @@ def _row(
     ratio: float,
     goal: float,
     target: bool,
+    cpu: str,
     prefix: str = "",
     of: str = "",
 ) -> str:
@@ -250,5 +283,5 @@ def _row(
     shown = "—" if value != value else f"{prefix}{value:,.0f}"
     ratio_text = "—" if ratio != ratio else f"{ratio:.2f}×{of}"
     busy_text = "—" if busy != busy else f"{busy:.2f}"
-    cells = [name, shown, str(batch or "—"), busy_text, ratio_text, f"≥ {goal}×", verdict]
+    cells = [name, shown, str(batch or "—"), busy_text, cpu, ratio_text, f"≥ {goal}×", verdict]
     return "| " + " | ".join(cells) + " |"

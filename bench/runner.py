@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
                     break
                 result.runs.append(run)
                 # onnxruntime alone at this run's batch sizes, right after it (same load)
-                run.alone = compute_bench.alone_after(contender, run, args)
+                compute_bench.alone_after(contender, run, args)
                 model = compute_bench.describe(run)
                 print(
                     f"  {contender.name} run {i + 1}/{args.repeat}: {run.rate:,.0f} req/s, "

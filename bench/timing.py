@@ -46,6 +46,8 @@ class Run:
     """The workers' model calls in the timed window (tensorflux only)."""
     alone: float = float("nan")
     """onnxruntime alone's req/s at this run's batch sizes, right after it (compute rows)."""
+    alone_cpu_us: float = float("nan")
+    """... and its CPU µs a request."""
 
 
 @dataclass
