@@ -64,8 +64,8 @@ COMPUTE = (CNN, MLP)
 ROWS = tuple(dict.fromkeys(n for c in COMPUTE for n in c.pipeline_rows + c.scale_out))
 """The compute contenders (`python -m bench --compute`)."""
 ROUNDS = 5
-"""onnxruntime alone is timed this many times a row, and its best is kept: on a shared
-machine the pipeline is held to what onnxruntime does when nothing disturbs it."""
+"""onnxruntime alone is timed this many times a row, and the median is kept (the
+pipeline's rate is likewise an average over its window, not its best moment)."""
 
 
 def _build_module() -> ModuleType:
@@ -96,9 +96,9 @@ def _rows_of(workload: str, count: int) -> np.ndarray:
 
 def ort_alone(path: Path, workload: str, batch: int, seconds: float = 1.0) -> tuple[float, float]:
     """(requests per second, CPU µs a request) of onnxruntime calling the model in a loop,
-    `batch` requests of `workload` a call, with the engine's session options: the best rate
-    of ROUNDS timings, and the calling thread's CPU over all of them (the load moves the
-    first far more than the second)."""
+    `batch` requests of `workload` a call, with the engine's session options: the median
+    rate of ROUNDS timings, and the calling thread's CPU over all of them (the load moves
+    the first far more than the second)."""
     import onnxruntime as ort
 
     from engine.runtimes.onnx_model import session_options
@@ -120,7 +120,7 @@ def ort_alone(path: Path, workload: str, batch: int, seconds: float = 1.0) -> tu
             session.run(None, inputs)
         rates.append(calls * batch / (time.perf_counter() - started))
     cpu_us = (time.thread_time() - cpu) / (ROUNDS * calls * batch) * 1e6
-    return max(rates), cpu_us
+    return statistics.median(rates), cpu_us
 
 
 def batch_of(result: Result) -> int:
@@ -177,7 +177,7 @@ def section(results: list[Result], args: argparse.Namespace, alone: dict[str, fl
         text += (
             "\n'model busy': the time the workers' model calls took over the timed window "
             "(1.00: a model thread never idle; two workers add up). onnxruntime alone runs "
-            "in the bench process right after each run (best of its timings), on the rows the "
+            "in the bench process right after each run (median of five timings), on the rows the "
             "requests carry, at the requests a call the workers made in it (their metrics). "
             "The pipeline also writes each request to its step's inputs topic and the answer "
             "to the pipeline's outputs (three records a request), on a broker sharing the "
