@@ -16,7 +16,7 @@ BENCH_BIN = ROOT / ".venv-bench" / "bin"
 RESULTS = ROOT / "bench" / "results"
 MODELS = ROOT / "examples" / "models"
 BENCH_MODELS = ROOT / "bench" / "models"
-"""The bench's own models (mlp256), built by examples/models/build_onnx.py --bench."""
+"""The bench's own models (mlp256, cnn), built by examples/models/build_onnx.py --bench."""
 PIPELINES = {
     "1step": (ROOT / "bench" / "pipelines" / "onestep.yaml", "onestep", ["tfsimple1"]),
     "join": (
@@ -30,6 +30,7 @@ PIPELINES = {
         ["conditional", "mul10", "add10"],
     ),
     "mlp": (ROOT / "bench" / "pipelines" / "mlp.yaml", "mlp", ["mlp256"]),
+    "cnn": (ROOT / "bench" / "pipelines" / "cnn.yaml", "cnn-pipeline", ["cnn"]),
 }
 
 
@@ -60,6 +61,9 @@ class Contender:
     """Extra environment for the contender (knob sweep)."""
     label: str = ""
 
+
+CNN_CHUNK = (("TENSORFLUX_WORKER_CHUNK", "32"),)
+"""The cnn rows' consume chunk, so their model calls stay ≤ 32 images (see CONTENDERS)."""
 
 CONTENDERS = [
     Contender("plain", "plain", 400_000, label="plain consume→produce (ceiling)"),
@@ -176,6 +180,40 @@ CONTENDERS = [
         workers=2,
         partitions=4,
         label="tensorflux mlp256, 4 partitions, 2 workers",
+    ),
+    # The compute-heavy rows the issue-17 targets judge: a request costs the model
+    # ~1 ms, some 20× what its records cost the worker and the broker. Chunks of 32:
+    # onnxruntime's convolutions cost ~2.5× more an image at 1000 images a call (their
+    # activations, ~400 MB a layer, leave the caches) and the worker's RSS grows 3×.
+    Contender(
+        "tf-cnn-1w",
+        "tensorflux",
+        12_000,
+        pipeline="cnn",
+        workload="cnn",
+        env=CNN_CHUNK,
+        label="tensorflux cnn (3 conv layers, 1x28x28), 1 worker",
+    ),
+    Contender(
+        "tf-cnn-4p-1w",
+        "tensorflux",
+        12_000,
+        pipeline="cnn",
+        workload="cnn",
+        env=CNN_CHUNK,
+        partitions=4,
+        label="tensorflux cnn, 4 partitions, 1 worker",
+    ),
+    Contender(
+        "tf-cnn-4p-2w",
+        "tensorflux",
+        20_000,
+        pipeline="cnn",
+        workload="cnn",
+        env=CNN_CHUNK,
+        workers=2,
+        partitions=4,
+        label="tensorflux cnn, 4 partitions, 2 workers",
     ),
 ]
 

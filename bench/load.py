@@ -22,6 +22,8 @@ from engine.messages import InferenceMessage, Tensor
 
 MLP_ROWS = {"mlp": 1, "mlp16": 16}
 """Rows of mlp256 input a request of each mlp workload carries."""
+CNN_IMAGE = np.linspace(0.0, 1.0, 28 * 28, dtype=np.float32).reshape(1, 1, 28, 28)
+"""The 'cnn' workload's image (FP32 [1,1,28,28]), scaled by the request's index."""
 IRIS_ROWS = np.array(
     [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [7.7, 3.0, 6.1, 2.3]], dtype=np.float32
 )
@@ -32,8 +34,8 @@ RECEIVER_FETCH_WAIT_MS = 5
 
 def request_payload(workload: str, request_id: str, index: int) -> bytes:
     """One Avro request of `workload`: 'tfsimple' (2x INT32 [1,16]), 'conditional' or
-    'mlp' (FP32 [1,256]), 'mlp16' (FP32 [16,256]: sixteen rows a request) or 'iris'
-    (FP32 [1,4]: one flower)."""
+    'mlp' (FP32 [1,256]), 'mlp16' (FP32 [16,256]: sixteen rows a request), 'cnn' (FP32
+    [1,1,28,28]: one image) or 'iris' (FP32 [1,4]: one flower)."""
     if workload == "tfsimple":
         data = np.arange(1, 17, dtype=np.int32).reshape(1, 16)
         tensors = (Tensor.from_array("INPUT0", data), Tensor.from_array("INPUT1", data))
@@ -45,6 +47,8 @@ def request_payload(workload: str, request_id: str, index: int) -> bytes:
     elif workload in MLP_ROWS:
         row = np.linspace(-1.0, 1.0, 256, dtype=np.float32).reshape(1, 256) * (1 + index % 7)
         tensors = (Tensor.from_array("INPUT", np.repeat(row, MLP_ROWS[workload], axis=0)),)
+    elif workload == "cnn":
+        tensors = (Tensor.from_array("INPUT", CNN_IMAGE * (1 + index % 7)),)
     elif workload == "iris":
         tensors = (Tensor.from_array("INPUT", IRIS_ROWS[index % 3 : index % 3 + 1]),)
     else:

@@ -1,6 +1,6 @@
 """Profile a tensorflux worker on the 1-step pipeline with py-spy (from .venv-bench).
 
-    .venv/bin/python -m bench.profile [--n 300000] [--pipeline 1step] [--native]
+    .venv/bin/python -m bench.profile [--n 300000] [--pipeline 1step] [--native] [--workload mlp16]
 
 Pre-produces N requests, starts one `tensorflux worker`, attaches py-spy once
 its first step writes and samples until the N-th; prints where the
@@ -21,7 +21,15 @@ import time
 import uuid
 
 from bench import load
-from bench.contenders import BENCH_BIN, MODELS, PIPELINES, RESULTS, VENV_BIN
+from bench.contenders import (
+    BENCH_BIN,
+    BENCH_MODELS,
+    MODELS,
+    PIPELINES,
+    RESULTS,
+    VENV_BIN,
+    model_spec,
+)
 from engine.admin import TopicAdmin
 from engine.broker import EmbeddedBroker
 from engine.config import KafkaSettings
@@ -35,21 +43,24 @@ def main() -> int:
     parser.add_argument("--pipeline", default="1step", choices=sorted(PIPELINES))
     parser.add_argument("--native", action="store_true", help="py-spy --native (C frames too)")
     parser.add_argument("--top", type=int, default=45)
+    parser.add_argument(
+        "--workload", help="the requests (bench/load.py; default: the pipeline's own)"
+    )
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"profile-{args.pipeline}.txt"
     path, pipeline, models = PIPELINES[args.pipeline]
-    workload = "conditional" if args.pipeline == "cond" else "tfsimple"
+    own = {"cond": "conditional", "mlp": "mlp", "cnn": "cnn"}
+    workload = args.workload or own.get(args.pipeline, "tfsimple")
     with EmbeddedBroker() as broker:
         ns = f"p{uuid.uuid4().hex[:8]}"
         settings = KafkaSettings(bootstrap=broker.bootstrap, namespace=ns)
         topics = TopicNames(settings.topic_prefix, ns)
         inputs, outputs = topics.pipeline_inputs(pipeline), topics.pipeline_outputs(pipeline)
-        first = {"1step": "tfsimple1", "join": "tfsimple1", "cond": "conditional"}[args.pipeline]
-        start_topic = topics.step_inputs(pipeline, first)
+        start_topic = topics.step_inputs(pipeline, models[0])  # the first step's
         TopicAdmin(settings).ensure([inputs, outputs, start_topic])
         plane = ControlPlane(settings)
-        plane.load([str(MODELS / f"{m}.yaml") for m in models] + [str(path)])
+        plane.load([str(model_spec(m)) for m in models] + [str(path)])
         plane.close()
         load.preproduce(broker.bootstrap, inputs, workload, args.n)
         receiver = load.Receiver(broker.bootstrap, outputs, settings.partitions, start_topic)
@@ -60,6 +71,8 @@ def main() -> int:
                 "worker",
                 "--model-root",
                 str(MODELS),
+                "--model-root",
+                str(BENCH_MODELS),
                 "--bootstrap",
                 broker.bootstrap,
             ]

@@ -8,8 +8,8 @@
     .venv/bin/python -m bench --soak 300 # worker RSS at a constant rate for 5 minutes
     make bench BENCH_ARGS=--idle    # CPU of `tensorflux up -f examples/` with no traffic (60 s)
     make bench BENCH_ARGS=--hotload # answers' longest gap while the engine changes (add --kafka)
-    .venv/bin/python -m bench --only tf-mlp-1w,tf-mlp-4p-1w,tf-mlp-4p-2w --overload
-                                         # real model compute and the overload section
+    .venv/bin/python -m bench --compute --quick  # the real-model rows and section alone
+    .venv/bin/python -m bench --compute --only tf-cnn-1w,tf-cnn-4p-1w,tf-cnn-4p-2w
     .venv/bin/python -m bench.remote_bench --quick  # the remote-model section alone (MLServer)
     .venv/bin/python -m bench.cli_latency   # control commands' wall time on an idle engine
 
@@ -20,8 +20,8 @@ through it for a few seconds (p50/p99 end-to-end latency, from produce() in
 this process to receipt here); then its peak RSS (VmHWM) is read and it is
 stopped. Each contender runs `--repeat` times in fresh topics; medians are
 quoted. The peers (Quix Streams, faust-streaming) run in .venv-bench. After the
-contenders come the real-model section (`compute_bench.py`: the mlp256 rows
-against onnxruntime alone) and, unless `--only` is given without `--overload`,
+contenders come the real-model section (`compute_bench.py`: the cnn and mlp256 rows
+against onnxruntime alone at the worker's batch sizes) and, unless `--only` is given without `--overload`,
 the overload section (`overload_bench.py`: a 20k flood of a 50 ms python model), and,
 unless `--only` is given without `--remote`, the remote-model section (`remote_bench.py`:
 a real MLServer called directly and from pipeline steps, and the in-process sklearn step).
@@ -115,6 +115,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--gateway-only", action="store_true", help="only the HTTP gateway's rows (wrk)"
     )
     parser.add_argument(
+        "--compute",
+        action="store_true",
+        help="only the real-model rows (tf-cnn-*, tf-mlp*) and their section, or those of --only",
+    )
+    parser.add_argument(
         "--overload",
         action="store_true",
         help="run the overload section even with --only (it runs by default without --only)",
@@ -133,6 +138,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.latency_requests = 200 if args.quick else 600
     if args.quick:
         args.scale *= 0.25
+    if args.compute and not args.only:
+        args.only = ",".join(compute_bench.ROWS)
     return args
 
 
@@ -172,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     compute_bench.ensure_models()
     extra = ""
-    alone = float("nan")
+    alone: dict[str, float] = {}
     sink = OtlpSink().__enter__()  # the traced contender's spans go here
     try:
         for contender in [] if args.gateway_only else contenders(args):
@@ -188,26 +195,38 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  {contender.name} run {i + 1}: FAILED {error}", flush=True)
                     break
                 result.runs.append(run)
+                # onnxruntime alone at this run's batch sizes, right after it (same load)
+                compute_bench.alone_after(contender, run, args)
+                model = compute_bench.describe(run)
                 print(
                     f"  {contender.name} run {i + 1}/{args.repeat}: {run.rate:,.0f} req/s, "
                     f"p50 {run.p50_ms:.1f} ms, p99 {run.p99_ms:.1f} ms, RSS {run.rss_mb:.0f} MB, "
-                    f"{run.cpu_us_per_req:.1f} CPU µs/req (N={n}, load {_loadavg()})",
+                    f"{run.cpu_us_per_req:.1f} CPU µs/req{model} (N={n}, load {_loadavg()})",
                     flush=True,
                 )
-        alone = compute_bench.alone_for(results, args)
+        alone = compute_bench.alone_for(results)
         extra = compute_bench.section(results, args, alone)
-        if not args.gateway_only and (args.overload or not args.only):
+        if args.compute:
+            pass  # the compute rows alone
+        elif not args.gateway_only and (args.overload or not args.only):
             print("  overload section ...", flush=True)
             extra += overload_bench.section(args.bootstrap, args.quick, logdir)
             print("  poison storm section ...", flush=True)
             extra += poison_bench.section(args.bootstrap, args.quick, logdir)
-        if not args.gateway_only and (args.remote or not args.only):
+        if not (args.gateway_only or args.compute) and (args.remote or not args.only):
             print("  remote models section ...", flush=True)
             extra += remote_bench.section(args.bootstrap, args.quick, logdir)
     finally:
         sink.__exit__()
         if broker is not None:
             broker.stop()
+    if args.compute:
+        loads[1] = _loadavg()
+        text = report(results, args, (loads[0], loads[1]), alone) + extra
+        Path(args.output).write_text(text)
+        print_table(text)
+        print(f"written to {args.output}")
+        return 0
     gateway = _gateway(args)
     if args.gateway_only:
         Path(args.output).write_text(gateway)

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench import load
+from bench import load, model_stats
 from bench.contenders import (
     BENCH_BIN,
     BENCH_MODELS,
@@ -42,6 +42,12 @@ class Run:
     cpu_us_per_req: float
     errors: int
     answered: int
+    calls: model_stats.Calls = model_stats.Calls()
+    """The workers' model calls in the timed window (tensorflux only)."""
+    alone: float = float("nan")
+    """onnxruntime alone's req/s at this run's batch sizes, right after it (compute rows)."""
+    alone_cpu_us: float = float("nan")
+    """... and its CPU µs a request."""
 
 
 @dataclass
@@ -104,6 +110,7 @@ def run_once(
     env = {**os.environ, **dict(contender.env)}
     log = logdir / f"{contender.name}-{ns}.log"
     group = f"bench-{ns}"
+    ports: list[int] = []  # the workers' metrics ports: their model calls
     if contender.kind == "tensorflux":
         path, pipeline, models = PIPELINES[contender.pipeline]
         topics = TopicNames(settings.topic_prefix, ns)
@@ -117,9 +124,11 @@ def run_once(
             "join": "tfsimple1",
             "cond": "conditional",
             "mlp": "mlp256",
+            "cnn": "cnn",
         }
         start_topic = topics.step_inputs(pipeline, first_step[contender.pipeline])
         admin.ensure([input_topic, output_topic, start_topic])
+        ports = [model_stats.free_port() for _ in range(contender.workers)]
         plane = ControlPlane(settings)
         try:
             plane.load([str(model_spec(m)) for m in models] + [str(path)])
@@ -141,8 +150,10 @@ def run_once(
                 str(contender.partitions),
                 "--worker-id",
                 f"bench-{i}",
+                "--metrics-port",
+                str(port),
             ]
-            for i in range(contender.workers)
+            for i, port in enumerate(ports)
         ]
     else:
         input_topic, output_topic, start_topic = f"bench.{ns}.in", f"bench.{ns}.out", None
@@ -183,6 +194,7 @@ def run_once(
     try:
         deadline = time.monotonic() + args.startup_timeout + n / 1000
         cpu_at_first: float | None = None
+        calls_at_first = model_stats.Calls()
         while receiver.count < n:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{receiver.count}/{n} outputs before the deadline (log {log})")
@@ -191,9 +203,11 @@ def run_once(
             if cpu_at_first is None and receiver.began():
                 cpu_at_first = sum(_proc_stat(p.pid)[0] for p in processes)
                 count_at_first = receiver.count
+                calls_at_first = model_stats.scrape(ports)
             time.sleep(0.005)
         cpu_at_end = sum(_proc_stat(p.pid)[0] for p in processes)
         rate = receiver.rate()
+        calls = model_stats.scrape(ports) - calls_at_first
         cpu_per_req = (
             (cpu_at_end - cpu_at_first) / max(1, n - count_at_first) * 1e6
             if cpu_at_first is not None
@@ -217,6 +231,7 @@ def run_once(
         cpu_us_per_req=cpu_per_req,
         errors=receiver.errors,
         answered=len(latencies),
+        calls=calls,
     )
 
 

@@ -39,9 +39,14 @@ _ORT_TO_DATATYPE: Final[dict[str, str]] = {
 def session_options() -> ort.SessionOptions:
     # One thread each: the engine runs many steps side by side on few cores,
     # and on the 2-core target more intra-op threads made small models slower.
+    # With one thread onnxruntime starts no pool; spinning is off all the same, so
+    # that a pool (more threads, a parallel graph) never busy-waits on a core that
+    # other workers' model threads, the loop and the broker share.
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     return options
 
 

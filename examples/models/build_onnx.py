@@ -2,7 +2,7 @@
 
     .venv/bin/python examples/models/build_onnx.py            # rewrites examples/models/*/model.onnx
     .venv/bin/python examples/models/build_onnx.py --out DIR  # writes DIR/<name>/model.onnx
-    .venv/bin/python examples/models/build_onnx.py --bench    # bench/models/mlp256/model.onnx
+    .venv/bin/python examples/models/build_onnx.py --bench    # bench/models/{mlp256,cnn}/model.onnx
 
 Deterministic: no timestamps or random names, so a rerun gives the same bytes
 and tests/runtimes/test_build_onnx.py can compare against the committed files.
@@ -92,6 +92,74 @@ def mlp(name: str, width: int = 256, layers: int = 8) -> onnx.ModelProto:
     return _model(graph)
 
 
+def cnn(
+    name: str, channels: tuple[int, int, int] = (128, 256, 256), classes: int = 10
+) -> onnx.ModelProto:
+    """OUTPUT = a small CNN's class scores on INPUT FP32 [batch, 1, 28, 28] (an MNIST-sized image).
+
+    Three 3x3 convolutions with ReLU (the first two followed by 2x2 max pooling), a global
+    average pool and a dense layer to `classes` scores: ~1 ms an image on one thread (of
+    the 2-core bench machine), the bench's model whose compute dwarfs the record work. Values are fixed (a seeded
+    generator), so a rebuild gives the same bytes.
+    """
+    rng = np.random.default_rng(28)
+    initializers, nodes, current, before = [], [], "INPUT", 1
+    for index, width in enumerate(channels):
+        weight = rng.standard_normal((width, before, 3, 3)) * np.sqrt(2.0 / (before * 9))
+        initializers += [
+            numpy_helper.from_array(weight.astype(np.float32), f"W{index}"),
+            numpy_helper.from_array(
+                (rng.standard_normal(width) * 0.01).astype(np.float32), f"B{index}"
+            ),
+        ]
+        conv = f"conv{index}"
+        nodes.append(
+            helper.make_node(
+                "Conv",
+                [current, f"W{index}", f"B{index}"],
+                [f"{conv}_out"],
+                name=conv,
+                kernel_shape=[3, 3],
+                pads=[1, 1, 1, 1],
+            )
+        )
+        nodes.append(
+            helper.make_node("Relu", [f"{conv}_out"], [f"{conv}_relu"], name=f"{conv}_relu")
+        )
+        current = f"{conv}_relu"
+        if index < len(channels) - 1:
+            nodes.append(
+                helper.make_node(
+                    "MaxPool",
+                    [current],
+                    [f"pool{index}"],
+                    name=f"pool{index}",
+                    kernel_shape=[2, 2],
+                    strides=[2, 2],
+                )
+            )
+            current = f"pool{index}"
+        before = width
+    dense = rng.standard_normal((before, classes)) * np.sqrt(1.0 / before)
+    initializers += [
+        numpy_helper.from_array(dense.astype(np.float32), "WD"),
+        numpy_helper.from_array(np.zeros(classes, np.float32), "BD"),
+    ]
+    nodes += [
+        helper.make_node("GlobalAveragePool", [current], ["gap"], name="gap"),
+        helper.make_node("Flatten", ["gap"], ["flat"], name="flatten", axis=1),
+        helper.make_node("Gemm", ["flat", "WD", "BD"], ["OUTPUT"], name="dense"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        name,
+        [helper.make_tensor_value_info("INPUT", TensorProto.FLOAT, ["batch", 1, 28, 28])],
+        [helper.make_tensor_value_info("OUTPUT", TensorProto.FLOAT, ["batch", classes])],
+        initializer=initializers,
+    )
+    return _model(graph)
+
+
 def _model(graph: onnx.GraphProto) -> onnx.ModelProto:
     model = helper.make_model(
         graph,
@@ -114,6 +182,7 @@ MODELS: dict[str, Callable[[], onnx.ModelProto]] = {
 
 BENCH_MODELS: dict[str, Callable[[], onnx.ModelProto]] = {
     "mlp256": lambda: mlp("mlp256"),
+    "cnn": lambda: cnn("cnn"),
 }
 """Built for `make bench` into bench/models/ (not committed: the bench builds them)."""
 BENCH_DIR = HERE.parents[1] / "bench" / "models"

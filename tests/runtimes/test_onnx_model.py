@@ -21,6 +21,9 @@ def _input_error(model, inputs) -> ModelInputError:
 def test_single_threaded_session() -> None:
     options = session_options()
     assert (options.intra_op_num_threads, options.inter_op_num_threads) == (1, 1)
+    # No busy-waiting thread pool on cores the loop, the broker and other workers share.
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert options.get_session_config_entry("session.inter_op.allow_spinning") == "0"
 
 
 def test_missing_input_lists_expected_and_given(example) -> None:
