@@ -12,10 +12,16 @@ of them grew past where it was read (a few µs a partition in tansu). When one d
 every cold partition is fetched again: the first record of a pipeline that was quiet
 is then followed at once by its next hops, which are cold too.
 
-`IdlePause` (idling.py) drives this: it calls `saw` with each chunk and `tick` after
-each poll while it is not pausing everything, and `warm` on anything that may bring
-records or moves positions (an assignment, a seek, a new subscription, a quiet spell
-ending). Nothing is skipped: a paused partition keeps its position. Partitions someone
+Which partitions brought records is read from the consumer's positions at each check
+(once a second at most): exact at any rate, for one C call. (Looking at one chunk every
+0.1 s, as before, missed busy partitions at low rates: at one HTTP caller on
+`examples/`, one record a chunk, ~1 in 4 chunks looked at, so partitions busy with
+every request went "cold", their next record warmed everything again, and the worker
+named all 168 partitions in its fetches most of the time.)
+
+`IdlePause` (idling.py) drives this: it calls `tick` after each poll while it is not
+pausing everything, and `warm` on anything that may bring records or moves positions
+(an assignment, a seek, a new subscription, a quiet spell ending). Nothing is skipped: a paused partition keeps its position. Partitions someone
 else holds paused (`held`: an overloaded model, draining) are neither paused nor
 resumed here.
 """
@@ -24,17 +30,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection
 
-from confluent_kafka import OFFSET_END, Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_END, Consumer, KafkaException, TopicPartition
 
 log = logging.getLogger("tensorflux.worker")
 
-LOOK_EVERY_S = 0.1
-"""How often a chunk's partitions are noted: reading every record's topic and partition
-costs ~0.3-0.5 µs each, a few % of a busy 1-step worker; a partition busy enough to matter
-shows up in the chunks looked at, and one missed only goes cold and comes back at the
-next probe."""
 Partition = tuple[str, int]
 LatestOffsets = Callable[[list[TopicPartition]], dict[Partition, int]]
 ReadUpTo = Callable[[list[TopicPartition]], dict[Partition, int] | None]
@@ -68,12 +69,14 @@ class ColdPartitions:
         self._since = clock()
         """A partition never seen since then counts as quiet from then."""
         self._last: dict[Partition, float] = {}
+        """When each partition's position was last seen to move."""
+        self._positions: dict[Partition, int] = {}
+        """Each partition's position at the last check."""
         self._cold: dict[Partition, int] = {}
         """Cold partitions and the offset each was read up to: a watermark above is news."""
         self._probe: list[TopicPartition] = []
         self._next_check = 0.0
         self._next_probe = 0.0
-        self._next_look = 0.0
         self.spells = 0
         """Times partitions went cold (tests read it; an assignment resumes them if any)."""
 
@@ -86,17 +89,6 @@ class ColdPartitions:
         """Fetch everything from now on (a draining worker)."""
         self._cold_after_s = 0.0
         self.warm()
-
-    def saw(self, messages: Iterable[Message], now: float) -> None:
-        """Records came on these partitions (error events, end of partition, do not count;
-        looked at once per `LOOK_EVERY_S`)."""
-        if self._cold_after_s <= 0 or now < self._next_look:
-            return
-        self._next_look = now + LOOK_EVERY_S
-        last = self._last
-        for message in messages:
-            if message.error() is None:
-                last[(message.topic(), message.partition())] = now  # type: ignore[index]
 
     def tick(self, now: float) -> None:
         """After a poll: probe the cold partitions when due, look for newly quiet ones."""
@@ -116,6 +108,7 @@ class ColdPartitions:
         now = self._clock()
         self._since = now
         self._last.clear()
+        self._positions.clear()
         self._next_check = now + min(1.0, self._cold_after_s / 2)
         if not self._cold:
             return
@@ -133,15 +126,19 @@ class ColdPartitions:
         self._cold, self._probe = {}, []
         self._since = self._clock()
         self._last.clear()
+        self._positions.clear()
 
     def _chill(self, now: float) -> None:
         since, last, cold_after = self._since, self._last, self._cold_after_s
-        if now - since < cold_after:
-            return  # nothing can have been quiet that long yet
         try:
             assignment = self._consumer.assignment()
+            moved = self._moved(assignment)
         except KafkaException:
             return
+        for key in moved:
+            last[key] = now
+        if now - since < cold_after:
+            return  # nothing can have been quiet that long yet
         held = self._held()
         quiet = [
             tp
@@ -165,6 +162,18 @@ class ColdPartitions:
             self._next_probe = now + self._probe_every_s
         self.spells += 1
         log.debug("%d quiet partitions paused while others are busy", len(quiet))
+
+    def _moved(self, assignment: list[TopicPartition]) -> list[Partition]:
+        """The partitions whose position moved since the last check (records consumed);
+        a partition's first position only counts from then on."""
+        positions, moved = self._positions, []
+        for tp in self._consumer.position(assignment):
+            key = (tp.topic, tp.partition)
+            before = positions.get(key)
+            if before is not None and tp.offset != before:
+                moved.append(key)
+            positions[key] = tp.offset
+        return moved
 
     def _news(self) -> bool:
         """Has any cold partition grown past where it was read? (Unsure counts as yes.)"""

@@ -191,9 +191,7 @@ class IdlePause:
             wake_fetchers(self._consumer)
         if records:
             self._busy()
-            now = self._last_activity
-            self.cold.saw(records, now)
-            self.cold.tick(now)
+            self.cold.tick(self._last_activity)
             return
         now = self._clock()
         if not self.paused:

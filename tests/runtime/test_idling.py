@@ -17,10 +17,11 @@ from collections.abc import Callable
 from types import SimpleNamespace
 
 import pytest
+from confluent_kafka import TopicPartition
 
 from engine.config import KafkaSettings, broker_kind
 from engine.messages import InferenceMessage
-from engine.runtime.idling import entry_topics
+from engine.runtime.idling import IdlePause, entry_topics
 from engine.runtime.settings import WorkerSettings
 
 from .helpers import (
@@ -170,3 +171,48 @@ def test_entry_topics_are_where_callers_and_other_pipelines_write():
         names.pipeline_outputs("b"),
         "someone.elses.topic",
     }
+
+
+def test_a_partition_that_brings_records_between_checks_never_goes_cold(
+    topic_factory, producer_factory, consumer_factory
+):
+    # One record a poll, several polls between two checks (one HTTP caller, a chain of
+    # pipelines): a partition counts as busy when its position moved, whichever poll
+    # brought its records (looking at one poll in 0.1 s took partition 1 for quiet).
+    topic = topic_factory(partitions=3)
+    producer = producer_factory()
+    consumer = consumer_factory(**{"auto.offset.reset": "earliest"})
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(3)])
+    clock = SimpleNamespace(now=0.0)
+    idle = IdlePause(
+        consumer,
+        lambda: {topic},
+        idle_after_s=0.0,
+        probe_every_s=0.1,
+        cold_after_s=5.0,
+        clock=lambda: clock.now,
+    )
+
+    def poll_one(partition: int) -> None:
+        deadline = time.monotonic() + DEADLINE_S
+        while True:
+            assert time.monotonic() < deadline, f"no record came on partition {partition}"
+            message = consumer.poll(0.2)
+            if message is not None and message.error() is None:
+                assert message.partition() == partition
+                idle.after_poll([message])
+                return
+            idle.after_poll([])
+
+    for second in range(12):
+        clock.now = float(second)
+        for partition in (0, 1):
+            producer.produce(topic, b"x", b"k", partition=partition)
+            producer.flush(10)
+            poll_one(partition)
+    assert idle.cold.cold == {(topic, 2)}, "only the quiet partition is paused"
+    producer.produce(topic, b"y", b"k", partition=2)
+    producer.flush(10)
+    clock.now += 0.2  # the probe is due: it finds the record, and the partition is fetched
+    poll_one(2)
+    assert not idle.cold.cold
