@@ -72,6 +72,8 @@ def _mutations():
 
 @settings(max_examples=400)
 @given(_mutations())
+# A flipped byte can make a double parameter NaN (found by hypothesis): NaN != NaN.
+@example(("request", b"\x02a\x00\x00\x02\x02p\x06\x00\x00\x00\x00\x00\x00\xf8\x7f\x00\x00\x00"))
 def test_fast_decoder_rejects_what_fastavro_rejects_and_agrees_on_the_rest(case):
     kind, payload = case
     fast, fast_error = _outcome(decode_avro, payload, kind)
@@ -85,7 +87,9 @@ def test_fast_decoder_rejects_what_fastavro_rejects_and_agrees_on_the_rest(case)
         assert isinstance(fast_error, MalformedPayload)
         assert "varint" in str(fast_error) or "union branch -" in str(fast_error)
     else:
-        assert fast == ref
+        # == cannot say for a NaN parameter: then what the two decodes write must
+        # be the same bytes (NaN's bits included).
+        assert fast == ref or reference_encode(fast) == reference_encode(ref)
 
 
 @settings(max_examples=500)
